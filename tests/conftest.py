@@ -1,0 +1,42 @@
+"""Shared test fixtures: the ../shared reference data and small generated datasets."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SHARED = Path(os.environ.get("SHARED_DIR", REPO.parent / "shared"))
+GOLDEN = SHARED / "golden"
+AUDIO = SHARED / "audio"
+
+
+def require_shared(path: Path) -> Path:
+    """Return `path`, or fail loudly in CI / skip elsewhere when the ../shared data is missing."""
+    if path.exists():
+        return path
+    message = f"{path} is missing: clone the repo with ../shared beside it (see README)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def golden() -> Path:
+    return require_shared(GOLDEN)
+
+
+@pytest.fixture(scope="session")
+def audio_dir() -> Path:
+    return require_shared(AUDIO)
+
+
+@pytest.fixture(autouse=True)
+def _offline_wandb(monkeypatch, tmp_path):
+    """Real wandb, but never online from a test."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
