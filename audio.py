@@ -1,0 +1,213 @@
+"""Audio loading shared by every script: any common file -> 16 kHz mono float32, plus fixed-length cuts.
+
+Decoding policy (what `load_audio` does, in order):
+
+1. `soundfile` (libsndfile: wav, flac, ogg/vorbis/opus, mp3, aiff, ...) reads the file as float32. A format
+   libsndfile does not know (m4a/aac, wma, webm, ...) falls back to `audioread` (ffmpeg), 16-bit PCM.
+2. Several channels are downmixed by their mean; any other sample rate is resampled to 16 kHz with soxr
+   (quality "HQ", output length ceil(n * 16000 / sr)). This is what `librosa.load(path, sr=16000)`, the
+   reference's loader, returns, sample for sample.
+3. No amplitude normalization (the reference feeds the raw waveform).
+
+A file is rejected with an `AudioError` whose message is the per-file reason when it is missing, empty,
+undecodable, truncated or corrupt (decoding stops before the length its header declares: such a file is
+*rejected*, never scored from its decodable prefix, so a damaged file cannot pass as a complete one), shorter
+than `MIN_DURATION_S` (0.1 s: less than that holds no speech, and tiling it to 4 s makes a buzz), or holds
+NaN/inf samples. Silence is accepted (the model's score stays finite); callers may flag it with `is_silent`.
+
+Huge files are capped: at most `MAX_DURATION_S` (600 s) is decoded, so memory and time stay bounded;
+`AudioInfo.capped` says when that happened (the scorer writes it into the file's note). The model itself
+sees `NB_SAMP` samples per window: the head of the file by default (`pad_or_crop`, the reference's rule),
+or overlapping windows (`windows`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 16000
+NB_SAMP = 64600  # ~4.04 s: the fixed model input length of the reference
+MIN_DURATION_S = 0.1  # shorter files are rejected as "too short"
+MAX_DURATION_S = 600.0  # at most this much of a file is decoded (the rest is ignored, with a note)
+DEFAULT_HOP = NB_SAMP // 2  # window hop for long files: 50 % overlap
+
+
+class AudioError(Exception):
+    """A file that cannot be used; the message is the per-file reason shown to the user."""
+
+
+@dataclass
+class AudioInfo:
+    """How long the file is and how much of it `load_audio` returned."""
+
+    duration_s: float  # the whole file, as far as known (header or decoded length)
+    loaded_s: float  # the returned audio
+
+    @property
+    def capped(self) -> bool:
+        """True when only the head of the file was decoded (`max_duration` was reached)."""
+        return self.duration_s > self.loaded_s + 1 / SAMPLE_RATE
+
+
+def load_audio(
+    path: str | os.PathLike,
+    *,
+    max_duration: float | None = MAX_DURATION_S,
+    return_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, AudioInfo]:
+    """Decode `path` to float32 mono at `SAMPLE_RATE`; raise `AudioError` with the reason if it is unusable.
+
+    At most `max_duration` seconds are decoded (None = all): pass `NB_SAMP / SAMPLE_RATE` when only the head
+    is needed. With `return_info`, also return an `AudioInfo` (full and loaded duration).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError("file not found")
+    if path.is_dir():
+        raise AudioError("is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError("empty file (0 bytes)")
+
+    try:
+        x, sr, declared_s = _read_soundfile(path, max_duration)
+    except _UnknownFormatError:
+        x, sr, declared_s = _read_audioread(path, max_duration)
+
+    if x.shape[0] == 0:
+        raise AudioError("no audio samples (empty stream)")
+    if not np.isfinite(x).all():
+        raise AudioError("corrupt samples (NaN or inf in the decoded audio)")
+
+    mono = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
+    if sr != SAMPLE_RATE:
+        mono = resample(mono, sr)
+    if max_duration is not None:
+        mono = mono[: math.ceil(max_duration * SAMPLE_RATE)]
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+
+    loaded_s = len(mono) / SAMPLE_RATE
+    if loaded_s < MIN_DURATION_S:
+        raise AudioError(f"too short: {loaded_s:.3f} s (minimum {MIN_DURATION_S} s)")
+    if return_info:
+        return mono, AudioInfo(duration_s=max(declared_s, loaded_s), loaded_s=loaded_s)
+    return mono
+
+
+def resample(x: np.ndarray, sr: int) -> np.ndarray:
+    """Resample mono `x` from `sr` to `SAMPLE_RATE` with soxr HQ, length ceil(n * ratio) as librosa does."""
+    y = soxr.resample(x, sr, SAMPLE_RATE, quality="HQ")
+    n_out = math.ceil(len(x) * SAMPLE_RATE / sr)
+    if len(y) < n_out:
+        y = np.pad(y, (0, n_out - len(y)))
+    return y[:n_out]
+
+
+def is_silent(x: np.ndarray) -> bool:
+    """True for digital silence (every sample zero)."""
+    return not np.any(x)
+
+
+def pad_or_crop(x: np.ndarray, n: int = NB_SAMP) -> np.ndarray:
+    """The reference's fixed-length rule: keep the first `n` samples; shorter audio is tiled to `n`."""
+    if len(x) >= n:
+        return x[:n]
+    reps = n // len(x) + 1
+    return np.tile(x, reps)[:n]
+
+
+def windows(x: np.ndarray, n: int = NB_SAMP, hop: int = DEFAULT_HOP) -> tuple[np.ndarray, np.ndarray]:
+    """Cut `x` into overlapping windows of `n` samples every `hop` samples.
+
+    Returns (windows (W, n) float32, start times in seconds (W,)). Audio of at most `n` samples gives one
+    window (`pad_or_crop`); otherwise the windows start at 0, hop, 2*hop, ... and, when the last one would
+    stop short of the end, one more window ends exactly at the end, so every sample is covered and no window
+    is padded.
+    """
+    if hop <= 0:
+        raise ValueError(f"hop must be positive, got {hop}")
+    if len(x) <= n:
+        return pad_or_crop(x, n)[None, :], np.zeros(1)
+    starts = list(range(0, len(x) - n + 1, hop))
+    if starts[-1] + n < len(x):
+        starts.append(len(x) - n)
+    stacked = np.stack([x[s : s + n] for s in starts])
+    return stacked, np.asarray(starts, dtype=np.float64) / SAMPLE_RATE
+
+
+class _UnknownFormatError(Exception):
+    """libsndfile does not recognise the container: try the ffmpeg-based fallback."""
+
+
+def _read_soundfile(path: Path, max_duration: float | None) -> tuple[np.ndarray, int, float]:
+    """(frames (N, C) float32, native rate, declared duration in s) via libsndfile."""
+    try:
+        info = sf.info(str(path))
+    except sf.LibsndfileError as err:
+        raise _UnknownFormatError from err
+    if info.samplerate <= 0 or info.frames <= 0:
+        raise AudioError("no audio samples (header declares 0 frames)")
+    frames = -1 if max_duration is None else _native_frames(max_duration, info.samplerate)
+    try:
+        x, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        declared = info.frames / info.samplerate
+        reason = str(err).splitlines()[0].removeprefix("Error : ").strip()
+        raise AudioError(
+            f"truncated or corrupt: decoding failed ({reason}); the header declares {declared:.2f} s"
+        ) from err
+    expected = info.frames if frames < 0 else min(frames, info.frames)
+    if len(x) < expected - sr // 100:
+        raise AudioError(
+            f"truncated or corrupt: decoded {len(x) / sr:.2f} s but the header declares "
+            f"{info.frames / sr:.2f} s"
+        )
+    return x, sr, info.frames / info.samplerate
+
+
+def _read_audioread(path: Path, max_duration: float | None) -> tuple[np.ndarray, int, float]:
+    """(frames (N, C) float32, native rate, declared duration in s) via audioread (ffmpeg), 16-bit PCM."""
+    with warnings.catch_warnings():  # audioread imports aifc/audioop/sunau, deprecated in Python 3.11+
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioread  # a librosa dependency; imported here because most files never need it
+
+    try:
+        with audioread.audio_open(str(path)) as f:
+            sr, channels, declared = f.samplerate, f.channels, float(f.duration or 0.0)
+            limit = None if max_duration is None else _native_frames(max_duration, sr) * channels
+            chunks, n = [], 0
+            for buf in f:
+                chunk = np.frombuffer(buf, dtype="<i2")
+                chunks.append(chunk)
+                n += len(chunk)
+                if limit is not None and n >= limit:
+                    break
+    except (audioread.NoBackendError, EOFError) as err:
+        raise AudioError(f"not a decodable audio file ({path.suffix or 'no extension'})") from err
+    except Exception as err:  # noqa: BLE001 - ffmpeg failures surface as several exception types
+        raise AudioError(f"decoding failed: {type(err).__name__}: {err}".strip()) from err
+    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype="<i2")
+    pcm = pcm[: len(pcm) - len(pcm) % channels]
+    if limit is not None:
+        pcm = pcm[:limit]
+    x = (pcm.astype(np.float32) / 32768.0).reshape(-1, channels)
+    decoded = len(x) / sr
+    complete = limit is not None and len(pcm) >= limit
+    # ffmpeg reports the header duration rounded to 0.1 s: allow that much (and codec priming) of slack.
+    if not complete and declared > 0 and decoded < 0.95 * declared - 0.2:
+        raise AudioError(
+            f"truncated or corrupt: decoded {decoded:.2f} s but the header declares {declared:.2f} s"
+        )
+    return x, sr, max(declared, decoded)
+
+
+def _native_frames(seconds: float, sr: int) -> int:
+    """Native-rate frames to read for `seconds` of output (+ 50 ms so the resampler sees past the end)."""
+    return int(math.ceil(seconds * sr)) + (0 if sr == SAMPLE_RATE else sr // 20)

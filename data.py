@@ -1,0 +1,251 @@
+"""Dataset layouts -> a list of `Item(path, label)`, shared by evaluation, fine-tuning and scoring.
+
+Labels are the strings "real" (bona fide) and "fake" (spoof); the model's class indices come from
+`model.LABEL_TO_INDEX`. Formats (`--format`, or "auto" to detect from the folder):
+
+- `folder`: any folder where each file sits under a directory named `real/` or `fake/` (any depth, any
+  case; the nearest such directory wins).
+- `for`: Fake-or-Real, `ROOT/{training,validation,testing}/{real,fake}/...`; split = the FoR folder
+  (default testing).
+- `asvspoof2019`: ASVspoof 2019 LA; protocol
+  `ROOT/ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.SPLIT.tr?.txt` with lines
+  `SPEAKER UTT - ATTACK KEY` (key bonafide/spoof), audio `ROOT/ASVspoof2019_LA_SPLIT/flac/UTT.flac`;
+  split = train / dev / eval (default eval).
+- `asvspoof2021`: ASVspoof 2021 LA or DF keys, `ROOT/.../CM/trial_metadata.txt` (column 2 the trial,
+  6 the key, 8 the phase), audio `ROOT/ASVspoof2021_{LA,DF}_eval/flac/TRIAL.flac`; split = the phase
+  kept (default eval, as in the official scoring).
+- `in_the_wild`: In-the-Wild, `ROOT/meta.csv` (`file,speaker,label`, labels bona-fide/spoof) and `ROOT/FILE`.
+- `csv`: a CSV file whose header holds `path,label` (paths relative to the CSV's folder).
+
+Missing audio files are kept as items: the scorer records "file not found" for them.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMATS = ("folder", "for", "asvspoof2019", "asvspoof2021", "in_the_wild", "csv")
+AUDIO_EXTENSIONS = (
+    ".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".aif", ".aiff", ".au", ".webm", ".mp4",
+)  # fmt: skip
+FOR_SPLITS = ("training", "validation", "testing")
+
+# Label spellings used by the supported datasets, mapped to the project's two labels.
+_LABEL_ALIASES = {
+    "real": "real", "bonafide": "real", "bona-fide": "real", "bona fide": "real", "genuine": "real",
+    "fake": "fake", "spoof": "fake", "spoofed": "fake", "deepfake": "fake",
+}  # fmt: skip
+_SPLIT_ALIASES = {"train": "train", "training": "train", "dev": "dev", "validation": "dev", "eval": "eval",
+                  "testing": "eval", "test": "eval"}  # fmt: skip
+
+
+@dataclass
+class Item:
+    """One audio file and its label: "real", "fake", or None (unknown, e.g. files to score)."""
+
+    path: str
+    label: str | None = None
+
+
+def normalize_label(label: str) -> str:
+    """Map a dataset's label spelling ("bonafide", "spoof", ...) to "real" / "fake"; ValueError otherwise."""
+    key = label.strip().lower()
+    if key not in _LABEL_ALIASES:
+        raise ValueError(f"unknown label {label!r}: use 'real' or 'fake' (or bonafide/spoof)")
+    return _LABEL_ALIASES[key]
+
+
+def load_dataset(root: str | os.PathLike, format: str = "auto", split: str | None = None) -> list[Item]:
+    """Read the dataset at `root` (a folder, or a CSV file for `csv`) in `format` ("auto" = detect).
+
+    `split` picks FoR's training/validation/testing (default testing), ASVspoof 2019's train/dev/eval (default
+    eval; FoR names are accepted too) or ASVspoof 2021's phase (default eval). Raises FileNotFoundError or
+    ValueError with a message saying what was expected.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"{root} does not exist: pass a dataset folder or a CSV file with path,label")
+    if format == "auto":
+        format = detect_format(root)
+    loaders = {
+        "folder": lambda: _load_folder(root),
+        "for": lambda: _load_for(root, split or "testing"),
+        "asvspoof2019": lambda: _load_asvspoof2019(root, split or "eval"),
+        "asvspoof2021": lambda: _load_asvspoof2021(root, split or "eval"),
+        "in_the_wild": lambda: _load_in_the_wild(root),
+        "csv": lambda: _load_csv(root),
+    }
+    if format not in loaders:
+        raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)} or auto")
+    items = loaders[format]()
+    if not items:
+        raise ValueError(f"no labelled audio files found in {root} (format {format})")
+    return items
+
+
+def detect_format(root: str | os.PathLike) -> str:
+    """Guess the layout of `root` (see the module docstring); ValueError when nothing matches."""
+    root = Path(root)
+    if root.is_file():
+        if root.suffix.lower() == ".csv":
+            return "in_the_wild" if _csv_header(root)[:3] == ["file", "speaker", "label"] else "csv"
+        raise ValueError(f"{root} is a file: pass a dataset folder, or a .csv file with path,label columns")
+    if (root / "meta.csv").is_file():
+        return "in_the_wild"
+    if _find(root, "ASVspoof2019.LA.cm.*.tr?.txt"):
+        return "asvspoof2019"
+    if _find(root, "trial_metadata.txt"):
+        return "asvspoof2021"
+    if any((root / s).is_dir() for s in FOR_SPLITS):
+        return "for"
+    if _has_label_dirs(root):
+        return "folder"
+    raise ValueError(
+        f"cannot tell the dataset layout of {root}: expected real/ and fake/ folders, FoR "
+        "training|validation|testing folders, an ASVspoof protocol or keys file, or meta.csv "
+        f"(In-the-Wild). Name it with --format ({', '.join(FORMATS)})."
+    )
+
+
+def list_audio_files(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Expand files, folders (recursively), glob patterns and list files (.txt/.lst, one path a line).
+
+    Returns unique paths in the given order (folders sorted). A path that matches nothing raises
+    FileNotFoundError, so a typo is not mistaken for an empty input.
+    """
+    found: list[str] = []
+    for spec in paths:
+        spec = str(spec)
+        p = Path(spec)
+        if p.is_dir():
+            found += [str(f) for f in sorted(p.rglob("*")) if f.is_file() and _is_audio(f)]
+        elif p.is_file() and p.suffix.lower() in (".txt", ".lst"):
+            for line in p.read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    found.append(str(p.parent / line) if not Path(line).is_absolute() else line)
+        elif p.is_file():
+            found.append(spec)
+        elif glob.has_magic(spec):
+            matches = sorted(glob.glob(spec, recursive=True))
+            if not matches:
+                raise FileNotFoundError(f"no file matches {spec!r}")
+            found += [m for m in matches if Path(m).is_file()]
+        else:
+            raise FileNotFoundError(f"{spec} does not exist")
+    return list(dict.fromkeys(found))
+
+
+def _is_audio(path: Path) -> bool:
+    return path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+def _find(root: Path, pattern: str, max_depth: int = 3) -> list[Path]:
+    """Files named `pattern` at most `max_depth` folders below `root` (protocols sit near the top)."""
+    hits: list[Path] = []
+    for depth in range(max_depth + 1):
+        hits += sorted(root.glob("/".join(["*"] * depth + [pattern])))
+    return hits
+
+
+def _has_label_dirs(root: Path) -> bool:
+    return any(d.is_dir() and d.name.lower() in ("real", "fake") for d in root.iterdir()) or any(
+        d.is_dir() and d.name.lower() in ("real", "fake") for d in root.glob("*/*")
+    )
+
+
+def _load_folder(root: Path) -> list[Item]:
+    items = []
+    for f in sorted(root.rglob("*")):
+        if not (f.is_file() and _is_audio(f)):
+            continue
+        # The nearest enclosing real/ or fake/ folder gives the label.
+        parts = [p.lower() for p in f.relative_to(root).parts[:-1]]
+        labels = [p for p in parts if p in ("real", "fake")]
+        if labels:
+            items.append(Item(str(f), labels[-1]))
+    return items
+
+
+def _load_for(root: Path, split: str) -> list[Item]:
+    if split not in FOR_SPLITS:
+        raise ValueError(f"FoR split must be one of {', '.join(FOR_SPLITS)}, got {split!r}")
+    split_dir = root / split
+    if not split_dir.is_dir():
+        raise FileNotFoundError(
+            f"{split_dir} not found: FoR expects {root}/{{{','.join(FOR_SPLITS)}}}/real|fake"
+        )
+    return _load_folder(split_dir)
+
+
+def _load_asvspoof2019(root: Path, split: str) -> list[Item]:
+    if split not in _SPLIT_ALIASES:
+        raise ValueError(f"ASVspoof 2019 split must be train, dev or eval, got {split!r}")
+    split = _SPLIT_ALIASES[split]
+    protocols = _find(root, f"ASVspoof2019.LA.cm.{split}.tr?.txt")
+    if not protocols:
+        raise FileNotFoundError(f"no ASVspoof2019.LA.cm.{split}.tr?.txt protocol under {root}")
+    protocol = protocols[0]
+    flac_dirs = _find(root, f"ASVspoof2019_LA_{split}/flac")
+    flac_dir = flac_dirs[0] if flac_dirs else protocol.parent.parent / f"ASVspoof2019_LA_{split}" / "flac"
+    items = []
+    for fields in _read_columns(protocol, min_columns=5):
+        items.append(Item(str(flac_dir / f"{fields[1]}.flac"), normalize_label(fields[4])))
+    return items
+
+
+def _load_asvspoof2021(root: Path, phase: str) -> list[Item]:
+    keys = _find(root, "trial_metadata.txt", max_depth=4)
+    if not keys:
+        raise FileNotFoundError(f"no keys/.../CM/trial_metadata.txt under {root}")
+    rows = [f for f in _read_columns(keys[0], min_columns=8) if f[7] == phase]
+    if not rows:
+        raise ValueError(f"{keys[0]} has no trials in phase {phase!r} (phases: progress, eval, hidden_track)")
+    # The audio folder: ASVspoof2021_LA_eval/flac or ASVspoof2021_DF_eval[_part00]/flac (merged), or flac/.
+    first = f"{rows[0][1]}.flac"
+    candidates = [d for d in _find(root, "flac") if d.is_dir()] + [root]
+    flac_dir = next((d for d in candidates if (d / first).exists()), candidates[0])
+    return [Item(str(flac_dir / f"{f[1]}.flac"), normalize_label(f[5])) for f in rows]
+
+
+def _load_in_the_wild(root: Path) -> list[Item]:
+    meta = root if root.is_file() else root / "meta.csv"
+    items = []
+    with open(meta, newline="") as f:
+        for row in csv.DictReader(f):
+            items.append(Item(str(meta.parent / row["file"]), normalize_label(row["label"])))
+    return items
+
+
+def _load_csv(path: Path) -> list[Item]:
+    header = _csv_header(path)
+    if "path" not in header or "label" not in header:
+        raise ValueError(f"{path} needs a header with 'path' and 'label' columns, found {header}")
+    items = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            p = Path(row["path"])
+            items.append(Item(str(p if p.is_absolute() else path.parent / p), normalize_label(row["label"])))
+    return items
+
+
+def _csv_header(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return [h.strip().lower() for h in next(csv.reader(f), [])]
+
+
+def _read_columns(path: Path, min_columns: int) -> list[list[str]]:
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < min_columns:
+            raise ValueError(f"{path}:{n}: expected at least {min_columns} columns, got {line!r}")
+        rows.append(fields)
+    return rows
