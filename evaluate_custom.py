@@ -1,0 +1,158 @@
+"""Score a labelled real/fake dataset with a checkpoint and report AUC and EER (positive class = real).
+
+    python evaluate_custom.py --data DIR --checkpoint la --out-dir runs/eval_la
+    python evaluate_custom.py --data ASVspoof2019/LA --format asvspoof2019 --split eval --checkpoint aasist \\
+        --out-dir runs/aasist_la19
+    torchrun --nproc_per_node 4 evaluate_custom.py --data DIR --checkpoint la --out-dir runs/eval_la
+
+Writes into --out-dir: scores.csv (path,label,score,p_fake,status,duration_s,scored_s,n_windows,note,windows;
+written as it goes, so --resume finishes an interrupted run), metrics.json (auc, eer, eer_threshold, 95 %
+bootstrap intervals, counts, skipped files by reason, positive class and score direction), roc.png,
+det.png, score_hist.png and args.json; prints one summary line. score = the real-class logit (higher = more
+real), p_fake = softmax probability of fake. Unreadable files are skipped with their reason in `status`
+and counted; the exit status is 0 whenever metrics could be computed (see metrics.json's n_skipped), 1 when
+no metrics could be computed (e.g. every file of a class failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import distributed as dist
+import scoring
+from audio import DEFAULT_HOP, MAX_DURATION_S
+from data import FORMATS, load_dataset
+from utils import atomic_write_text, init_wandb, set_seed
+
+DEFAULT_CHECKPOINT = "la"  # registry name of the reference LA_model.pth (see pretrained/README.md)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Flag defaults in --help, and the module docstring as written."""
+
+
+def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    p.add_argument(
+        "--data", required=True, help="dataset folder, or a CSV file (path,label) / In-the-Wild meta.csv"
+    )
+    p.add_argument(
+        "--format", default="auto", choices=("auto", *FORMATS), help="dataset layout (see data.py)"
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        help="FoR: training|validation|testing (default testing); ASVspoof 2019: train|dev|eval; "
+        "ASVspoof 2021: the phase (default eval)",
+    )
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="checkpoint file or registry name")
+    p.add_argument(
+        "--out-dir", type=Path, required=True, help="run folder for scores.csv, metrics.json, plots"
+    )
+    p.add_argument(
+        "--window",
+        action="store_true",
+        help="score whole files as overlapping 4.04 s windows (mean logit) instead of the "
+        "reference's first 4.04 s",
+    )
+    p.add_argument(
+        "--hop", type=float, default=DEFAULT_HOP / 16000, help="window hop in seconds (with --window)"
+    )
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        default=MAX_DURATION_S,
+        help="with --window, score at most this many seconds of each file",
+    )
+    p.add_argument("--batch-size", type=int, default=16, help="model inputs per forward pass")
+    p.add_argument("--workers", type=int, default=scoring.default_workers(), help="decoding worker processes")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument(
+        "--amp", default="auto", choices=scoring.AMP_CHOICES, help="auto = bf16 autocast on CUDA, fp32 on CPU"
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (pays off on large GPU runs)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="keep the rows of an existing scores.csv, score the rest"
+    )
+    p.add_argument("--limit", type=int, default=None, help="score only the first N files (smoke runs)")
+    p.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals (0 = off)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--wandb",
+        default="auto",
+        choices=("auto", "online", "offline", "disabled"),
+        help="auto = online if WANDB_API_KEY is set, else offline into OUT_DIR/wandb",
+    )
+    p.add_argument("--wandb-project", default="ssl-aasist-eval")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> dict:
+    """Run the evaluation; returns the metrics (rank 0) or {} (other torchrun ranks)."""
+    from model import load_model  # imported late so --help stays fast
+
+    dist.init()
+    set_seed(args.seed)
+    try:
+        items = load_dataset(args.data, format=args.format, split=args.split)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    if args.limit is not None:
+        items = items[: args.limit]
+    model, info = load_model(args.checkpoint, map_location="cpu")
+    calibration = info.get("calibration") or {}
+    if dist.is_main():
+        n_real = sum(i.label == "real" for i in items)
+        print(
+            f"{len(items)} files ({n_real} real, {len(items) - n_real} fake) from {args.data}; "
+            f"checkpoint {info['source']} ({info['arch']}, {info['format']})"
+        )
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out_dir / "args.json", json.dumps(vars(args), indent=2, default=str) + "\n")
+    wandb_run = None
+    if dist.is_main():
+        wandb_run = init_wandb(args.wandb_project, args.out_dir, vars(args), mode=args.wandb)
+    metrics = scoring.evaluate(
+        model,
+        items,
+        args.out_dir,
+        n_bootstrap=args.bootstrap,
+        threshold=calibration.get("threshold"),
+        wandb_run=wandb_run,
+        extra={
+            "checkpoint": info["source"],
+            "arch": info["arch"],
+            "checkpoint_format": info["format"],
+            "data": str(args.data),
+            "calibration": calibration or None,
+        },
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=args.device,
+        window=args.window,
+        hop=round(args.hop * 16000),
+        max_duration=args.max_duration,
+        resume=args.resume,
+        compile=args.compile,
+        amp=args.amp,
+    )
+    if wandb_run is not None:
+        wandb_run.finish()
+    dist.cleanup()
+    return metrics
+
+
+if __name__ == "__main__":
+    result = main(parse_args())
+    sys.exit(1 if dist.is_main() and result.get("auc") is None else 0)

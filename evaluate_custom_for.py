@@ -1,0 +1,99 @@
+"""Evaluate the FoR-fine-tuned checkpoint on a labelled dataset and compare it with the LA model's run.
+
+    python evaluate_custom.py --data DIR --checkpoint la --out-dir runs/eval_la          # the LA model first
+    python evaluate_custom_for.py --data DIR --out-dir runs/eval_for --compare runs/eval_la
+
+The same evaluation as evaluate_custom.py (every option and output is the same; see its --help), with the
+fine-tuned FoR checkpoint (fine_tune_for.py's best.pt) as the default --checkpoint. With --compare RUN, it
+prints the LA run's metrics (RUN/metrics.json) and this run's side by side with the change, and writes them
+to OUT_DIR/comparison.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import distributed as dist
+import evaluate_custom
+from utils import atomic_write_text
+
+FOR_CHECKPOINT = "runs/fine_tune_for/best.pt"  # fine_tune_for.py's default run folder
+
+
+def build_parser():
+    p = evaluate_custom.build_parser(__doc__)
+    p.set_defaults(checkpoint=FOR_CHECKPOINT)
+    p.add_argument(
+        "--compare", type=Path, default=None, help="run folder of the LA evaluation to compare with"
+    )
+    return p
+
+
+def parse_args(argv: list[str] | None = None):
+    return build_parser().parse_args(argv)
+
+
+def main(args) -> dict:
+    if args.compare is not None and not (args.compare / "metrics.json").is_file():
+        sys.exit(
+            f"error: {args.compare}/metrics.json not found: "
+            f"run evaluate_custom.py --out-dir {args.compare} first"
+        )
+    if args.checkpoint == FOR_CHECKPOINT and not Path(FOR_CHECKPOINT).is_file():
+        sys.exit(
+            f"error: {FOR_CHECKPOINT} not found: fine-tune first (fine_tune_for.py) or pass --checkpoint"
+        )
+    metrics = evaluate_custom.main(args)
+    if args.compare is not None and dist.is_main():
+        baseline = json.loads((args.compare / "metrics.json").read_text())
+        table, rows = compare(baseline, metrics)
+        print(table)
+        comparison = {"baseline": str(args.compare), "run": str(args.out_dir), "rows": rows}
+        atomic_write_text(args.out_dir / "comparison.json", json.dumps(comparison, indent=2) + "\n")
+    return metrics
+
+
+def compare(before: dict, after: dict) -> tuple[str, list[dict]]:
+    """Side-by-side text table of two metrics.json dicts (LA run, FoR run) and its rows as dicts."""
+
+    def pct(m, key):
+        return None if m.get(key) is None else 100 * m[key]
+
+    def ci(m, key, scale):
+        lo_hi = m.get(f"{key}_ci95")
+        return "" if not lo_hi else f" [{scale * lo_hi[0]:.3g}, {scale * lo_hi[1]:.3g}]"
+
+    specs = [
+        ("AUC", lambda m: m.get("auc"), lambda m: ci(m, "auc", 1), ".4f"),
+        ("EER (%)", lambda m: pct(m, "eer"), lambda m: ci(m, "eer", 100), ".2f"),
+        ("EER threshold", lambda m: m.get("eer_threshold"), lambda m: "", ".3f"),
+        ("real files", lambda m: m.get("n_real"), lambda m: "", "d"),
+        ("fake files", lambda m: m.get("n_fake"), lambda m: "", "d"),
+        ("skipped files", lambda m: m.get("n_skipped"), lambda m: "", "d"),
+    ]
+    rows, lines = [], []
+    header = f"{'':16}{'LA run':>28}{'FoR run':>28}{'change':>12}"
+    lines += [header, "-" * len(header)]
+    for name, get, interval, spec in specs:
+        a, b = get(before), get(after)
+        change = None if a is None or b is None else b - a
+        rows.append({"metric": name, "before": a, "after": b, "change": change})
+        cell_a = "n/a" if a is None else f"{a:{spec}}{interval(before)}"
+        cell_b = "n/a" if b is None else f"{b:{spec}}{interval(after)}"
+        cell_c = "" if change is None else f"{change:+{spec}}"
+        lines.append(f"{name:16}{cell_a:>28}{cell_b:>28}{cell_c:>12}")
+    lines.append(f"checkpoints: {before.get('checkpoint')} -> {after.get('checkpoint')}")
+    if before.get("data") != after.get("data") or before.get("n_files") != after.get("n_files"):
+        lines.append(
+            f"warning: the runs scored different data ({before.get('data')}, {before.get('n_files')} files "
+            f"vs {after.get('data')}, {after.get('n_files')} files): not a like-for-like comparison"
+        )
+    lines.append("positive class = real; higher score = more real; a lower EER and a higher AUC are better")
+    return "\n".join(lines), rows
+
+
+if __name__ == "__main__":
+    result = main(parse_args())
+    sys.exit(1 if dist.is_main() and result.get("auc") is None else 0)

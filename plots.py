@@ -1,0 +1,105 @@
+"""ROC, DET and score-histogram PNGs of a scores.csv (positive class = real, higher score = more real)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.stats import norm  # noqa: E402
+
+from utils import det_curve  # noqa: E402
+
+PLOT_FILES = ("roc.png", "det.png", "score_hist.png")
+
+
+def save_all(scores_csv: str | os.PathLike, out_dir: str | os.PathLike, metrics: dict) -> list[str]:
+    """Write the three plots into `out_dir`; returns their file names (none when a class is missing)."""
+    from scoring import read_scores
+
+    rows = [r for r in read_scores(scores_csv) if r["status"] == "ok"]
+    real = np.array([r["score"] for r in rows if r["label"] == "real"])
+    fake = np.array([r["score"] for r in rows if r["label"] == "fake"])
+    if len(real) == 0 or len(fake) == 0:
+        return []
+    out_dir = Path(out_dir)
+    frr, far, _ = det_curve(real, fake)
+    title = f"AUC {metrics['auc']:.4f}, EER {100 * metrics['eer']:.2f} % ({len(real)} real, {len(fake)} fake)"
+    plot_roc(frr, far, metrics, title, out_dir / "roc.png")
+    plot_det(frr, far, metrics, title, out_dir / "det.png")
+    plot_hist(real, fake, metrics, title, out_dir / "score_hist.png")
+    return list(PLOT_FILES)
+
+
+def plot_roc(frr: np.ndarray, far: np.ndarray, metrics: dict, title: str, path: Path) -> None:
+    """True-positive rate (real accepted) against false-positive rate (fake accepted)."""
+    fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
+    ax.plot(far, 1 - frr, lw=1.5, label=f"ROC (AUC {metrics['auc']:.4f})")
+    ax.plot([0, 1], [0, 1], ls=":", color="0.6", label="chance")
+    ax.plot(
+        [metrics["eer"]],
+        [1 - metrics["eer"]],
+        "o",
+        color="tab:red",
+        label=f"EER {100 * metrics['eer']:.2f} %",
+    )
+    ax.set(
+        xlabel="false positive rate (fake accepted as real)",
+        ylabel="true positive rate (real accepted)",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title=title,
+    )
+    ax.title.set_fontsize(9)
+    ax.legend(loc="lower right")
+    _save(fig, path)
+
+
+def plot_det(frr: np.ndarray, far: np.ndarray, metrics: dict, title: str, path: Path) -> None:
+    """DET curve on probit axes: miss rate (real rejected) against false alarm rate (fake accepted)."""
+    eps = 1e-4  # probit(0) is -inf: clip the rates to [0.01 %, 99.99 %]
+    fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
+    ax.plot(norm.ppf(np.clip(far, eps, 1 - eps)), norm.ppf(np.clip(frr, eps, 1 - eps)), lw=1.5)
+    eer = norm.ppf(np.clip(metrics["eer"], eps, 1 - eps))
+    ax.plot([eer], [eer], "o", color="tab:red", label=f"EER {100 * metrics['eer']:.2f} %")
+    ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99])
+    ax.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    ax.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    lim = norm.ppf([0.0005, 0.995])
+    ax.set(xlim=lim, ylim=lim, title=title)
+    ax.set(xlabel="false alarm rate, fake accepted (%)", ylabel="miss rate, real rejected (%)")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right")
+    _save(fig, path)
+
+
+def plot_hist(real: np.ndarray, fake: np.ndarray, metrics: dict, title: str, path: Path) -> None:
+    """Score distributions per class with the EER threshold."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    bins = np.histogram_bin_edges(
+        np.concatenate([real, fake]), bins=min(50, max(10, (len(real) + len(fake)) // 10))
+    )
+    ax.hist(real, bins=bins, alpha=0.6, color="tab:green", label=f"real ({len(real)})")
+    ax.hist(fake, bins=bins, alpha=0.6, color="tab:red", label=f"fake ({len(fake)})")
+    ax.axvline(
+        metrics["eer_threshold"],
+        color="black",
+        ls="--",
+        lw=1,
+        label=f"EER threshold {metrics['eer_threshold']:.3f}",
+    )
+    ax.set(xlabel="score = real-class logit (higher = more real)", ylabel="files", title=title)
+    ax.title.set_fontsize(9)
+    ax.legend()
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

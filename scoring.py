@@ -1,0 +1,470 @@
+"""Batch scoring and evaluation: files -> scores.csv -> metrics.json + plots.
+
+    rows = score_items(model, items, out_csv="run/scores.csv")  # any items; labels may be None
+    metrics = evaluate(model, items, "run")  # labelled items: scores.csv, metrics.json, plots
+
+Pipeline: a `torch.utils.data.DataLoader` decodes files in worker processes (`audio.load_audio`), the main
+process runs batches through the model (bf16 autocast on CUDA, fp32 on CPU unless asked, optional
+`torch.compile`), and every finished batch is appended to scores.csv and flushed, so an interrupted run keeps
+what it scored and `resume=True` scores only the rest. Under `torchrun` the files are sharded across ranks
+and rank 0 gathers each round of batches and writes the file (nothing scored twice, nothing lost).
+
+What the model sees per file:
+- default (`window=False`), the reference's rule: the first `NB_SAMP` samples (4.04 s), shorter files tiled.
+  A longer file gets the note "cropped: ..." (its `duration_s` says how long it was).
+- `window=True`: overlapping windows of `NB_SAMP` samples every `hop` samples (default 50 % overlap) cover
+  the whole file (up to `audio.MAX_DURATION_S`). The file's logits are the **mean of its windows' logits**;
+  `score` and `p_fake` come from that mean, and every window's own score stays in `windows`.
+
+Scores: `score` = the real-class logit `logits[:, REAL_INDEX]` (higher = more likely real), `p_fake` =
+softmax(logits)[:, FAKE_INDEX]. `status` is "ok" or the reason the file was skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+import distributed as dist
+from audio import (
+    DEFAULT_HOP,
+    MAX_DURATION_S,
+    NB_SAMP,
+    SAMPLE_RATE,
+    AudioError,
+    is_silent,
+    load_audio,
+    pad_or_crop,
+)
+from audio import windows as cut_windows
+from data import Item
+from model import FAKE_INDEX, REAL_INDEX
+from utils import atomic_write_text, compute_metrics, seed_worker
+
+CSV_COLUMNS = (
+    "path",
+    "label",
+    "score",
+    "p_fake",
+    "status",
+    "duration_s",
+    "scored_s",
+    "n_windows",
+    "note",
+    "windows",
+)
+AGGREGATION = "mean of the window logits (score and p_fake from the mean); per-window scores in `windows`"
+AMP_CHOICES = ("auto", "bf16", "fp16", "fp32")
+
+
+def logits_to_scores(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """(score, p_fake) from logits (B, 2): the real-class logit and the softmax probability of fake."""
+    logits = logits.float()
+    return logits[:, REAL_INDEX], logits.softmax(dim=-1)[:, FAKE_INDEX]
+
+
+def default_workers() -> int:
+    """Decoding worker processes: one core is left for the main process, at most 8."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+class AudioFiles(Dataset):
+    """Items -> the model's input windows, decoded in DataLoader workers; a bad file becomes a status."""
+
+    def __init__(self, items: list[Item], window: bool = False, hop: int = DEFAULT_HOP, max_duration=None):
+        self.items = items
+        self.window = window
+        self.hop = hop
+        self.max_duration = max_duration or MAX_DURATION_S
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.items[i]
+        sample = {
+            "path": item.path,
+            "label": item.label,
+            "x": None,
+            "starts": None,
+            "status": "ok",
+            "duration_s": None,
+            "scored_s": None,
+            "note": "",
+        }
+        # Without windows only the head is used: decode no more than that.
+        max_duration = self.max_duration if self.window else NB_SAMP / SAMPLE_RATE
+        try:
+            audio, info = load_audio(item.path, max_duration=max_duration, return_info=True)
+        except AudioError as err:
+            sample["status"] = str(err)
+            return sample
+        except Exception as err:  # noqa: BLE001 - one unexpected failure must not end a batch run
+            sample["status"] = f"unexpected error while decoding: {type(err).__name__}: {err}"
+            return sample
+        notes = []
+        if self.window:
+            x, starts = cut_windows(audio, NB_SAMP, self.hop)
+            scored_s = info.loaded_s
+            if info.capped:
+                notes.append(
+                    f"long file: only the first {scored_s:.1f} s of {info.duration_s:.1f} s were scored"
+                )
+        else:
+            x, starts = pad_or_crop(audio)[None, :], np.zeros(1)
+            scored_s = min(info.duration_s, NB_SAMP / SAMPLE_RATE)
+            if info.duration_s > NB_SAMP / SAMPLE_RATE:
+                notes.append(
+                    f"cropped: scored the first {NB_SAMP / SAMPLE_RATE:.2f} s of {info.duration_s:.2f} s"
+                )
+        if is_silent(audio):
+            notes.append("silent: every sample is zero")
+        sample.update(
+            x=torch.from_numpy(np.ascontiguousarray(x)),
+            starts=starts.tolist(),
+            duration_s=info.duration_s,
+            scored_s=scored_s,
+            note="; ".join(notes),
+        )
+        return sample
+
+
+def score_items(
+    model: nn.Module,
+    items: list[Item],
+    *,
+    out_csv: str | os.PathLike | None = None,
+    batch_size: int = 16,
+    workers: int | None = None,
+    device: str | torch.device = "auto",
+    window: bool = False,
+    hop: int = DEFAULT_HOP,
+    resume: bool = False,
+    compile: bool = False,
+    amp: str = "auto",
+    max_duration: float | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Score `items` (labels may be None); returns one row per item, in item order.
+
+    Row keys: path, label, score, p_fake, status ("ok" or the reason), duration_s, scored_s, n_windows, note,
+    windows (list of {"start", "end", "score", "p_fake"}, seconds; one entry without `window`). Skipped files
+    have score/p_fake None. `out_csv`: write rows as they are scored (flushed per batch) and, at the end,
+    rewrite the file in item order; `resume=True` keeps its rows (skipped files included) and scores only
+    the missing items. `batch_size` counts model inputs (windows). `workers`: decoding processes (None =
+    `default_workers()`, 0 = decode in this process). `amp`: "auto" = bf16 autocast on CUDA, none on CPU;
+    "bf16" / "fp16" force autocast; "fp32" never. `compile`: `torch.compile` the model (batches are padded to
+    `batch_size` so it compiles once). Under torchrun, call it on every rank with the same items: rank 0
+    returns all rows and writes the CSV, other ranks return [].
+    """
+    items = [Item(str(i), None) if isinstance(i, (str, os.PathLike)) else i for i in items]
+    paths = [i.path for i in items]
+    if len(set(paths)) != len(paths):
+        dup = next(p for p, n in Counter(paths).items() if n > 1)
+        raise ValueError(f"{dup} is listed more than once: every file is scored once, keyed by its path")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
+    device = dist.device(device) if isinstance(device, str) else torch.device(device)
+    workers = default_workers() if workers is None else workers
+
+    writer = ScoreWriter(out_csv, resume) if out_csv is not None and dist.is_main() else None
+    done = dist.broadcast(writer.done if writer else {})
+    done = {p: done[p] for p in paths if p in done}  # rows of files no longer listed are dropped
+    todo = dist.shard([i for i in items if i.path not in done])
+
+    loader = DataLoader(
+        AudioFiles(todo, window=window, hop=hop, max_duration=max_duration),
+        batch_size=batch_size,  # files per step; their windows then go through the model batch_size at a time
+        num_workers=workers,
+        collate_fn=list,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=seed_worker,
+    )
+    model = model.to(device).eval()
+    forward = torch.compile(model, dynamic=False) if compile else model
+
+    show = progress and dist.is_main()
+    bar = tqdm(
+        total=len(items) - len(done), unit="file", desc="scoring", disable=not show, dynamic_ncols=True
+    )
+    new_rows: list[dict] = []
+    batches = iter(loader)
+    for _ in range(dist.all_max(len(loader))):
+        samples = next(batches, [])  # a rank with fewer files joins the collective with an empty batch
+        rows = _score_batch(forward, samples, device, amp, batch_size, pad=compile)
+        gathered = dist.gather(rows)
+        if dist.is_main():
+            round_rows = [r for rank_rows in gathered for r in rank_rows]
+            if writer:
+                writer.write(round_rows)
+            new_rows += round_rows
+            bar.update(len(round_rows))
+    bar.close()
+    if not dist.is_main():
+        return []
+    by_path = {**done, **{r["path"]: r for r in new_rows}}
+    rows = [by_path[p] for p in paths]
+    if writer:
+        writer.finish(rows)
+    return rows
+
+
+def _autocast(device: torch.device, amp: str):
+    if amp == "fp32" or (amp == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _score_batch(forward, samples: list[dict], device, amp: str, batch_size: int, pad: bool) -> list[dict]:
+    """Run every window of the decoded `samples` through the model; one row per sample."""
+    ok = [s for s in samples if s["status"] == "ok"]
+    logits = torch.empty(0, 2)
+    if ok:
+        x = torch.cat([s["x"] for s in ok])  # (total windows, NB_SAMP)
+        chunks = []
+        with torch.inference_mode(), _autocast(device, amp):
+            for start in range(0, len(x), batch_size):
+                chunk = x[start : start + batch_size]
+                n = len(chunk)
+                if pad and n < batch_size:  # a fixed shape keeps a compiled model from recompiling
+                    chunk = torch.cat([chunk, chunk.new_zeros(batch_size - n, chunk.shape[1])])
+                out = forward(chunk.to(device, non_blocking=True))
+                chunks.append(out[:n].float().cpu())
+        logits = torch.cat(chunks)
+    rows, offset = [], 0
+    for s in samples:
+        row = {
+            "path": s["path"],
+            "label": s["label"],
+            "score": None,
+            "p_fake": None,
+            "status": s["status"],
+            "duration_s": s["duration_s"],
+            "scored_s": s["scored_s"],
+            "n_windows": 0,
+            "note": s["note"],
+            "windows": [],
+        }
+        if s["status"] == "ok":
+            n = len(s["starts"])
+            file_logits = logits[offset : offset + n]
+            offset += n
+            if not torch.isfinite(file_logits).all():
+                row["status"] = "non-finite model output (NaN/inf logits)"
+            else:
+                win_score, win_p_fake = logits_to_scores(file_logits)
+                score, p_fake = logits_to_scores(file_logits.mean(dim=0, keepdim=True))
+                window_s = NB_SAMP / SAMPLE_RATE
+                row.update(
+                    score=score.item(),
+                    p_fake=p_fake.item(),
+                    n_windows=n,
+                    windows=[
+                        {"start": st, "end": min(st + window_s, s["duration_s"]), "score": sc, "p_fake": pf}
+                        for st, sc, pf in zip(
+                            s["starts"], win_score.tolist(), win_p_fake.tolist(), strict=True
+                        )
+                    ],
+                )
+        rows.append(row)
+    return rows
+
+
+class ScoreWriter:
+    """scores.csv, appended per batch and flushed; on resume, the rows already there are kept.
+
+    A row counts only once its line is complete (ends with a newline), so a run killed mid-write loses at
+    most the row being written. `finish` rewrites the file in item order, atomically.
+    """
+
+    def __init__(self, path: str | os.PathLike, resume: bool):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.done: dict[str, dict] = {}
+        if resume and self.path.exists():
+            self.done = {r["path"]: r for r in read_scores(self.path)}
+            print(f"resuming: {len(self.done)} files already in {self.path}", file=sys.stderr)
+        elif self.path.exists():
+            print(f"note: overwriting {self.path} (pass --resume to continue it instead)", file=sys.stderr)
+        # Start from a clean file holding exactly the kept rows (drops a half-written last line).
+        atomic_write_text(self.path, _csv_text(self.done.values()))
+        self._file = open(self.path, "a", newline="")
+
+    def write(self, rows: list[dict]) -> None:
+        if rows:
+            self._file.write(_csv_text(rows, header=False))
+            self._file.flush()
+
+    def finish(self, rows: list[dict]) -> None:
+        self._file.close()
+        atomic_write_text(self.path, _csv_text(rows))
+
+
+def _csv_text(rows, header: bool = True) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    if header:
+        writer.writeheader()
+    for row in rows:
+        cells = {k: _cell(row.get(k)) for k in CSV_COLUMNS}
+        cells["windows"] = json.dumps(row["windows"]) if row.get("n_windows", 0) > 1 else ""
+        writer.writerow(cells)
+    return buf.getvalue()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def read_scores(path: str | os.PathLike) -> list[dict]:
+    """Rows of a scores.csv (types restored: floats, None for empty cells, windows as a list).
+
+    An incomplete last line (a run killed while writing) is ignored.
+    """
+    text = Path(path).read_text()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    rows = []
+    for raw in csv.DictReader(io.StringIO(text)):
+        row = {k: (raw.get(k) or None) for k in CSV_COLUMNS}
+        for k in ("score", "p_fake", "duration_s", "scored_s"):
+            row[k] = float(row[k]) if row[k] is not None else None
+        row["n_windows"] = int(row["n_windows"] or 0)
+        row["note"] = row["note"] or ""
+        row["windows"] = json.loads(row["windows"]) if row["windows"] else _single_window(row)
+        rows.append(row)
+    return rows
+
+
+def _single_window(row: dict) -> list[dict]:
+    if row["n_windows"] != 1:
+        return []
+    end = min(NB_SAMP / SAMPLE_RATE, row["duration_s"])
+    return [{"start": 0.0, "end": end, "score": row["score"], "p_fake": row["p_fake"]}]
+
+
+def evaluate(
+    model: nn.Module,
+    items: list[Item],
+    out_dir: str | os.PathLike,
+    *,
+    n_bootstrap: int = 1000,
+    threshold: float | None = None,
+    plots: bool = True,
+    wandb_run=None,
+    extra: dict | None = None,
+    **score_opts,
+) -> dict:
+    """Score labelled `items` into OUT_DIR/scores.csv, then compute metrics.json and plots from that file.
+
+    `score_opts` go to `score_items` (batch_size, workers, device, window, resume, compile, amp, ...).
+    `threshold`: a calibrated decision threshold on the score, reported with its error rates. `extra` is
+    stored in metrics.json (e.g. the checkpoint). Prints one summary line (and a loud warning if AUC < 0.5).
+    Returns the metrics on rank 0 and {} on other ranks.
+    """
+    unlabelled = [i.path for i in items if i.label not in ("real", "fake")]
+    if unlabelled:
+        raise ValueError(
+            f"evaluation needs labels 'real'/'fake'; {len(unlabelled)} items have none, "
+            f"e.g. {unlabelled[0]} (use score.py to score unlabelled files)"
+        )
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    score_items(model, items, out_csv=out_dir / "scores.csv", **score_opts)
+    if not dist.is_main():
+        return {}
+    seconds = time.perf_counter() - start
+    metrics = metrics_from_scores(out_dir / "scores.csv", n_bootstrap=n_bootstrap, threshold=threshold)
+    metrics["window"] = bool(score_opts.get("window", False))
+    metrics["aggregation"] = AGGREGATION if metrics["window"] else "first 64,600 samples (reference)"
+    metrics["scoring_seconds"] = round(seconds, 2)
+    metrics.update(extra or {})
+    if plots:
+        import plots as plotting
+
+        metrics["plots"] = plotting.save_all(out_dir / "scores.csv", out_dir, metrics)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    if metrics["polarity_warning"]:
+        print_polarity_warning(metrics["polarity_warning"])
+    print(summary_line(metrics, out_dir))
+    if wandb_run is not None:
+        log_to_wandb(wandb_run, metrics, out_dir)
+    return metrics
+
+
+def metrics_from_scores(scores_csv: str | os.PathLike, **metric_opts) -> dict:
+    """metrics.json content from a scores.csv: `utils.compute_metrics` + counts of skipped files by reason."""
+    rows = read_scores(scores_csv)
+    ok = [r for r in rows if r["status"] == "ok"]
+    metrics = compute_metrics([r["label"] for r in ok], [r["score"] for r in ok], **metric_opts)
+    skipped = Counter(r["status"] for r in rows if r["status"] != "ok")
+    metrics.update(
+        n_files=len(rows),
+        n_scored=len(ok),
+        n_skipped=sum(skipped.values()),
+        skipped_reasons=dict(skipped.most_common()),
+        n_cropped=sum(r["note"].startswith("cropped") for r in ok),
+    )
+    return metrics
+
+
+def summary_line(metrics: dict, out_dir: str | os.PathLike) -> str:
+    """One line: AUC and EER with their 95 % intervals, counts, the convention, where the files are."""
+
+    def ci(key, scale=1.0, fmt="{:.3f}"):
+        lo_hi = metrics.get(f"{key}_ci95")
+        return f" [{fmt.format(lo_hi[0] * scale)}, {fmt.format(lo_hi[1] * scale)}]" if lo_hi else ""
+
+    if metrics["auc"] is None:
+        result = metrics.get("note", "no metrics")
+    else:
+        auc = f"AUC {metrics['auc']:.4f}{ci('auc')}"
+        eer = f"EER {100 * metrics['eer']:.2f} %{ci('eer', 100, '{:.2f}')}"
+        result = f"{auc}  {eer} (threshold {metrics['eer_threshold']:.3f})"
+    skipped = f", {metrics['n_skipped']} skipped" if metrics["n_skipped"] else ""
+    return (
+        f"{result} | {metrics['n_real']} real, {metrics['n_fake']} fake{skipped} | positive = real, "
+        f"higher score = more real | {out_dir}/metrics.json"
+    )
+
+
+def print_polarity_warning(message: str) -> None:
+    bar = "!" * 100
+    print(f"\n{bar}\nPOLARITY WARNING: {message}\n{bar}\n", file=sys.stderr)
+
+
+def log_to_wandb(run, metrics: dict, out_dir: Path) -> None:
+    """Scalars, the plots and the score table to a wandb run."""
+    import wandb
+
+    scalars = {
+        f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    for key in ("auc", "eer"):
+        if metrics.get(f"{key}_ci95"):
+            scalars[f"eval/{key}_ci95_lo"], scalars[f"eval/{key}_ci95_hi"] = metrics[f"{key}_ci95"]
+    images = {f"eval/{Path(p).stem}": wandb.Image(str(out_dir / p)) for p in metrics.get("plots", [])}
+    rows = read_scores(out_dir / "scores.csv")
+    columns = ["path", "label", "score", "p_fake", "status", "duration_s", "note"]
+    table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
+    run.log({**scalars, **images, "eval/scores": table})
+    run.summary.update({k: v for k, v in scalars.items() if v is not None and not math.isnan(v)})

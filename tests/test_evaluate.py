@@ -1,0 +1,270 @@
+"""scoring.py, evaluate_custom.py, evaluate_custom_for.py: broken files, metrics.json, reference scores, the
+polarity guard, windows, a real kill + --resume, and 2-process torchrun == 1 process."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import evaluate_custom
+import evaluate_custom_for
+from data import Item, load_dataset
+from model import load_model, save_checkpoint
+from scoring import CSV_COLUMNS, ScoreWriter, evaluate, read_scores, score_items
+
+REPO = Path(__file__).resolve().parents[1]
+BROKEN_REASONS = {
+    "empty_0_bytes.wav": "empty file",
+    "text_not_audio.mp3": "not a decodable audio file",
+    "truncated.flac": "truncated or corrupt",
+    "too_short_0.05s.wav": "too short",
+}
+METRIC_KEYS = {
+    "auc",
+    "eer",
+    "eer_threshold",
+    "auc_ci95",
+    "eer_ci95",
+    "n_real",
+    "n_fake",
+    "n_skipped",
+    "positive_class",
+    "score_direction",
+    "polarity_warning",
+    "skipped_reasons",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(golden):
+    """The tiny golden SSL-AASIST (random weights, reference key names)."""
+    model, _ = load_model(
+        golden / "ssl_aasist_tiny" / "model_state_dict.pt", config={"num_attention_heads": 4}
+    )
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tiny, tmp_path_factory):
+    """The tiny model as a project checkpoint, so the command line loads it without extra flags."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, tiny)
+    return path
+
+
+@pytest.fixture(scope="module")
+def six_files(audio_dir, tmp_path_factory):
+    """real/ + fake/ folder, 3 files each."""
+    root = tmp_path_factory.mktemp("six")
+    for label in ("real", "fake"):
+        (root / label).mkdir()
+        for src in sorted((audio_dir / "sample_custom" / label).iterdir())[:3]:
+            shutil.copy(src, root / label / src.name)
+    return root
+
+
+def cli_args(data, checkpoint, out_dir, *extra):
+    return [
+        "--data",
+        str(data),
+        "--checkpoint",
+        str(checkpoint),
+        "--out-dir",
+        str(out_dir),
+        "--batch-size",
+        "1",
+        "--workers",
+        "0",
+        "--bootstrap",
+        "20",
+        "--wandb",
+        "disabled",
+        *extra,
+    ]
+
+
+def data_rows(csv_path: Path) -> int:
+    return max(0, csv_path.read_text().count("\n") - 1) if csv_path.exists() else 0
+
+
+def test_every_broken_file_gets_its_reason_and_the_run_still_gives_metrics(tiny, audio_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    for label in ("real", "fake"):
+        (data / label).mkdir(parents=True)
+        for src in sorted((audio_dir / "sample_custom" / label).iterdir())[:2]:
+            shutil.copy(src, data / label / src.name)
+    shutil.copytree(audio_dir / "broken", data / "fake" / "broken")
+    out = tmp_path / "run"
+    metrics = evaluate(tiny, load_dataset(data), out, batch_size=4, workers=2, n_bootstrap=50)
+
+    rows = {Path(r["path"]).name: r for r in read_scores(out / "scores.csv")}
+    assert len(rows) == 13
+    for name, reason in BROKEN_REASONS.items():
+        assert reason in rows[name]["status"] and rows[name]["score"] is None
+    ok = [r for r in rows.values() if r["status"] == "ok"]
+    assert len(ok) == 9 and all(np.isfinite(r["score"]) and 0 <= r["p_fake"] <= 1 for r in ok)
+    assert rows["long_70s.wav"]["note"].startswith("cropped: scored the first 4.04 s of 70.00 s")
+    assert rows["long_70s.wav"]["duration_s"] == pytest.approx(70.0)
+    assert "silent" in rows["silent_5s.wav"]["note"]
+
+    saved = json.loads((out / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(saved) and saved == metrics
+    assert (saved["n_real"], saved["n_fake"], saved["n_skipped"]) == (2, 7, 4)
+    assert sum(saved["skipped_reasons"].values()) == 4
+    assert saved["auc_ci95"][0] <= saved["auc"] <= saved["auc_ci95"][1]
+    for png in ("roc.png", "det.png", "score_hist.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert (out / "scores.csv").read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
+    assert "4 skipped" in capsys.readouterr().out
+
+
+def test_reference_score_and_polarity_guard_with_aasist(golden, audio_dir, tmp_path, capsys):
+    model, _ = load_model(golden / "aasist" / "AASIST.pth")
+    real = audio_dir / "sample_custom" / "real"
+    fake = audio_dir / "sample_custom" / "fake"
+    # Inverted labels: the real recordings are called fake and the TTS file real.
+    items = [
+        Item(str(real / "118-121721-0000.flac"), "fake"),
+        Item(str(real / "1183-124566-0000.flac"), "fake"),
+        Item(str(fake / "espeak_01.wav"), "real"),
+    ]
+    metrics = evaluate(model, items, tmp_path, n_bootstrap=0, plots=False, workers=0)
+    # The pipeline reproduces clovaai's own score for this file (golden row 1, the same recording).
+    golden_score = torch.load(golden / "aasist" / "outputs.pt", weights_only=True)["AASIST"]["score"][1]
+    assert read_scores(tmp_path / "scores.csv")[0]["score"] == pytest.approx(float(golden_score), abs=1e-4)
+    assert metrics["auc"] == 0.0
+    assert "inverted" in metrics["polarity_warning"]
+    assert (
+        json.loads((tmp_path / "metrics.json").read_text())["polarity_warning"] == metrics["polarity_warning"]
+    )
+    assert "POLARITY WARNING" in capsys.readouterr().err
+
+
+def test_windows_cover_long_files_and_aggregate_by_mean_logit(tiny, audio_dir, tmp_path):
+    item = Item(str(audio_dir / "broken" / "long_70s.wav"), None)  # unlabelled, as score.py passes them
+    (row,) = score_items(tiny, [item], window=True, max_duration=12.0, out_csv=tmp_path / "s.csv", workers=0)
+    assert row["status"] == "ok" and row["n_windows"] == 5
+    starts = [w["start"] for w in row["windows"]]
+    assert starts == pytest.approx([0.0, 2.01875, 4.0375, 6.05625, 12.0 - 64600 / 16000])
+    # Mean of the logits: the file's score is the mean of the window scores.
+    assert row["score"] == pytest.approx(np.mean([w["score"] for w in row["windows"]]), abs=1e-5)
+    assert "only the first 12.0 s of 70.0 s" in row["note"]
+    (back,) = read_scores(tmp_path / "s.csv")
+    assert back == row
+
+
+def test_bf16_autocast_on_cpu_stays_close(tiny, audio_dir):
+    items = [Item(str(audio_dir / "broken" / "mono_8k.wav"))]
+    fp32 = score_items(tiny, items, workers=0, amp="fp32", progress=False)[0]["score"]
+    bf16 = score_items(tiny, items, workers=0, amp="bf16", progress=False)[0]["score"]
+    assert np.isfinite(bf16) and abs(bf16 - fp32) < 0.5
+
+
+def test_half_written_row_is_dropped_on_resume(tmp_path):
+    path = tmp_path / "scores.csv"
+    ok_row = {
+        "path": "a.wav",
+        "label": "real",
+        "score": 1.5,
+        "p_fake": 0.25,
+        "status": "ok",
+        "duration_s": 2.0,
+        "scored_s": 2.0,
+        "n_windows": 1,
+        "note": "",
+        "windows": [],
+    }
+    writer = ScoreWriter(path, resume=False)
+    writer.write([ok_row])
+    writer._file.write("b.wav,fake,-0.3")  # a kill in the middle of a row
+    writer._file.close()
+    assert [r["path"] for r in read_scores(path)] == ["a.wav"]
+    assert list(ScoreWriter(path, resume=True).done) == ["a.wav"]
+    assert path.read_text().endswith("\n") and "b.wav" not in path.read_text()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(six_files, tiny_checkpoint, tmp_path_factory):
+    """evaluate_custom.py run once, start to end (the reference for the resume and torchrun tests)."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    evaluate_custom.main(evaluate_custom.parse_args(cli_args(six_files, tiny_checkpoint, out)))
+    return out
+
+
+def test_killed_then_resumed_equals_uninterrupted(six_files, tiny_checkpoint, uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "evaluate_custom.py", *cli_args(six_files, tiny_checkpoint, out)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while data_rows(out / "scores.csv") < 2 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    n_before = len(read_scores(out / "scores.csv"))
+    assert 2 <= n_before < 6, f"the run was to be killed part-way, but {n_before} of 6 rows were written"
+    assert not (out / "metrics.json").exists()
+
+    evaluate_custom.main(evaluate_custom.parse_args(cli_args(six_files, tiny_checkpoint, out, "--resume")))
+    assert (out / "scores.csv").read_text() == (uninterrupted / "scores.csv").read_text()
+    resumed, full = (json.loads((d / "metrics.json").read_text()) for d in (out, uninterrupted))
+    for m in (resumed, full):
+        m.pop("scoring_seconds")
+    assert resumed == full
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_torchrun_two_processes_equal_one(six_files, tiny_checkpoint, uninterrupted, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [
+        "torchrun",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "evaluate_custom.py",
+        *cli_args(six_files, tiny_checkpoint, out),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp, single = read_scores(out / "scores.csv"), read_scores(uninterrupted / "scores.csv")
+    assert [(r["path"], r["label"], r["status"]) for r in ddp] == [
+        (r["path"], r["label"], r["status"]) for r in single
+    ]
+    # Each file scored exactly once, by one of the ranks; only float rounding (threads) may differ.
+    np.testing.assert_allclose([r["score"] for r in ddp], [r["score"] for r in single], atol=1e-5)
+    assert json.loads((out / "metrics.json").read_text())["auc"] == pytest.approx(
+        json.loads((uninterrupted / "metrics.json").read_text())["auc"]
+    )
+
+
+def test_for_script_compares_with_the_la_run(six_files, tiny_checkpoint, uninterrupted, tmp_path, capsys):
+    out = tmp_path / "for"
+    out.mkdir()
+    # Reuse the scores of the same checkpoint (via --resume) so this test exercises only the comparison.
+    shutil.copy(uninterrupted / "scores.csv", out / "scores.csv")
+    args = evaluate_custom_for.parse_args(
+        cli_args(six_files, tiny_checkpoint, out, "--resume", "--compare", str(uninterrupted))
+    )
+    evaluate_custom_for.main(args)
+    printed = capsys.readouterr().out
+    assert "LA run" in printed and "FoR run" in printed and "change" in printed
+    rows = {r["metric"]: r for r in json.loads((out / "comparison.json").read_text())["rows"]}
+    assert rows["AUC"]["change"] == 0 and rows["EER (%)"]["before"] == rows["EER (%)"]["after"]
+
+
+def test_for_script_defaults_to_the_fine_tuned_checkpoint(six_files, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = evaluate_custom_for.parse_args(["--data", str(six_files), "--out-dir", "x"])
+    assert args.checkpoint == evaluate_custom_for.FOR_CHECKPOINT
+    with pytest.raises(SystemExit, match="fine-tune first"):
+        evaluate_custom_for.main(args)
