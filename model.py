@@ -1,0 +1,1061 @@
+"""SSL-AASIST and AASIST / AASIST-L, and one loader for every checkpoint they are published in.
+
+SSL-AASIST (Tak et al., Odyssey 2022) = wav2vec 2.0 XLS-R 300M front end (transformers' `Wav2Vec2Model`,
+no fairseq) + the AASIST graph-attention back end. AASIST / AASIST-L (Jung et al., ICASSP 2022, clovaai) =
+a fixed sinc filter bank on the raw waveform + the same graph back end.
+
+The back-end parameter names are those of the reference code (`LL`, `first_bn`, `encoder`, `GAT_layer_S`,
+`HtrgGAT_layer_ST11`, `pool_hS1`, `out_layer`, ...), so released weights load with `strict=True`.
+
+Output: logits (B, 2) with index 1 = real (bona fide) and index 0 = fake (spoof), as in both references. The
+score the references write is the raw real-class logit `logits[:, 1]` (higher = more likely real).
+
+    model, info = load_model("la")               # registry name, or a path to any supported file
+    logits = model(waveform_batch)               # (B, 64600) float32, 16 kHz, not normalized -> (B, 2)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+REAL_INDEX = 1  # bona fide
+FAKE_INDEX = 0  # spoof
+LABEL_TO_INDEX = {"fake": FAKE_INDEX, "real": REAL_INDEX}
+
+PROJECT_FORMAT = "ssl-aasist-project/1"
+ARCHS = ("ssl_aasist", "aasist")
+
+
+# --------------------------------------------------------------------------------------------------
+# Configurations
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SSLAASISTConfig:
+    """Every hyper-parameter of SSL-AASIST. Defaults = the published model (XLS-R 300M + reference back end).
+
+    Front-end fields use transformers' `Wav2Vec2Config` names; fairseq names in the comments.
+    """
+
+    # wav2vec 2.0 conv feature extractor: conv_feature_layers = [(512,10,5)] + [(512,3,2)]*4 + [(512,2,2)]*2
+    conv_dim: list[int] = field(default_factory=lambda: [512] * 7)
+    conv_kernel: list[int] = field(default_factory=lambda: [10, 3, 3, 3, 3, 2, 2])
+    conv_stride: list[int] = field(default_factory=lambda: [5, 2, 2, 2, 2, 2, 2])  # total stride 320
+    hidden_size: int = 1024  # encoder_embed_dim
+    num_hidden_layers: int = 24  # encoder_layers
+    num_attention_heads: int = 16  # encoder_attention_heads
+    intermediate_size: int = 4096  # encoder_ffn_embed_dim
+    num_conv_pos_embeddings: int = 128  # conv_pos
+    num_conv_pos_embedding_groups: int = 16  # conv_pos_groups
+    hidden_act: str = "gelu"  # activation_fn
+    layer_norm_eps: float = 1e-5
+    # Regularization of the front end while fine-tuning. 0.0 everywhere, as in the cfg of the fairseq
+    # large/XLS-R pretraining recipe (wav2vec2_large_librivox: dropout, attention_dropout, activation_dropout,
+    # encoder_layerdrop, dropout_input all 0.0). A fairseq checkpoint's own cfg overrides these when loaded.
+    hidden_dropout: float = 0.0  # dropout
+    attention_dropout: float = 0.0  # attention_dropout
+    activation_dropout: float = 0.0  # activation_dropout
+    feat_proj_dropout: float = 0.0  # dropout_input
+    layerdrop: float = 0.0  # encoder_layerdrop
+    # AASIST back end (hard-coded in the reference Model.__init__). filts[0] = LL output size, which becomes
+    # the frequency axis of the 2-D map; filts[1:] = (in, out) channels of the residual blocks.
+    filts: list = field(default_factory=lambda: [128, [1, 32], [32, 32], [32, 64], [64, 64]])
+    gat_dims: list[int] = field(default_factory=lambda: [64, 32])
+    pool_ratios: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5, 0.5])
+    temperatures: list[float] = field(default_factory=lambda: [2.0, 2.0, 100.0, 100.0])
+    attention_channels: int = 128  # hidden channels of the 1x1-conv attention used for the SAP pooling
+    # Options for a 1.2 GB model.
+    freeze_frontend: bool = False  # train the back end only (front end in eval mode, no gradients)
+    gradient_checkpointing: bool = False  # recompute front-end activations in backward to save memory
+    attn_implementation: str = "sdpa"  # "sdpa" or "eager"; both match the reference within 1e-6
+
+
+@dataclass
+class AASISTConfig:
+    """clovaai AASIST `model_config`. Defaults = AASIST.conf; `AASIST_PRESETS["aasist-l"]` = AASIST-L.conf."""
+
+    nb_samp: int = 64600
+    first_conv: int = 128  # sinc kernel length (forced odd: 129)
+    filts: list = field(default_factory=lambda: [70, [1, 32], [32, 32], [32, 64], [64, 64]])
+    gat_dims: list[int] = field(default_factory=lambda: [64, 32])
+    pool_ratios: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.5, 0.5])
+    temperatures: list[float] = field(default_factory=lambda: [2.0, 2.0, 100.0, 100.0])
+    sample_rate: int = 16000
+
+
+AASIST_PRESETS = {
+    "aasist": AASISTConfig(),
+    "aasist-l": AASISTConfig(
+        filts=[70, [1, 32], [32, 32], [32, 24], [24, 24]], gat_dims=[24, 32], pool_ratios=[0.4, 0.5, 0.7, 0.5]
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# AASIST graph back end (shared by both models)
+# --------------------------------------------------------------------------------------------------
+
+
+def _batch_norm_nodes(bn: nn.BatchNorm1d, x: Tensor) -> Tensor:
+    """BatchNorm1d over the feature dim of (B, N, D), every node counted as a sample (as the reference)."""
+    return bn(x.reshape(-1, x.size(-1))).view_as(x)
+
+
+def _pairwise_products(x: Tensor) -> Tensor:
+    """(B, N, D) -> (B, N, N, D) with [b, i, j] = x_i * x_j."""
+    return x.unsqueeze(2) * x.unsqueeze(1)
+
+
+class GraphAttentionLayer(nn.Module):
+    """Graph attention over a fully connected graph of N nodes (GAT-S / GAT-T)."""
+
+    def __init__(self, in_dim: int, out_dim: int, temperature: float = 1.0):
+        super().__init__()
+        self.att_proj = nn.Linear(in_dim, out_dim)
+        self.att_weight = nn.Parameter(nn.init.xavier_normal_(torch.empty(out_dim, 1)))
+        self.proj_with_att = nn.Linear(in_dim, out_dim)
+        self.proj_without_att = nn.Linear(in_dim, out_dim)
+        self.bn = nn.BatchNorm1d(out_dim)
+        self.input_drop = nn.Dropout(p=0.2)
+        self.act = nn.SELU()
+        self.temp = temperature
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, N, in_dim) -> (B, N, out_dim)
+        x = self.input_drop(x)
+        scores = torch.tanh(self.att_proj(_pairwise_products(x))) @ self.att_weight  # (B, N, N, 1)
+        # Normalized over the first node index (dim -2 of the 4-D map), as in the reference.
+        att = F.softmax(scores / self.temp, dim=-2).squeeze(-1)  # (B, N, N)
+        x = self.proj_with_att(att @ x) + self.proj_without_att(x)
+        return self.act(_batch_norm_nodes(self.bn, x))
+
+
+class HtrgGraphAttentionLayer(nn.Module):
+    """Heterogeneous graph attention over two node types (temporal, spectral) plus a master node."""
+
+    def __init__(self, in_dim: int, out_dim: int, temperature: float = 1.0):
+        super().__init__()
+        self.proj_type1 = nn.Linear(in_dim, in_dim)
+        self.proj_type2 = nn.Linear(in_dim, in_dim)
+        self.att_proj = nn.Linear(in_dim, out_dim)
+        self.att_projM = nn.Linear(in_dim, out_dim)
+        # Attention vectors: within type 1, within type 2, between types, and towards the master node.
+        self.att_weight11 = nn.Parameter(nn.init.xavier_normal_(torch.empty(out_dim, 1)))
+        self.att_weight22 = nn.Parameter(nn.init.xavier_normal_(torch.empty(out_dim, 1)))
+        self.att_weight12 = nn.Parameter(nn.init.xavier_normal_(torch.empty(out_dim, 1)))
+        self.att_weightM = nn.Parameter(nn.init.xavier_normal_(torch.empty(out_dim, 1)))
+        self.proj_with_att = nn.Linear(in_dim, out_dim)
+        self.proj_without_att = nn.Linear(in_dim, out_dim)
+        self.proj_with_attM = nn.Linear(in_dim, out_dim)
+        self.proj_without_attM = nn.Linear(in_dim, out_dim)
+        self.bn = nn.BatchNorm1d(out_dim)
+        self.input_drop = nn.Dropout(p=0.2)
+        self.act = nn.SELU()
+        self.temp = temperature
+
+    def forward(self, x1: Tensor, x2: Tensor, master: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x1 (B, N1, in), x2 (B, N2, in), master (B or 1, 1, in) -> same shapes with out_dim features."""
+        n1 = x1.size(1)
+        x = torch.cat([self.proj_type1(x1), self.proj_type2(x2)], dim=1)  # (B, N, in), N = N1 + N2
+        x = self.input_drop(x)
+
+        # Node-to-node attention: one attention vector per block of the (N, N) map.
+        pair = torch.tanh(self.att_proj(_pairwise_products(x)))  # (B, N, N, out)
+        is_type1 = torch.arange(x.size(1), device=x.device) < n1
+        same_type = (is_type1[:, None] == is_type1[None, :])[..., None]  # (N, N, 1)
+        scores = torch.where(
+            same_type,
+            torch.where(is_type1[:, None, None], pair @ self.att_weight11, pair @ self.att_weight22),
+            pair @ self.att_weight12,
+        )
+        att = F.softmax(scores / self.temp, dim=-2).squeeze(-1)  # (B, N, N)
+
+        # Master node: attends to every node (directed edges node -> master).
+        m_scores = torch.tanh(self.att_projM(x * master)) @ self.att_weightM  # (B, N, 1)
+        m_att = F.softmax(m_scores / self.temp, dim=-2)
+        master = self.proj_with_attM(m_att.transpose(1, 2) @ x) + self.proj_without_attM(master)
+
+        x = self.proj_with_att(att @ x) + self.proj_without_att(x)
+        x = self.act(_batch_norm_nodes(self.bn, x))
+        return x[:, :n1], x[:, n1:], master
+
+
+class GraphPool(nn.Module):
+    """Keep the top `k` fraction of nodes, ranked by a learned sigmoid score that also scales them."""
+
+    def __init__(self, k: float, in_dim: int, p: float):
+        super().__init__()
+        self.k = k
+        self.proj = nn.Linear(in_dim, 1)
+        self.drop = nn.Dropout(p=p) if p > 0 else nn.Identity()
+
+    def forward(self, h: Tensor) -> Tensor:  # (B, N, D) -> (B, max(int(N * k), 1), D)
+        scores = torch.sigmoid(self.proj(self.drop(h)))  # (B, N, 1)
+        n_keep = max(int(h.size(1) * self.k), 1)
+        idx = torch.topk(scores, n_keep, dim=1).indices.expand(-1, -1, h.size(2))
+        return torch.gather(h * scores, 1, idx)
+
+
+class Residual_block(nn.Module):
+    """RawNet2-style 2-D residual block on a (B, C, F, T) map."""
+
+    def __init__(self, nb_filts: list[int], first: bool = False, time_pool: int = 1):
+        super().__init__()
+        c_in, c_out = nb_filts
+        self.first = first
+        if not first:
+            # Quirk kept from both references: bn1 exists (and is in every checkpoint) but its output is
+            # discarded, because conv1 reads the block input. It therefore has no effect and is not run.
+            self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, kernel_size=(2, 3), padding=(1, 1))
+        self.selu = nn.SELU()
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, kernel_size=(2, 3), padding=(0, 1))
+        self.downsample = c_in != c_out
+        if self.downsample:
+            self.conv_downsample = nn.Conv2d(c_in, c_out, kernel_size=(1, 3), padding=(0, 1))
+        # AASIST pools time by 3 after every block; SSL-AASIST does not pool.
+        self.mp = nn.MaxPool2d((1, time_pool)) if time_pool > 1 else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv1(x)  # (B, c_out, F + 1, T)
+        out = self.conv2(self.selu(self.bn2(out)))  # (B, c_out, F, T)
+        identity = self.conv_downsample(x) if self.downsample else x
+        return self.mp(out + identity)
+
+
+def _residual_encoder(filts: list, time_pool: int) -> nn.Sequential:
+    # Each block wrapped in its own Sequential: checkpoint keys are encoder.{i}.0.*
+    specs = [(filts[1], True), (filts[2], False), (filts[3], False)] + [(filts[4], False)] * 3
+    return nn.Sequential(*(nn.Sequential(Residual_block(f, first, time_pool)) for f, first in specs))
+
+
+class _GraphBackEnd(nn.Module):
+    """Graph part shared by AASIST and SSL-AASIST: spectral/temporal GAT, two heterogeneous GAT branches."""
+
+    def _init_graph(self, n_spectral_nodes: int, node_dim: int, gat_dims, pool_ratios, temperatures) -> None:
+        g0, g1 = gat_dims
+        self.drop = nn.Dropout(0.5)
+        self.drop_way = nn.Dropout(0.2)
+        self.pos_S = nn.Parameter(torch.randn(1, n_spectral_nodes, node_dim))
+        self.master1 = nn.Parameter(torch.randn(1, 1, g0))
+        self.master2 = nn.Parameter(torch.randn(1, 1, g0))
+        self.GAT_layer_S = GraphAttentionLayer(node_dim, g0, temperature=temperatures[0])
+        self.GAT_layer_T = GraphAttentionLayer(node_dim, g0, temperature=temperatures[1])
+        self.HtrgGAT_layer_ST11 = HtrgGraphAttentionLayer(g0, g1, temperature=temperatures[2])
+        self.HtrgGAT_layer_ST12 = HtrgGraphAttentionLayer(g1, g1, temperature=temperatures[2])
+        self.HtrgGAT_layer_ST21 = HtrgGraphAttentionLayer(g0, g1, temperature=temperatures[2])
+        self.HtrgGAT_layer_ST22 = HtrgGraphAttentionLayer(g1, g1, temperature=temperatures[2])
+        # As in the references: pool_hS*/hT* all use pool_ratios[2], and temperatures[3] is unused.
+        self.pool_S = GraphPool(pool_ratios[0], g0, 0.3)
+        self.pool_T = GraphPool(pool_ratios[1], g0, 0.3)
+        self.pool_hS1 = GraphPool(pool_ratios[2], g1, 0.3)
+        self.pool_hT1 = GraphPool(pool_ratios[2], g1, 0.3)
+        self.pool_hS2 = GraphPool(pool_ratios[2], g1, 0.3)
+        self.pool_hT2 = GraphPool(pool_ratios[2], g1, 0.3)
+        self.out_layer = nn.Linear(5 * g1, 2)
+
+    def _branch(self, first, second, pool_S, pool_T, out_T, out_S, master):
+        out_T1, out_S1, master1 = first(out_T, out_S, master)
+        out_S1, out_T1 = pool_S(out_S1), pool_T(out_T1)
+        aug_T, aug_S, aug_master = second(out_T1, out_S1, master1)
+        return out_T1 + aug_T, out_S1 + aug_S, master1 + aug_master
+
+    def _graph_forward(self, e_S: Tensor, e_T: Tensor) -> Tensor:
+        """Spectral nodes e_S (B, N_S, C) (pos_S added), temporal nodes e_T (B, N_T, C) -> logits (B, 2)."""
+        out_S = self.pool_S(self.GAT_layer_S(e_S))  # (B, N_S', g0)
+        out_T = self.pool_T(self.GAT_layer_T(e_T))  # (B, N_T', g0)
+        batch = e_S.size(0)
+        # Two inference branches with their own weights and master nodes; the element-wise max merges them.
+        layers1 = (self.HtrgGAT_layer_ST11, self.HtrgGAT_layer_ST12, self.pool_hS1, self.pool_hT1)
+        layers2 = (self.HtrgGAT_layer_ST21, self.HtrgGAT_layer_ST22, self.pool_hS2, self.pool_hT2)
+        T1, S1, M1 = self._branch(*layers1, out_T, out_S, self.master1.expand(batch, -1, -1))
+        T2, S2, M2 = self._branch(*layers2, out_T, out_S, self.master2.expand(batch, -1, -1))
+        out_T = torch.maximum(self.drop_way(T1), self.drop_way(T2))  # (B, n_T, g1)
+        out_S = torch.maximum(self.drop_way(S1), self.drop_way(S2))  # (B, n_S, g1)
+        master = torch.maximum(self.drop_way(M1), self.drop_way(M2))  # (B, 1, g1)
+        hidden = torch.cat(
+            [
+                out_T.abs().amax(dim=1),
+                out_T.mean(dim=1),
+                out_S.abs().amax(dim=1),
+                out_S.mean(dim=1),
+                master.squeeze(1),
+            ],
+            dim=1,
+        )  # (B, 5 * g1)
+        return self.out_layer(self.drop(hidden))
+
+
+# --------------------------------------------------------------------------------------------------
+# SSL-AASIST
+# --------------------------------------------------------------------------------------------------
+
+
+def wav2vec2_config(cfg: SSLAASISTConfig):
+    """transformers `Wav2Vec2Config` of the front end: XLS-R layout (layer-norm convs, pre-LN encoder)."""
+    from transformers import Wav2Vec2Config
+
+    return Wav2Vec2Config(
+        conv_dim=list(cfg.conv_dim),
+        conv_kernel=list(cfg.conv_kernel),
+        conv_stride=list(cfg.conv_stride),
+        conv_bias=True,
+        feat_extract_norm="layer",  # fairseq extractor_mode="layer_norm"
+        feat_extract_activation="gelu",
+        do_stable_layer_norm=True,  # fairseq layer_norm_first=True (final encoder LayerNorm included)
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        intermediate_size=cfg.intermediate_size,
+        num_conv_pos_embeddings=cfg.num_conv_pos_embeddings,
+        num_conv_pos_embedding_groups=cfg.num_conv_pos_embedding_groups,
+        hidden_act=cfg.hidden_act,
+        layer_norm_eps=cfg.layer_norm_eps,
+        hidden_dropout=cfg.hidden_dropout,
+        attention_dropout=cfg.attention_dropout,
+        activation_dropout=cfg.activation_dropout,
+        feat_proj_dropout=cfg.feat_proj_dropout,
+        layerdrop=cfg.layerdrop,
+        # The reference calls the model with mask=False: no SpecAugment, so no masked_spec_embed either.
+        apply_spec_augment=False,
+        mask_time_prob=0.0,
+        mask_feature_prob=0.0,
+        attn_implementation=cfg.attn_implementation,
+    )
+
+
+class SSLAASIST(_GraphBackEnd):
+    """wav2vec 2.0 (XLS-R) front end + AASIST back end. forward: 16 kHz waveform (B, T) -> logits (B, 2)."""
+
+    arch = "ssl_aasist"
+
+    def __init__(self, config: SSLAASISTConfig | None = None):
+        super().__init__()
+        from transformers import Wav2Vec2Model
+
+        cfg = config or SSLAASISTConfig()
+        self.config = cfg
+        self.ssl_model = Wav2Vec2Model(wav2vec2_config(cfg))
+        filts = cfg.filts
+        c = filts[-1][-1]
+        self.LL = nn.Linear(cfg.hidden_size, filts[0])
+        self.first_bn = nn.BatchNorm2d(1)
+        self.first_bn1 = nn.BatchNorm2d(c)
+        self.selu = nn.SELU()
+        self.encoder = _residual_encoder(filts, time_pool=1)
+        self.attention = nn.Sequential(
+            nn.Conv2d(c, cfg.attention_channels, kernel_size=1),
+            nn.SELU(),
+            nn.BatchNorm2d(cfg.attention_channels),
+            nn.Conv2d(cfg.attention_channels, c, kernel_size=1),
+        )
+        # The (3, 3) max-pool after LL turns filts[0] = 128 LL outputs into 42 spectral nodes.
+        self._init_graph(filts[0] // 3, c, cfg.gat_dims, cfg.pool_ratios, cfg.temperatures)
+        self.set_frontend_frozen(cfg.freeze_frontend)
+        self.set_gradient_checkpointing(cfg.gradient_checkpointing)
+
+    def set_frontend_frozen(self, frozen: bool = True) -> None:
+        """Freeze (no gradients, eval mode even in train()) or unfreeze the wav2vec 2.0 front end."""
+        self.config.freeze_frontend = frozen
+        self.ssl_model.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute the front end's layer activations during backward (less memory, ~30 % slower)."""
+        was_enabled = getattr(self, "_checkpointing", False)
+        self.config.gradient_checkpointing = self._checkpointing = enabled
+        hf = self.ssl_model
+        if (
+            enabled
+        ):  # transformers >= 5 names it activation checkpointing; older versions gradient checkpointing
+            if hasattr(hf, "activation_checkpointing_enable"):
+                hf.activation_checkpointing_enable({"use_reentrant": False})
+            else:
+                hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        elif was_enabled:
+            getattr(hf, "activation_checkpointing_disable", hf.gradient_checkpointing_disable)()
+
+    def train(self, mode: bool = True) -> SSLAASIST:
+        super().train(mode)
+        if self.config.freeze_frontend:
+            self.ssl_model.eval()
+        return self
+
+    def frontend_features(self, x: Tensor) -> Tensor:
+        """(B, T) waveform -> (B, frames, hidden_size): the last encoder output after its LayerNorm."""
+        if self.config.freeze_frontend:
+            with torch.no_grad():
+                return self.ssl_model(x).last_hidden_state
+        return self.ssl_model(x).last_hidden_state
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 3:  # (B, T, 1) as some loaders produce
+            x = x.squeeze(-1)
+        x = self.LL(self.frontend_features(x))  # (B, frames, filts[0]); 64,600 samples -> 201 frames
+        x = x.transpose(1, 2).unsqueeze(1)  # (B, 1, filts[0], frames)
+        x = self.selu(self.first_bn(F.max_pool2d(x, (3, 3))))  # (B, 1, 42, 67)
+        x = self.selu(self.first_bn1(self.encoder(x)))  # (B, C, 42, 67)
+        w = self.attention(x)  # (B, C, 42, 67)
+        # Self-attentive pooling over time -> spectral nodes, over frequency -> temporal nodes.
+        e_S = (x * F.softmax(w, dim=-1)).sum(dim=-1).transpose(1, 2) + self.pos_S  # (B, 42, C)
+        e_T = (x * F.softmax(w, dim=-2)).sum(dim=-2).transpose(1, 2)  # (B, 67, C)
+        return self._graph_forward(e_S, e_T)
+
+
+# --------------------------------------------------------------------------------------------------
+# AASIST / AASIST-L
+# --------------------------------------------------------------------------------------------------
+
+
+def sinc_filterbank(n_filters: int, kernel_size: int, sample_rate: int = 16000) -> Tensor:
+    """Fixed band-pass sinc filters with mel-spaced edges, Hamming windowed: (n_filters, odd kernel_size).
+
+    Not a learned parameter and not in AASIST checkpoints, so it is rebuilt here. The sinc terms are
+    computed in float32, as the reference does (its time axis is a float32 tensor): this reproduces its
+    filters bitwise.
+    """
+    if kernel_size % 2 == 0:
+        kernel_size += 1  # symmetric filters
+    hz = (sample_rate // 2) * np.linspace(0, 1, 512 // 2 + 1)
+    mel = 2595 * np.log10(1 + hz / 700)
+    edges_mel = np.linspace(mel.min(), mel.max(), n_filters + 1)
+    edges = (700 * (10 ** (edges_mel / 2595) - 1))[:, None]  # (n_filters + 1, 1) band edges in Hz
+    t = np.arange(kernel_size, dtype=np.float32) - np.float32((kernel_size - 1) / 2)
+    x = (2 * edges).astype(np.float32) * t / np.float32(sample_rate)  # (n_filters + 1, kernel_size)
+    low_pass = (2 * edges / sample_rate).astype(np.float32) * np.sinc(x)  # ideal low-pass at each edge
+    band_pass = low_pass[1:] - low_pass[:-1]
+    return torch.from_numpy(np.hamming(kernel_size).astype(np.float32) * band_pass)
+
+
+class AASIST(_GraphBackEnd):
+    """clovaai AASIST / AASIST-L on raw 16 kHz waveform. forward: (B, T) -> logits (B, 2)."""
+
+    arch = "aasist"
+
+    def __init__(self, config: AASISTConfig | None = None):
+        super().__init__()
+        cfg = config or AASISTConfig()
+        self.config = cfg
+        filts = cfg.filts
+        self.register_buffer(
+            "sinc_filters", sinc_filterbank(filts[0], cfg.first_conv, cfg.sample_rate), persistent=False
+        )
+        self.first_bn = nn.BatchNorm2d(1)
+        self.selu = nn.SELU()
+        self.encoder = _residual_encoder(filts, time_pool=3)
+        # The (3, 3) max-pool after the sinc layer turns filts[0] = 70 filters into 23 spectral nodes.
+        self._init_graph(filts[0] // 3, filts[-1][-1], cfg.gat_dims, cfg.pool_ratios, cfg.temperatures)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 3:
+            x = x.squeeze(-1)
+        x = F.conv1d(x.unsqueeze(1), self.sinc_filters.unsqueeze(1))  # (B, 70, T - 128)
+        x = F.max_pool2d(x.unsqueeze(1).abs(), (3, 3))  # (B, 1, 23, (T - 128) // 3)
+        e = self.encoder(self.selu(self.first_bn(x)))  # (B, C, 23, frames)
+        e_S = e.abs().amax(dim=3).transpose(1, 2) + self.pos_S  # max over time: (B, 23, C)
+        e_T = e.abs().amax(dim=2).transpose(1, 2)  # max over frequency: (B, frames, C)
+        return self._graph_forward(e_S, e_T)
+
+
+# --------------------------------------------------------------------------------------------------
+# Building
+# --------------------------------------------------------------------------------------------------
+
+_CONFIG_CLASSES = {"ssl_aasist": SSLAASISTConfig, "aasist": AASISTConfig}
+
+
+def _make_config(arch: str, config: Any = None, base: Any = None):
+    """A config dataclass for `arch` from None / dataclass / dict / JSON path, applied over `base`."""
+    cls = _CONFIG_CLASSES[arch]
+    cfg = base if base is not None else cls()
+    if config is None:
+        return cfg
+    if isinstance(config, (str, Path)):
+        config = json.loads(Path(config).read_text())
+    if is_dataclass(config):
+        if not isinstance(config, cls):
+            raise ValueError(f"config is a {type(config).__name__}, but arch {arch!r} needs a {cls.__name__}")
+        return replace(config)
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dict, a {cls.__name__}, a JSON path or None, not {type(config)}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(config) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {sorted(names)}")
+    return replace(cfg, **config)
+
+
+def _canonical_arch(arch: str) -> tuple[str, AASISTConfig | None]:
+    name = arch.lower().replace("-", "_")
+    if name in ("ssl_aasist", "aasist"):
+        return name, None
+    if name == "aasist_l":
+        return "aasist", AASIST_PRESETS["aasist-l"]
+    raise ValueError(f"unknown arch {arch!r}; choose one of 'ssl_aasist', 'aasist', 'aasist-l'")
+
+
+def build_model(arch: str, config: Any = None) -> nn.Module:
+    """A new model with random weights. arch: 'ssl_aasist' | 'aasist' ('aasist-l' picks the AASIST-L preset).
+
+    config: None (defaults), a config dataclass, a dict of its fields, or a path to a JSON file of them.
+    """
+    arch, preset = _canonical_arch(arch)
+    cfg = _make_config(arch, config, base=replace(preset) if preset else None)
+    return SSLAASIST(cfg) if arch == "ssl_aasist" else AASIST(cfg)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DistributedDataParallel / DataParallel / torch.compile wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> None:
+    """Write a self-describing project checkpoint atomically (temporary file, then os.replace).
+
+    Stores {"format", "arch", "config", "model": state_dict, **extra}. Everything in `extra` must load with
+    torch.load(weights_only=True): tensors, numbers, strings and containers of them (an argparse.Namespace
+    is stored as a dict).
+    """
+    model = _unwrap(model)
+    extra = {k: vars(v) if isinstance(v, argparse.Namespace) else v for k, v in extra.items()}
+    reserved = {"format", "arch", "config", "model"} & set(extra)
+    if reserved:
+        raise ValueError(f"save_checkpoint: {sorted(reserved)} are reserved names")
+    state = {
+        "format": PROJECT_FORMAT,
+        "arch": model.arch,
+        "config": asdict(model.config),
+        "model": model.state_dict(),
+        **extra,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# fairseq wav2vec 2.0 -> transformers key names
+# --------------------------------------------------------------------------------------------------
+
+# Pretraining-only parts of a fairseq wav2vec 2.0 model: not used by the detector (mask_emb is the SpecAugment
+# mask vector, unused with mask=False). Everything else must map.
+FAIRSEQ_PRETRAINING_ONLY = ("quantizer.", "project_q.", "final_proj.", "mask_emb")
+
+_FAIRSEQ_TO_HF = [
+    (r"feature_extractor\.conv_layers\.(\d+)\.0\.(weight|bias)", r"feature_extractor.conv_layers.\1.conv.\2"),
+    (
+        r"feature_extractor\.conv_layers\.(\d+)\.2\.1\.(weight|bias)",
+        r"feature_extractor.conv_layers.\1.layer_norm.\2",
+    ),
+    (r"layer_norm\.(weight|bias)", r"feature_projection.layer_norm.\1"),
+    (r"post_extract_proj\.(weight|bias)", r"feature_projection.projection.\1"),
+    (r"encoder\.pos_conv\.0\.bias", r"encoder.pos_conv_embed.conv.bias"),
+    # weight norm: weight = g * v / ||v||; torch's parametrization API names g original0 and v original1
+    (r"encoder\.pos_conv\.0\.weight_g", r"encoder.pos_conv_embed.conv.parametrizations.weight.original0"),
+    (r"encoder\.pos_conv\.0\.weight_v", r"encoder.pos_conv_embed.conv.parametrizations.weight.original1"),
+    (
+        r"encoder\.layers\.(\d+)\.self_attn\.(q|k|v|out)_proj\.(weight|bias)",
+        r"encoder.layers.\1.attention.\2_proj.\3",
+    ),
+    (r"encoder\.layers\.(\d+)\.self_attn_layer_norm\.(weight|bias)", r"encoder.layers.\1.layer_norm.\2"),
+    (r"encoder\.layers\.(\d+)\.fc1\.(weight|bias)", r"encoder.layers.\1.feed_forward.intermediate_dense.\2"),
+    (r"encoder\.layers\.(\d+)\.fc2\.(weight|bias)", r"encoder.layers.\1.feed_forward.output_dense.\2"),
+    (r"encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)", r"encoder.layers.\1.final_layer_norm.\2"),
+    (r"encoder\.layer_norm\.(weight|bias)", r"encoder.layer_norm.\1"),
+]
+
+
+def fairseq_to_transformers(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename a fairseq wav2vec 2.0 state dict (no prefix) to transformers `Wav2Vec2Model` names.
+
+    Pretraining-only keys are dropped; any other key that no rule maps is an error listing them.
+    """
+    out, unmapped = {}, []
+    for key, value in state.items():
+        if key == "mask_emb" or key.startswith(FAIRSEQ_PRETRAINING_ONLY[:3]):
+            continue
+        for pattern, target in _FAIRSEQ_TO_HF:
+            if re.fullmatch(pattern, key):
+                out[re.sub(pattern, target, key)] = value
+                break
+        else:
+            unmapped.append(key)
+    if unmapped:
+        raise ValueError(
+            f"{len(unmapped)} fairseq wav2vec 2.0 key(s) have no transformers counterpart: "
+            f"{_short_list(unmapped)}"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Inferring configurations from tensors
+# --------------------------------------------------------------------------------------------------
+
+# Attention heads cannot be read from tensor shapes; the known wav2vec 2.0 sizes (hidden size -> heads):
+# base 768 -> 12, large / XLS-R 300M 1024 -> 16, XLS-R 1B 1280 -> 16, XLS-R 2B 1920 -> 16.
+_KNOWN_HEADS = {768: 12, 1024: 16, 1280: 16, 1920: 16}
+
+
+def _frontend_sizes_from_fairseq(sd: Mapping[str, Tensor]) -> dict[str, Any]:
+    """Front-end sizes from fairseq-named wav2vec 2.0 tensors (no prefix); heads and strides do not show."""
+    convs = sorted(
+        int(m.group(1))
+        for k in sd
+        if (m := re.fullmatch(r"feature_extractor\.conv_layers\.(\d+)\.0\.weight", k))
+    )
+    if not convs or "post_extract_proj.weight" not in sd or "encoder.pos_conv.0.weight_v" not in sd:
+        raise ValueError("not an XLS-R-style wav2vec 2.0 (needs conv layers, post_extract_proj and pos_conv)")
+    hidden = sd["post_extract_proj.weight"].shape[0]
+    layers = sorted(
+        {int(m.group(1)) for k in sd if (m := re.fullmatch(r"encoder\.layers\.(\d+)\.fc1\.weight", k))}
+    )
+    pos_v = sd["encoder.pos_conv.0.weight_v"]  # (D, D / groups, K)
+    return {
+        "conv_dim": [sd[f"feature_extractor.conv_layers.{i}.0.weight"].shape[0] for i in convs],
+        "conv_kernel": [sd[f"feature_extractor.conv_layers.{i}.0.weight"].shape[2] for i in convs],
+        "hidden_size": hidden,
+        "num_hidden_layers": len(layers),
+        "intermediate_size": sd["encoder.layers.0.fc1.weight"].shape[0],
+        "num_conv_pos_embeddings": pos_v.shape[2],
+        "num_conv_pos_embedding_groups": hidden // pos_v.shape[1],
+    }
+
+
+def _fill_unreadable_sizes(
+    sizes: dict[str, Any], overrides: Mapping[str, Any], source: str
+) -> dict[str, Any]:
+    """Add the attention heads and conv strides, which tensors do not show, from overrides or known models."""
+    sizes = dict(sizes)
+    default = SSLAASISTConfig()
+    if "num_attention_heads" not in sizes:
+        heads = overrides.get("num_attention_heads", _KNOWN_HEADS.get(sizes["hidden_size"]))
+        if heads is None:
+            raise ValueError(
+                f"{source}: the number of attention heads cannot be read from the tensors of a wav2vec 2.0 "
+                f"with hidden size {sizes['hidden_size']}; pass config={{'num_attention_heads': N}} "
+                "(or a JSON config)"
+            )
+        sizes["num_attention_heads"] = heads
+    if "conv_stride" not in sizes:
+        if "conv_stride" in overrides:
+            sizes["conv_stride"] = overrides["conv_stride"]
+        elif list(sizes["conv_kernel"]) == default.conv_kernel:
+            sizes["conv_stride"] = default.conv_stride  # the wav2vec 2.0 / XLS-R layout
+        else:
+            raise ValueError(
+                f"{source}: conv kernels {sizes['conv_kernel']} differ from wav2vec 2.0's; pass "
+                f"config={{'conv_stride': [...]}}"
+            )
+    return sizes
+
+
+def _backend_sizes(sd: Mapping[str, Tensor]) -> dict[str, Any]:
+    """filts and gat_dims of an AASIST back end from its tensors (reference naming, no prefix)."""
+    blocks = [sd[f"encoder.{i}.0.conv1.weight"].shape for i in range(4)]  # (out, in, 2, 3)
+    return {
+        "filts": [[int(s[1]), int(s[0])] for s in blocks],
+        "gat_dims": [
+            sd["GAT_layer_S.att_proj.weight"].shape[0],
+            sd["HtrgGAT_layer_ST11.att_proj.weight"].shape[0],
+        ],
+        "spectral_nodes": sd["pos_S"].shape[1],
+    }
+
+
+def _parse_conv_layers(spec: str) -> list[tuple[int, int, int]]:
+    """fairseq conv_feature_layers, e.g. "[(512,10,5)] + [(512,3,2)] * 4", evaluated without eval()."""
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [ev(e) for e in node.elts]
+            return items if isinstance(node, ast.List) else tuple(items)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return node.value
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            left, right = ev(node.left), ev(node.right)
+            return left + right if isinstance(node.op, ast.Add) else left * right
+        raise ValueError(f"unsupported conv_feature_layers expression: {spec!r}")
+
+    return [tuple(layer) for layer in ev(ast.parse(spec, mode="eval"))]
+
+
+def _config_from_fairseq_cfg(model_cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """SSLAASISTConfig front-end fields from a fairseq wav2vec2 model cfg (dict, or vars() of its args)."""
+    if model_cfg.get("_name", model_cfg.get("arch", "wav2vec2")) not in ("wav2vec2", "wav2vec2_large"):
+        raise ValueError(
+            f"{source}: fairseq model {model_cfg.get('_name') or model_cfg.get('arch')!r} is not a "
+            "wav2vec 2.0 pretraining model"
+        )
+    if model_cfg.get("extractor_mode") != "layer_norm" or not model_cfg.get("layer_norm_first"):
+        raise ValueError(
+            f"{source}: this wav2vec 2.0 uses extractor_mode={model_cfg.get('extractor_mode')!r}, "
+            f"layer_norm_first={model_cfg.get('layer_norm_first')!r}; SSL-AASIST needs the XLS-R layout "
+            "(layer_norm, layer_norm_first=True), e.g. xlsr2_300m.pt"
+        )
+    layers = _parse_conv_layers(model_cfg["conv_feature_layers"])
+    cfg = {
+        "conv_dim": [c for c, _, _ in layers],
+        "conv_kernel": [k for _, k, _ in layers],
+        "conv_stride": [s for _, _, s in layers],
+        "num_attention_heads": model_cfg["encoder_attention_heads"],
+        "hidden_act": model_cfg.get("activation_fn", "gelu"),
+    }
+    for ours, theirs in [
+        ("hidden_dropout", "dropout"),
+        ("attention_dropout", "attention_dropout"),
+        ("activation_dropout", "activation_dropout"),
+        ("feat_proj_dropout", "dropout_input"),
+        ("layerdrop", "encoder_layerdrop"),
+    ]:
+        if theirs in model_cfg:
+            cfg[ours] = float(model_cfg[theirs])
+    return cfg
+
+
+def _config_from_transformers(hf) -> dict[str, Any]:
+    """SSLAASISTConfig front-end fields from a transformers Wav2Vec2Config (XLS-R layout required)."""
+    if hf.feat_extract_norm != "layer" or not hf.do_stable_layer_norm or not hf.conv_bias:
+        raise ValueError(
+            f"transformers model has feat_extract_norm={hf.feat_extract_norm!r}, do_stable_layer_norm="
+            f"{hf.do_stable_layer_norm}, conv_bias={hf.conv_bias}; SSL-AASIST needs the XLS-R layout "
+            "('layer', True, True), e.g. facebook/wav2vec2-xls-r-300m"
+        )
+    names = [
+        "conv_dim",
+        "conv_kernel",
+        "conv_stride",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "num_conv_pos_embeddings",
+        "num_conv_pos_embedding_groups",
+        "hidden_act",
+        "layer_norm_eps",
+    ]
+    return {n: list(getattr(hf, n)) if n.startswith("conv_") else getattr(hf, n) for n in names}
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+
+
+def _short_list(keys, n: int = 12) -> str:
+    keys = list(keys)
+    more = f" ... (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def _describe(obj: Any) -> str:
+    """What a loaded object looks like, for error messages."""
+    if isinstance(obj, Mapping):
+        keys = [str(k) for k in obj]
+        n_tensors = sum(isinstance(v, Tensor) for v in obj.values())
+        return f"a dict with {len(keys)} keys ({n_tensors} tensors): {_short_list(keys, 8)}"
+    return f"a {type(obj).__name__}"
+
+
+_EXPECTED = (
+    "expected one of: an SSL-AASIST state dict in the reference naming (keys 'ssl_model.model.*', 'LL.*', "
+    "'GAT_layer_S.*', ..., e.g. LA_model.pth), a fairseq wav2vec 2.0 pretraining checkpoint (keys "
+    "'cfg'/'args' and 'model', e.g. xlsr2_300m.pt), a clovaai AASIST state dict (AASIST.pth / AASIST-L.pth), "
+    "this project's "
+    f"checkpoint (format {PROJECT_FORMAT!r}), or a transformers wav2vec 2.0 folder (config.json + weights)"
+)
+
+
+def _strict_load(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
+    """load_state_dict(strict=True), with an error that lists the missing and unexpected keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or wrong_shape:
+        parts = [f"{source} does not match the {model.arch} model built for it:"]
+        if missing:
+            parts.append(f"  missing keys ({len(missing)}): {_short_list(missing)}")
+        if unexpected:
+            parts.append(f"  unexpected keys ({len(unexpected)}): {_short_list(unexpected)}")
+        if wrong_shape:
+            parts.append(
+                f"  shape mismatches (file vs model) ({len(wrong_shape)}): {_short_list(wrong_shape, 6)}"
+            )
+        raise ValueError("\n".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def _torch_load(path: Path, map_location) -> Any:
+    """torch.load(weights_only=True), argparse.Namespace allow-listed for legacy fairseq checkpoints."""
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
+        raise ValueError(
+            f"{path} cannot be read as a PyTorch checkpoint with weights_only=True ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}). It is not a plain tensor checkpoint: "
+            f"{_EXPECTED}"
+        ) from err
+
+
+def _strip_prefix(state: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix) :]: v for k, v in state.items()}
+    return dict(state)
+
+
+def _check_arch(requested: str | None, found: str, source: str) -> None:
+    if requested is not None and _canonical_arch(requested)[0] != found:
+        raise ValueError(f"{source} holds a model of arch {found!r}, but arch={requested!r} was asked for")
+
+
+def _load_reference_ssl(sd: dict[str, Tensor], overrides: Mapping[str, Any], source: str) -> SSLAASIST:
+    """SSL_Anti-spoofing state dict (fairseq names under ssl_model.model.) -> SSLAASIST."""
+    prefix = "ssl_model.model."
+    front = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+    back = {k: v for k, v in sd.items() if not k.startswith(prefix)}
+    try:
+        sizes = _fill_unreadable_sizes(_frontend_sizes_from_fairseq(front), overrides, source)
+        b = _backend_sizes(back)
+        sizes["filts"] = [back["LL.weight"].shape[0], *b["filts"]]
+        sizes["gat_dims"] = b["gat_dims"]
+        sizes["attention_channels"] = back["attention.0.weight"].shape[0]
+    except KeyError as err:
+        raise ValueError(
+            f"{source} looks like an SSL-AASIST state dict but lacks {err}: {_describe(sd)}"
+        ) from None
+    cfg = _make_config("ssl_aasist", {**sizes, **overrides})
+    model = SSLAASIST(cfg)
+    state = {**{f"ssl_model.{k}": v for k, v in fairseq_to_transformers(front).items()}, **back}
+    _strict_load(model, state, source)
+    return model
+
+
+def _new_detector(
+    frontend_state: dict[str, Tensor], sizes: dict[str, Any], overrides, source: str
+) -> SSLAASIST:
+    """A new SSL-AASIST around pretrained front-end weights (transformers names); the back end is random."""
+    model = SSLAASIST(_make_config("ssl_aasist", {**sizes, **overrides}))
+    state = {
+        **{k: v for k, v in model.state_dict().items() if not k.startswith("ssl_model.")},
+        **{f"ssl_model.{k}": v for k, v in frontend_state.items()},
+    }
+    _strict_load(model, state, source)
+    warnings.warn(
+        f"{source} holds a pretrained wav2vec 2.0 front end only: the AASIST back end is randomly "
+        "initialised. "
+        "Fine-tune the model before using its scores.",
+        stacklevel=3,
+    )
+    return model
+
+
+def _load_fairseq_pretraining(state: dict, overrides, source: str) -> SSLAASIST:
+    if state.get("cfg") is not None:
+        model_cfg = state["cfg"]["model"]
+        model_cfg = vars(model_cfg) if isinstance(model_cfg, argparse.Namespace) else dict(model_cfg)
+    else:
+        model_cfg = (
+            vars(state["args"]) if isinstance(state["args"], argparse.Namespace) else dict(state["args"])
+        )
+    front = state["model"]
+    if any(k.startswith("w2v_encoder.") for k in front):
+        raise ValueError(
+            f"{source} is a fine-tuned (CTC) fairseq model; expected a wav2vec 2.0 pretraining "
+            "checkpoint such as xlsr2_300m.pt"
+        )
+    sizes = {**_frontend_sizes_from_fairseq(front), **_config_from_fairseq_cfg(model_cfg, source)}
+    return _new_detector(fairseq_to_transformers(front), sizes, overrides, source)
+
+
+def _load_transformers(name_or_dir: str, overrides, source: str) -> SSLAASIST:
+    """A transformers Wav2Vec2 checkpoint (local folder, or Hub id via its cache) -> new detector."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    sizes = _config_from_transformers(Wav2Vec2Config.from_pretrained(name_or_dir))
+    hf_model, info = Wav2Vec2Model.from_pretrained(
+        name_or_dir, config=wav2vec2_config(_make_config("ssl_aasist", sizes)), output_loading_info=True
+    )
+    if info["missing_keys"] or info.get("mismatched_keys"):
+        raise ValueError(
+            f"{source}: transformers checkpoint lacks front-end weights: "
+            f"{_short_list(info['missing_keys'] or info['mismatched_keys'])}"
+        )
+    return _new_detector(hf_model.state_dict(), sizes, overrides, source)
+
+
+def _load_clovaai(sd: dict[str, Tensor], overrides, source: str) -> AASIST:
+    b = _backend_sizes(sd)
+    preset = next(
+        (
+            name
+            for name, p in AASIST_PRESETS.items()
+            if p.filts[1:] == b["filts"] and p.gat_dims == b["gat_dims"]
+        ),
+        None,
+    )
+    if preset is None and not overrides:
+        raise ValueError(
+            f"{source} is an AASIST state dict of an unknown size (filts {b['filts']}, "
+            f"gat_dims {b['gat_dims']}); "
+            "pass its model_config as config= (a dict or the clovaai .conf's model_config as JSON)"
+        )
+    base = replace(AASIST_PRESETS[preset]) if preset else None
+    model = AASIST(_make_config("aasist", overrides, base=base))
+    _strict_load(model, sd, source)
+    return model
+
+
+def _load_project(state: dict, arch, overrides, source: str) -> nn.Module:
+    found = state.get("arch")
+    if found not in ARCHS:
+        raise ValueError(f"{source}: project checkpoint names an unknown arch {found!r}")
+    _check_arch(arch, found, source)
+    cfg = _make_config(found, {**state["config"], **overrides})
+    model = SSLAASIST(cfg) if found == "ssl_aasist" else AASIST(cfg)
+    _strict_load(model, state["model"], source)
+    return model
+
+
+def _config_overrides(config: Any) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, (str, Path)):
+        config = json.loads(Path(config).read_text())
+        config = config.get("model_config", config)  # a clovaai .conf file
+        config = {k: v for k, v in config.items() if k != "architecture"}
+    return asdict(config) if is_dataclass(config) else dict(config)
+
+
+def _is_hub_id(spec: str) -> bool:
+    """'facebook/wav2vec2-xls-r-300m'-like: owner/name, no file suffix."""
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", spec)) and not re.search(
+        r"\.(pt|pth|bin|ckpt|safetensors)$", spec
+    )
+
+
+def _to_device(model: nn.Module, map_location: Any) -> nn.Module:
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)
+    return model.eval()
+
+
+def load_model(
+    checkpoint: str | Path, *, map_location: Any = "cpu", arch: str | None = None, config: Any = None
+) -> tuple[nn.Module, dict]:
+    """Load any supported checkpoint (a path or a registry name such as 'la', 'df', 'aasist', 'aasist-l').
+
+    Returns (model in eval mode, info) with info = {"arch", "format", "source", "calibration", "extra"};
+    format is "reference" | "fairseq_pretrain" | "transformers" | "clovaai" | "project".
+    A transformers Hub id (e.g. 'facebook/wav2vec2-xls-r-300m', read from the Hub cache) or folder starts a
+    new detector around a pretrained front end, as does a fairseq pretraining checkpoint (the back end is
+    then random, with a warning).
+    arch: optional check of the architecture found. config: overrides of config fields (a dict, dataclass or
+    JSON path), e.g. {"freeze_frontend": True}, or sizes the file cannot tell (attention heads of an
+    unknown wav2vec 2.0 size, an AASIST variant other than AASIST / AASIST-L).
+    """
+    import download
+
+    overrides = _config_overrides(config)
+    spec = str(checkpoint)
+    path = Path(spec).expanduser()
+    if not path.exists() and spec not in download.REGISTRY and _is_hub_id(spec):
+        _check_arch(arch, "ssl_aasist", spec)
+        try:
+            model = _load_transformers(spec, overrides, spec)
+        except OSError as err:
+            raise FileNotFoundError(
+                f"{spec!r} is neither a file, a registry name ({', '.join(download.REGISTRY)}) nor a "
+                "transformers "
+                f"model in the Hugging Face cache or Hub ({err})"
+            ) from err
+        return _to_device(model, map_location), _info(model, "transformers", spec)
+    if not path.exists():
+        path = download.resolve_checkpoint(spec)
+    source = str(path)
+
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ValueError(f"{path} is a folder without config.json; {_EXPECTED}")
+        _check_arch(arch, "ssl_aasist", source)
+        model = _load_transformers(str(path), overrides, source)
+        return _to_device(model, map_location), _info(model, "transformers", source)
+
+    state = _torch_load(path, map_location)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path} holds {_describe(state)}; {_EXPECTED}")
+
+    if str(state.get("format", "")).startswith("ssl-aasist-project/"):
+        if state["format"] != PROJECT_FORMAT:
+            raise ValueError(
+                f"{path} is a project checkpoint of format {state['format']!r}; this code reads "
+                f"{PROJECT_FORMAT!r}"
+            )
+        model = _load_project(state, arch, overrides, source)
+        reserved = {"format", "arch", "config", "model", "calibration"}
+        extra = {k: v for k, v in state.items() if k not in reserved}
+        info = _info(model, "project", source, state.get("calibration"), extra)
+    elif isinstance(state.get("model"), Mapping) and ("cfg" in state or "args" in state):
+        _check_arch(arch, "ssl_aasist", source)
+        model = _load_fairseq_pretraining(dict(state), overrides, source)
+        info = _info(model, "fairseq_pretrain", source)
+    elif state and all(isinstance(v, Tensor) for v in state.values()):
+        sd = _strip_prefix(state, "module.")  # saved from DataParallel
+        if any(k.startswith("ssl_model.model.") for k in sd):
+            _check_arch(arch, "ssl_aasist", source)
+            model = _load_reference_ssl(sd, overrides, source)
+            info = _info(model, "reference", source)
+        elif "pos_S" in sd and "out_layer.weight" in sd and "GAT_layer_S.att_weight" in sd:
+            _check_arch(arch, "aasist", source)
+            model = _load_clovaai(sd, overrides, source)
+            info = _info(model, "clovaai", source)
+        else:
+            raise ValueError(f"{path} holds {_describe(sd)}; {_EXPECTED}")
+    else:
+        raise ValueError(f"{path} holds {_describe(state)}; {_EXPECTED}")
+    return _to_device(model, map_location), info
+
+
+def _info(
+    model: nn.Module, fmt: str, source: str, calibration: dict | None = None, extra: dict | None = None
+):
+    return {
+        "arch": model.arch,
+        "format": fmt,
+        "source": source,
+        "calibration": calibration,
+        "extra": extra or {},
+    }
