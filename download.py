@@ -113,7 +113,8 @@ def _fetch(url: str, part: Path, size: int | None) -> None:
         if have and response.status != 206:  # the server ignored Range: start over
             have = 0
         length = response.headers.get("Content-Length")
-        total = size if size is not None else (have + int(length) if length else None)
+        expected = have + int(length) if length else None  # what this response should bring the file to
+        total = size if size is not None else expected
         with (
             open(part, "ab" if have else "wb") as f,
             tqdm(
@@ -123,6 +124,9 @@ def _fetch(url: str, part: Path, size: int | None) -> None:
             while block := response.read(CHUNK):
                 f.write(block)
                 bar.update(len(block))
+            got = f.tell()
+        if expected is not None and got < expected:  # http.client returns b"" when the server hangs up early
+            raise ConnectionError(f"connection closed after {got:,} of {expected:,} bytes")
 
 
 def download(

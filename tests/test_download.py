@@ -1,0 +1,165 @@
+"""download.py end to end against a real HTTP server on 127.0.0.1 that serves ../shared/golden/aasist.
+
+The server is http.server with a small handler that honours HTTP Range requests, and that can hang up in
+the middle of a file (once per file) to simulate a dropped connection. No test reaches the internet.
+"""
+
+import http.server
+import json
+import socket
+import threading
+
+import pytest
+
+import download as D
+import model as M
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """GET /<file> from server.root; 'Range: bytes=N-' -> 206 from byte N; 404 for unknown files."""
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        server = self.server
+        path = server.root / self.path.lstrip("/")
+        range_header = self.headers.get("Range")
+        server.requests.append((self.path, range_header))
+        if not path.is_file():
+            self.send_error(404, "Not Found")
+            return
+        data = path.read_bytes()
+        start = int(range_header.removeprefix("bytes=").split("-")[0]) if range_header else 0
+        if start >= len(data):
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(206 if range_header else 200)
+        if range_header:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        if path.name in server.drop_once:  # send 40 % of the body, then hang up
+            server.drop_once.discard(path.name)
+            self.wfile.write(body[: int(len(body) * 0.4)])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(golden):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    httpd.root = golden / "aasist"
+    httpd.requests = []
+    httpd.drop_once = set()
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def aasist_l():
+    return D.REGISTRY["aasist-l"]
+
+
+def test_good_file_downloads_with_checksum(server, golden, aasist_l, tmp_path):
+    dest = D.download(
+        f"{server.url}/AASIST-L.pth", tmp_path / "w" / "AASIST-L.pth", aasist_l["sha256"], aasist_l["size"]
+    )
+    assert dest.read_bytes() == (golden / "aasist" / "AASIST-L.pth").read_bytes()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["AASIST-L.pth"]  # no .part left
+    assert server.requests == [("/AASIST-L.pth", None)]
+    D.download(f"{server.url}/AASIST-L.pth", dest, aasist_l["sha256"])  # present: no new request
+    assert len(server.requests) == 1
+
+
+def test_wrong_sha256_is_refused_and_nothing_is_kept(server, aasist_l, tmp_path):
+    dest = tmp_path / "AASIST-L.pth"
+    with pytest.raises(ValueError, match=f"sha256 {aasist_l['sha256']} does not match the expected 0{{64}}"):
+        D.download(f"{server.url}/AASIST-L.pth", dest, sha256="0" * 64)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_download_resumes_on_the_next_call(server, golden, aasist_l, tmp_path):
+    server.drop_once.add("AASIST-L.pth")
+    dest = tmp_path / "AASIST-L.pth"
+    url = f"{server.url}/AASIST-L.pth"
+    with pytest.raises(RuntimeError, match="interrupted after .* run the same command again to resume"):
+        D.download(url, dest, aasist_l["sha256"], aasist_l["size"], retries=0)
+    part = tmp_path / "AASIST-L.pth.part"
+    have = part.stat().st_size
+    assert not dest.exists() and have == int(aasist_l["size"] * 0.4)
+
+    D.download(url, dest, aasist_l["sha256"], aasist_l["size"])
+    assert server.requests == [("/AASIST-L.pth", None), ("/AASIST-L.pth", f"bytes={have}-")]
+    assert dest.read_bytes() == (golden / "aasist" / "AASIST-L.pth").read_bytes()
+    assert not part.exists()
+
+
+def test_dropped_connection_is_retried_from_where_it_stopped(server, golden, tmp_path):
+    server.drop_once.add("AASIST.pth")
+    entry = D.REGISTRY["aasist"]
+    dest = D.download(f"{server.url}/AASIST.pth", tmp_path / "AASIST.pth", entry["sha256"], entry["size"])
+    assert [r for _, r in server.requests] == [None, f"bytes={int(entry['size'] * 0.4)}-"]
+    assert dest.read_bytes() == (golden / "aasist" / "AASIST.pth").read_bytes()
+
+
+def test_404_says_what_failed(server, tmp_path):
+    with pytest.raises(RuntimeError, match=r"HTTP 404 Not Found.*download the file by hand"):
+        D.download(f"{server.url}/missing.pth", tmp_path / "missing.pth")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registry_name_downloads_itself_on_first_use(server, golden, tmp_path, monkeypatch):
+    monkeypatch.setenv("SSL_AASIST_PRETRAINED_DIR", str(tmp_path / "pretrained"))
+    monkeypatch.setenv("SSL_AASIST_MIRROR", server.url)
+    path = D.resolve_checkpoint("aasist")
+    assert path == tmp_path / "pretrained" / "AASIST.pth"
+    assert path.read_bytes() == (golden / "aasist" / "AASIST.pth").read_bytes()
+    assert D.resolve_checkpoint("AASIST") == path and len(server.requests) == 1  # cached
+
+    model, info = M.load_model("aasist-l")  # load_model takes registry names too
+    assert info["format"] == "clovaai" and info["source"] == str(tmp_path / "pretrained" / "AASIST-L.pth")
+    assert model.config == M.AASIST_PRESETS["aasist-l"]
+
+
+def test_manual_checkpoint_says_what_to_download_and_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSL_AASIST_PRETRAINED_DIR", str(tmp_path))
+    monkeypatch.delenv("SSL_AASIST_MIRROR", raising=False)
+    with pytest.raises(FileNotFoundError) as err:
+        M.load_model("la")
+    message = str(err.value)
+    for needed in ["LA_model.pth", "drive.google.com/drive/folders/1c4ywztEVlYVijfwbGLl9OEa1SNtFKppB",
+                   "Download anyway", f"Move the file to {tmp_path / 'LA_model.pth'}"]:  # fmt: skip
+        assert needed in message
+    with pytest.raises(FileNotFoundError, match="Best_LA_model_for_DF.pth"):
+        D.resolve_checkpoint("df")
+
+
+def test_unknown_name_lists_the_registry():
+    with pytest.raises(FileNotFoundError, match="Known names: la, df, xlsr-300m, aasist, aasist-l"):
+        D.resolve_checkpoint("asvspoof5")
+
+
+def test_registry_is_complete_and_matches_the_released_files(golden):
+    registry = json.loads(D.REGISTRY_PATH.read_text())
+    assert set(registry) == {"la", "df", "xlsr-300m", "aasist", "aasist-l"}
+    for name, entry in registry.items():
+        assert entry["arch"] in M.ARCHS and entry["license"] and entry["url"].startswith("https://"), name
+        assert bool(entry.get("manual")) == ("drive.google.com" in entry["url"]), name
+        if entry.get("manual"):
+            assert any("{dest}" in step for step in entry["instructions"]), name
+    for name, filename in [("aasist", "AASIST.pth"), ("aasist-l", "AASIST-L.pth")]:
+        path = golden / "aasist" / filename
+        assert registry[name]["filename"] == filename
+        assert (registry[name]["size"], registry[name]["sha256"]) == (path.stat().st_size, D.sha256sum(path))
