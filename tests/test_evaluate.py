@@ -19,6 +19,7 @@ import evaluate_custom_for
 from data import Item, load_dataset
 from model import load_model, save_checkpoint
 from scoring import CSV_COLUMNS, ScoreWriter, evaluate, read_scores, score_items
+from utils import init_wandb
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN_REASONS = {
@@ -103,7 +104,9 @@ def test_every_broken_file_gets_its_reason_and_the_run_still_gives_metrics(tiny,
             shutil.copy(src, data / label / src.name)
     shutil.copytree(audio_dir / "broken", data / "fake" / "broken")
     out = tmp_path / "run"
-    metrics = evaluate(tiny, load_dataset(data), out, batch_size=4, workers=2, n_bootstrap=50)
+    run = init_wandb("ssl-aasist-test", out, {"test": True}, mode="offline")
+    metrics = evaluate(tiny, load_dataset(data), out, batch_size=4, workers=2, n_bootstrap=50, wandb_run=run)
+    run.finish()
 
     rows = {Path(r["path"]).name: r for r in read_scores(out / "scores.csv")}
     assert len(rows) == 13
@@ -124,6 +127,10 @@ def test_every_broken_file_gets_its_reason_and_the_run_still_gives_metrics(tiny,
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert (out / "scores.csv").read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
     assert "4 skipped" in capsys.readouterr().out
+    (wandb_dir,) = (out / "wandb").glob("offline-run-*")  # metrics, the three plots and the score table
+    media = wandb_dir / "files" / "media"
+    assert len(list((media / "images").rglob("*.png"))) == 3
+    assert list((media / "table").rglob("*.table.json"))
 
 
 def test_reference_score_and_polarity_guard_with_aasist(golden, audio_dir, tmp_path, capsys):
