@@ -1,0 +1,294 @@
+"""Check recordings with a deepfake detector: one verdict per file, and per-window scores for long files.
+
+    python score.py clip.wav folder/ "more/*.flac" list.txt --checkpoint aasist
+    python score.py folder/ --checkpoint runs/exp/best.pth --format csv --output scores.csv
+    python score.py clip.wav --checkpoint LA_model.pth --threshold 0.5 --format json
+
+Inputs: audio files, folders (searched recursively), globs, or .txt/.lst files listing one path a line.
+Each file is scored by scoring.score_items (the code evaluation uses) over 64,600-sample (~4.04 s) windows;
+files longer than one window also report every window's score with its start time.
+
+Score direction: `score` is the real-class logit (model output index 1): higher = more likely real.
+`p_fake` = softmax(logits)[0], the probability of the fake (spoof) class.
+Verdict: "real" when score >= threshold. The threshold is --threshold if given, else the calibration stored
+in the checkpoint (the validation EER threshold written by fine_tune_for.py). A checkpoint without one (e.g.
+the released AASIST / SSL-AASIST weights) falls back to "fake" when p_fake >= 0.5 (the larger logit wins);
+the output always states the rule it used.
+
+Files that cannot be read get a row with status "error" and the reason; the others are still scored.
+Notes (silence, a file longer than --max-duration) are in the `note` column.
+Exit status: 0 = every file scored, 1 = some files failed, 2 = no file scored (or none found).
+"""
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from audio import DEFAULT_HOP, MAX_DURATION_S, SAMPLE_RATE
+from data import Item, list_audio_files
+from model import load_model
+from scoring import default_workers, score_items
+from utils import pick_device
+
+DEFAULT_CHECKPOINT = "aasist"  # registry name: clovaai AASIST, small enough for a CPU
+DEFAULT_P_FAKE_THRESHOLD = 0.5
+CSV_FIELDS = (
+    "path",
+    "status",
+    "verdict",
+    "score",
+    "p_fake",
+    "duration_s",
+    "n_windows",
+    "windows",
+    "rule",
+    "reason",
+    "note",
+)
+
+# load_model formats that wrap a pretrained front end around a random back end: not a detector yet.
+UNTRAINED_BACK_END = ("fairseq_pretrain", "transformers")
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_NONE_SCORED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a score becomes a verdict. `threshold` is on the score (real-class logit); None = p_fake >= 0.5."""
+
+    threshold: float | None
+    source: str
+
+    def verdict(self, score: float, p_fake: float) -> str:
+        """'real' or 'fake' for one file or window."""
+        if self.threshold is None:
+            return "fake" if p_fake >= DEFAULT_P_FAKE_THRESHOLD else "real"
+        return "real" if score >= self.threshold else "fake"
+
+    def describe(self) -> str:
+        if self.threshold is None:
+            return f"fake if p_fake >= {DEFAULT_P_FAKE_THRESHOLD} ({self.source})"
+        return f"real if score >= {self.threshold:.4g} ({self.source})"
+
+    def as_dict(self) -> dict:
+        return {
+            "threshold": self.threshold,
+            "applies_to": "p_fake" if self.threshold is None else "score",
+            "source": self.source,
+            "rule": self.describe(),
+        }
+
+
+def decision_for(info: dict, threshold: float | None = None) -> Decision:
+    """The verdict rule: --threshold, else the checkpoint's calibration, else the p_fake >= 0.5 default."""
+    if threshold is not None:
+        return Decision(float(threshold), "--threshold")
+    calibration = info.get("calibration")
+    if calibration and calibration.get("threshold") is not None:
+        source = calibration.get("source", "calibration")
+        return Decision(float(calibration["threshold"]), f"{source} threshold stored in the checkpoint")
+    return Decision(None, "default: the checkpoint stores no calibration; set one with --threshold")
+
+
+def is_scored(row: dict) -> bool:
+    """score_items rows: status is "ok", or the reason the file was skipped."""
+    return row["status"] == "ok"
+
+
+def add_verdicts(rows: list[dict], decision: Decision) -> list[dict]:
+    """Add `verdict` to every scored row and window of score_items rows (in place); returns `rows`."""
+    for row in rows:
+        if not is_scored(row):
+            row["verdict"] = ""
+            continue
+        row["verdict"] = decision.verdict(row["score"], row["p_fake"])
+        for window in row.get("windows") or []:
+            window["verdict"] = decision.verdict(window["score"], window["p_fake"])
+    return rows
+
+
+def exit_status(rows: list[dict]) -> int:
+    """0 if every file was scored, 1 if some failed, 2 if none was scored."""
+    n_ok = sum(map(is_scored, rows))
+    if n_ok == 0:
+        return EXIT_NONE_SCORED
+    return EXIT_OK if n_ok == len(rows) else EXIT_SOME_FAILED
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(rows: list[dict], decision: Decision, checkpoint: str) -> str:
+    """Human-readable table; a file with more than one window lists its windows below its row."""
+    width = max([len("file")] + [len(row["path"]) for row in rows])
+    lines = [
+        f"checkpoint: {checkpoint}",
+        "score = real-class logit (higher = more real); p_fake = probability of the fake class",
+        f"verdict rule: {decision.describe()}",
+        "",
+        f"{'file':<{width}}  {'verdict':<7}  {'p_fake':>6}  {'score':>8}  {'length':>7}  note",
+    ]
+    for row in rows:
+        if not is_scored(row):
+            lines.append(f"{row['path']:<{width}}  {'ERROR':<7}  {'':>6}  {'':>8}  {'':>7}  {row['status']}")
+            continue
+        lines.append(
+            f"{row['path']:<{width}}  {row['verdict']:<7}  {row['p_fake']:>6.3f}  {row['score']:>8.3f}  "
+            f"{row['duration_s']:>6.1f}s  {row['note']}".rstrip()
+        )
+        if row["n_windows"] > 1:
+            for w in row["windows"]:
+                span = f"  window {w['start']:6.2f}-{w['end']:6.2f}s"
+                lines.append(f"{span:<{width}}  {w['verdict']:<7}  {w['p_fake']:>6.3f}  {w['score']:>8.3f}")
+    lines += ["", summary_line(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def summary_line(rows: list[dict]) -> str:
+    ok = [row for row in rows if is_scored(row)]
+    n_real = sum(row["verdict"] == "real" for row in ok)
+    failed = len(rows) - len(ok)
+    return (
+        f"{len(ok)} of {len(rows)} files scored ({n_real} real, {len(ok) - n_real} fake), "
+        f"{failed} failed{' (see their reason)' if failed else ''}"
+    )
+
+
+def format_csv(rows: list[dict], decision: Decision) -> str:
+    """One line per file; `windows` holds the per-window scores as JSON (as in evaluation's scores.csv)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        ok = is_scored(row)
+        writer.writerow(
+            {
+                "path": row["path"],
+                "status": "ok" if ok else "error",
+                "verdict": row["verdict"],
+                "score": _fmt(row["score"], 6),
+                "p_fake": _fmt(row["p_fake"], 6),
+                "duration_s": _fmt(row["duration_s"], 3),
+                "n_windows": row["n_windows"] if ok else "",
+                "windows": json.dumps(row["windows"]) if ok else "",
+                "rule": decision.describe(),
+                "reason": "" if ok else row["status"],
+                "note": row["note"],
+            }
+        )
+    return buffer.getvalue()
+
+
+def format_json(rows: list[dict], decision: Decision, checkpoint: str) -> str:
+    """{"checkpoint", "score_direction", "decision", "files": [...]}, every file with its windows."""
+    files = []
+    for row in rows:
+        if is_scored(row):
+            keys = ("path", "verdict", "score", "p_fake", "duration_s", "scored_s", "note", "windows")
+            files.append({"status": "ok", **{k: row[k] for k in keys}})
+        else:
+            files.append({"path": row["path"], "status": "error", "reason": row["status"]})
+    document = {
+        "checkpoint": checkpoint,
+        "score_direction": "score = real-class logit (model output index 1); higher = more likely real",
+        "decision": decision.as_dict(),
+        "files": files,
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "paths", nargs="+", help="audio files, folders, glob patterns or .txt/.lst list files"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=DEFAULT_CHECKPOINT,
+        help="checkpoint path or registry name (pretrained/README.md)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="verdict threshold on the score (real if score >= it); overrides the checkpoint's calibration",
+    )
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+    parser.add_argument("--output", type=Path, default=None, help="write the output here instead of stdout")
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="audio decoding processes")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--hop", type=float, default=DEFAULT_HOP / SAMPLE_RATE, help="seconds between window starts"
+    )
+    parser.add_argument(
+        "--max-duration",
+        type=float,
+        default=MAX_DURATION_S,
+        help="seconds scored per file (the rest: a note)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        files = list_audio_files(args.paths)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_NONE_SCORED
+    if not files:
+        print(f"error: no audio files found in {' '.join(args.paths)}", file=sys.stderr)
+        return EXIT_NONE_SCORED
+    device = pick_device(args.device)
+    model, info = load_model(args.checkpoint, map_location=device)
+    if info["format"] in UNTRAINED_BACK_END:
+        print(
+            f"warning: {args.checkpoint} has no trained back end (random); its scores mean nothing",
+            file=sys.stderr,
+        )
+    decision = decision_for(info, args.threshold)
+    if decision.threshold is None:
+        print(
+            f"note: {args.checkpoint} has no stored calibration; verdict rule: {decision.describe()}",
+            file=sys.stderr,
+        )
+
+    rows = score_items(
+        model,
+        [Item(str(path), None) for path in files],
+        batch_size=args.batch_size,
+        workers=args.workers,
+        device=device,
+        window=True,
+        hop=round(args.hop * SAMPLE_RATE),
+        max_duration=args.max_duration,
+    )
+    add_verdicts(rows, decision)
+
+    checkpoint = str(info.get("source") or args.checkpoint)
+    if args.format == "csv":
+        text = format_csv(rows, decision)
+    elif args.format == "json":
+        text = format_json(rows, decision, checkpoint)
+    else:
+        text = format_table(rows, decision, checkpoint)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        print(f"wrote {len(rows)} rows to {args.output}", file=sys.stderr)
+    if args.format != "table" or args.output is not None:
+        print(summary_line(rows), file=sys.stderr)
+    return exit_status(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))
