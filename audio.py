@@ -174,12 +174,14 @@ def _read_soundfile(path: Path, max_duration: float | None) -> tuple[np.ndarray,
 
 def _read_audioread(path: Path, max_duration: float | None) -> tuple[np.ndarray, int, float]:
     """(frames (N, C) float32, native rate, declared duration in s) via audioread (ffmpeg), 16-bit PCM."""
-    with warnings.catch_warnings():  # audioread imports aifc/audioop/sunau, deprecated in Python 3.11+
+    with warnings.catch_warnings():  # audioread's backends import aifc/audioop/sunau, deprecated in 3.11+
         warnings.simplefilter("ignore", DeprecationWarning)
         import audioread  # a librosa dependency; imported here because most files never need it
 
+        backends = audioread.available_backends()
+
     try:
-        with audioread.audio_open(str(path)) as f:
+        with audioread.audio_open(str(path), backends=backends) as f:
             sr, channels, declared = f.samplerate, f.channels, float(f.duration or 0.0)
             limit = None if max_duration is None else _native_frames(max_duration, sr) * channels
             chunks, n = [], 0

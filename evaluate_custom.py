@@ -65,7 +65,7 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
         "--max-duration",
         type=float,
         default=MAX_DURATION_S,
-        help="with --window, score at most this many seconds of each file",
+        help="with --window, score at most this many seconds of each file (bounds memory per file)",
     )
     p.add_argument("--batch-size", type=int, default=16, help="model inputs per forward pass")
     p.add_argument("--workers", type=int, default=scoring.default_workers(), help="decoding worker processes")
@@ -79,7 +79,9 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", action="store_true", help="keep the rows of an existing scores.csv, score the rest"
     )
-    p.add_argument("--limit", type=int, default=None, help="score only the first N files (smoke runs)")
+    p.add_argument(
+        "--limit", type=int, default=None, help="score only N files, spread over the dataset (smoke runs)"
+    )
     p.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals (0 = off)"
     )
@@ -108,8 +110,9 @@ def main(args: argparse.Namespace) -> dict:
         items = load_dataset(args.data, format=args.format, split=args.split)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {err}")
-    if args.limit is not None:
-        items = items[: args.limit]
+    if args.limit is not None and args.limit < len(items):
+        step = len(items) / args.limit  # spread over the list, so both classes are in a smoke run
+        items = [items[int(k * step)] for k in range(args.limit)]
     model, info = load_model(args.checkpoint, map_location="cpu")
     calibration = info.get("calibration") or {}
     if dist.is_main():

@@ -170,6 +170,10 @@ def score_items(
     "bf16" / "fp16" force autocast; "fp32" never. `compile`: `torch.compile` the model (batches are padded to
     `batch_size` so it compiles once). Under torchrun, call it on every rank with the same items: rank 0
     returns all rows and writes the CSV, other ranks return [].
+
+    Memory: a step holds `batch_size` files; at most (2 * workers + 1) steps are in flight. Without `window`
+    a file is NB_SAMP samples (258 kB); with it, up to 2 x `max_duration` (default `audio.MAX_DURATION_S`)
+    of float32 audio (50 % overlap), so lower --max-duration, --batch-size or --workers for long files.
     """
     items = [Item(str(i), None) if isinstance(i, (str, os.PathLike)) else i for i in items]
     paths = [i.path for i in items]
@@ -192,8 +196,8 @@ def score_items(
         AudioFiles(todo, window=window, hop=hop, max_duration=max_duration),
         batch_size=batch_size,  # files per step; their windows then go through the model batch_size at a time
         num_workers=workers,
-        collate_fn=list,
-        pin_memory=device.type == "cuda",
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",  # pinned batches copy to the GPU asynchronously
         worker_init_fn=seed_worker,
     )
     model = model.to(device).eval()
@@ -206,8 +210,9 @@ def score_items(
     new_rows: list[dict] = []
     batches = iter(loader)
     for _ in range(dist.all_max(len(loader))):
-        samples = next(batches, [])  # a rank with fewer files joins the collective with an empty batch
-        rows = _score_batch(forward, samples, device, amp, batch_size, pad=compile)
+        # A rank with fewer files joins the collective with an empty batch.
+        batch = next(batches, None) or collate([])
+        rows = _score_batch(forward, batch, device, amp, batch_size, pad=compile)
         gathered = dist.gather(rows)
         if dist.is_main():
             round_rows = [r for rank_rows in gathered for r in rank_rows]
@@ -232,59 +237,49 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _score_batch(forward, samples: list[dict], device, amp: str, batch_size: int, pad: bool) -> list[dict]:
-    """Run every window of the decoded `samples` through the model; one row per sample."""
-    ok = [s for s in samples if s["status"] == "ok"]
-    logits = torch.empty(0, 2)
-    if ok:
-        x = torch.cat([s["x"] for s in ok])  # (total windows, NB_SAMP)
-        chunks = []
-        with torch.inference_mode(), _autocast(device, amp):
-            for start in range(0, len(x), batch_size):
-                chunk = x[start : start + batch_size]
-                n = len(chunk)
-                if pad and n < batch_size:  # a fixed shape keeps a compiled model from recompiling
-                    chunk = torch.cat([chunk, chunk.new_zeros(batch_size - n, chunk.shape[1])])
-                out = forward(chunk.to(device, non_blocking=True))
-                chunks.append(out[:n].float().cpu())
-        logits = torch.cat(chunks)
+def collate(samples: list[dict]) -> dict:
+    """DataLoader collate (runs in the worker): the step's windows as one (total windows, NB_SAMP) tensor."""
+    xs = [s.pop("x") for s in samples if s["status"] == "ok"]
+    return {"x": torch.cat(xs) if xs else torch.empty(0, NB_SAMP), "files": samples}
+
+
+def _score_batch(forward, batch: dict, device, amp: str, batch_size: int, pad: bool) -> list[dict]:
+    """Run a collated step through the model, `batch_size` windows at a time; one row per file."""
+    x, samples = batch["x"], batch["files"]
+    chunks = [torch.empty(0, 2)]
+    with torch.inference_mode(), _autocast(device, amp):
+        for start in range(0, len(x), batch_size):
+            chunk = x[start : start + batch_size].to(device, non_blocking=True)
+            n = len(chunk)
+            if pad and n < batch_size:  # a fixed shape keeps a compiled model from recompiling
+                chunk = torch.cat([chunk, chunk.new_zeros(batch_size - n, chunk.shape[1])])
+            chunks.append(forward(chunk)[:n].float().cpu())
+    logits = torch.cat(chunks)
     rows, offset = [], 0
     for s in samples:
-        row = {
-            "path": s["path"],
-            "label": s["label"],
-            "score": None,
-            "p_fake": None,
-            "status": s["status"],
-            "duration_s": s["duration_s"],
-            "scored_s": s["scored_s"],
-            "n_windows": 0,
-            "note": s["note"],
-            "windows": [],
-        }
-        if s["status"] == "ok":
-            n = len(s["starts"])
-            file_logits = logits[offset : offset + n]
-            offset += n
-            if not torch.isfinite(file_logits).all():
-                row["status"] = "non-finite model output (NaN/inf logits)"
-            else:
-                win_score, win_p_fake = logits_to_scores(file_logits)
-                score, p_fake = logits_to_scores(file_logits.mean(dim=0, keepdim=True))
-                window_s = NB_SAMP / SAMPLE_RATE
-                row.update(
-                    score=score.item(),
-                    p_fake=p_fake.item(),
-                    n_windows=n,
-                    windows=[
-                        {"start": st, "end": min(st + window_s, s["duration_s"]), "score": sc, "p_fake": pf}
-                        for st, sc, pf in zip(
-                            s["starts"], win_score.tolist(), win_p_fake.tolist(), strict=True
-                        )
-                    ],
-                )
+        row = {k: s[k] for k in ("path", "label", "status", "duration_s", "scored_s", "note")}
+        row.update(score=None, p_fake=None, n_windows=0, windows=[])
+        n = len(s["starts"]) if s["status"] == "ok" else 0
+        file_logits = logits[offset : offset + n]  # (n windows, 2)
+        offset += n
+        if n and not torch.isfinite(file_logits).all():
+            row["status"] = "non-finite model output (NaN/inf logits)"
+        elif n:
+            row.update(_file_scores(file_logits, s["starts"], s["duration_s"]))
         rows.append(row)
     return rows
+
+
+def _file_scores(logits: Tensor, starts: list[float], duration_s: float) -> dict:
+    """A file's score from its windows' logits (n, 2): the mean logit, plus each window's own score."""
+    score, p_fake = logits_to_scores(logits.mean(dim=0, keepdim=True))
+    win_scores, win_p_fake = logits_to_scores(logits)
+    window_s = NB_SAMP / SAMPLE_RATE
+    windows = [
+        {"start": start, "end": min(start + window_s, duration_s), "score": sc, "p_fake": pf}
+        for start, sc, pf in zip(starts, win_scores.tolist(), win_p_fake.tolist(), strict=True)
+    ]
+    return {"score": score.item(), "p_fake": p_fake.item(), "n_windows": len(starts), "windows": windows}
 
 
 class ScoreWriter:
