@@ -20,6 +20,7 @@ import argparse
 import ast
 import json
 import os
+import pickle
 import re
 import warnings
 from collections.abc import Mapping
@@ -173,15 +174,14 @@ class HtrgGraphAttentionLayer(nn.Module):
         x = torch.cat([self.proj_type1(x1), self.proj_type2(x2)], dim=1)  # (B, N, in), N = N1 + N2
         x = self.input_drop(x)
 
-        # Node-to-node attention: one attention vector per block of the (N, N) map.
+        # Node-to-node attention with one attention vector per block of the (N, N) map: within type 1,
+        # within type 2, and between the types (both directions share att_weight12).
         pair = torch.tanh(self.att_proj(_pairwise_products(x)))  # (B, N, N, out)
-        is_type1 = torch.arange(x.size(1), device=x.device) < n1
-        same_type = (is_type1[:, None] == is_type1[None, :])[..., None]  # (N, N, 1)
-        scores = torch.where(
-            same_type,
-            torch.where(is_type1[:, None, None], pair @ self.att_weight11, pair @ self.att_weight22),
-            pair @ self.att_weight12,
-        )
+        weights = torch.cat([self.att_weight11, self.att_weight22, self.att_weight12], dim=1)  # (out, 3)
+        s11, s22, s12 = (pair @ weights).split(1, dim=-1)  # 3 x (B, N, N, 1)
+        is_type1 = (torch.arange(x.size(1), device=x.device) < n1)[:, None, None]  # (N, 1, 1)
+        same_type = is_type1 == is_type1.transpose(0, 1)  # (N, N, 1)
+        scores = torch.where(same_type, torch.where(is_type1, s11, s22), s12)
         att = F.softmax(scores / self.temp, dim=-2).squeeze(-1)  # (B, N, N)
 
         # Master node: attends to every node (directed edges node -> master).
@@ -623,7 +623,7 @@ def fairseq_to_transformers(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 _KNOWN_HEADS = {768: 12, 1024: 16, 1280: 16, 1920: 16}
 
 
-def _frontend_sizes_from_fairseq(sd: Mapping[str, Tensor]) -> dict[str, Any]:
+def _frontend_sizes_from_fairseq(sd: Mapping[str, Tensor], source: str) -> dict[str, Any]:
     """Front-end sizes from fairseq-named wav2vec 2.0 tensors (no prefix); heads and strides do not show."""
     convs = sorted(
         int(m.group(1))
@@ -631,7 +631,10 @@ def _frontend_sizes_from_fairseq(sd: Mapping[str, Tensor]) -> dict[str, Any]:
         if (m := re.fullmatch(r"feature_extractor\.conv_layers\.(\d+)\.0\.weight", k))
     )
     if not convs or "post_extract_proj.weight" not in sd or "encoder.pos_conv.0.weight_v" not in sd:
-        raise ValueError("not an XLS-R-style wav2vec 2.0 (needs conv layers, post_extract_proj and pos_conv)")
+        raise ValueError(
+            f"{source}: the wav2vec 2.0 tensors are not in the XLS-R layout (conv feature layers, "
+            f"post_extract_proj and a positional conv are needed); found {_describe(sd)}"
+        )
     hidden = sd["post_extract_proj.weight"].shape[0]
     layers = sorted(
         {int(m.group(1)) for k in sd if (m := re.fullmatch(r"encoder\.layers\.(\d+)\.fc1\.weight", k))}
@@ -685,7 +688,6 @@ def _backend_sizes(sd: Mapping[str, Tensor]) -> dict[str, Any]:
             sd["GAT_layer_S.att_proj.weight"].shape[0],
             sd["HtrgGAT_layer_ST11.att_proj.weight"].shape[0],
         ],
-        "spectral_nodes": sd["pos_S"].shape[1],
     }
 
 
@@ -818,17 +820,54 @@ def _strict_load(model: nn.Module, state: Mapping[str, Tensor], source: str) -> 
     model.load_state_dict(state, strict=True)
 
 
+def _data_only_globals() -> dict[str, Any]:
+    """Globals that only rebuild data (never run user code): the legacy fairseq argparse.Namespace, and
+    numpy arrays, scalars and dtypes (fairseq meters, numpy RNG states). Keyed by the name stored in the
+    pickle, under numpy 1 and numpy 2 module paths."""
+    core = np._core if hasattr(np, "_core") else np.core
+    allowed = {"argparse.Namespace": argparse.Namespace, "numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[f"{module}._reconstruct"] = core.multiarray._reconstruct
+        allowed[f"{module}.scalar"] = core.multiarray.scalar
+    for name in dir(np.dtypes):
+        if name.endswith("DType"):
+            allowed[f"numpy.dtypes.{name}"] = getattr(np.dtypes, name)
+    return allowed
+
+
 def _torch_load(path: Path, map_location) -> Any:
-    """torch.load(weights_only=True), argparse.Namespace allow-listed for legacy fairseq checkpoints."""
+    """torch.load(weights_only=True), never weights_only=False: pickled code is never run. Data-only globals
+    (argparse.Namespace of legacy fairseq checkpoints, numpy arrays/scalars) are allow-listed by name."""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - unpickling errors come in many types
-        raise ValueError(
-            f"{path} cannot be read as a PyTorch checkpoint with weights_only=True ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}). It is not a plain tensor checkpoint: "
-            f"{_EXPECTED}"
-        ) from err
+    except pickle.UnpicklingError as err:
+        try:
+            needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # noqa: BLE001 - not a zip checkpoint: reported below
+            needed = None
+        allowed = _data_only_globals()
+        if needed and all(g in allowed for g in needed):
+            # All of them: numpy dtype classes are built inside the pickle without a global of their own.
+            with torch.serialization.safe_globals([(obj, name) for name, obj in allowed.items()]):
+                return torch.load(path, map_location=map_location, weights_only=True)
+        if needed:
+            refused = [g for g in needed if g not in allowed]
+            raise ValueError(
+                f"{path} needs Python objects that could run code when unpickled "
+                f"({_short_list(refused)}), so it is not loaded. {_EXPECTED}"
+            ) from None
+        raise _unreadable(path, err) from None
+    except Exception as err:  # noqa: BLE001 - truncated or non-PyTorch files fail in many ways
+        raise _unreadable(path, err) from err
+
+
+def _unreadable(path: Path, err: BaseException) -> ValueError:
+    first_line = str(err).splitlines()[0] if str(err) else ""
+    return ValueError(
+        f"{path} cannot be read as a PyTorch checkpoint ({type(err).__name__}: {first_line}); it is "
+        f"truncated or not a PyTorch file. {_EXPECTED}"
+    )
 
 
 def _strip_prefix(state: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
@@ -848,7 +887,7 @@ def _load_reference_ssl(sd: dict[str, Tensor], overrides: Mapping[str, Any], sou
     front = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     back = {k: v for k, v in sd.items() if not k.startswith(prefix)}
     try:
-        sizes = _fill_unreadable_sizes(_frontend_sizes_from_fairseq(front), overrides, source)
+        sizes = _fill_unreadable_sizes(_frontend_sizes_from_fairseq(front, source), overrides, source)
         b = _backend_sizes(back)
         sizes["filts"] = [back["LL.weight"].shape[0], *b["filts"]]
         sizes["gat_dims"] = b["gat_dims"]
@@ -876,8 +915,7 @@ def _new_detector(
     _strict_load(model, state, source)
     warnings.warn(
         f"{source} holds a pretrained wav2vec 2.0 front end only: the AASIST back end is randomly "
-        "initialised. "
-        "Fine-tune the model before using its scores.",
+        "initialised. Fine-tune the model before using its scores.",
         stacklevel=3,
     )
     return model
@@ -897,7 +935,7 @@ def _load_fairseq_pretraining(state: dict, overrides, source: str) -> SSLAASIST:
             f"{source} is a fine-tuned (CTC) fairseq model; expected a wav2vec 2.0 pretraining "
             "checkpoint such as xlsr2_300m.pt"
         )
-    sizes = {**_frontend_sizes_from_fairseq(front), **_config_from_fairseq_cfg(model_cfg, source)}
+    sizes = {**_frontend_sizes_from_fairseq(front, source), **_config_from_fairseq_cfg(model_cfg, source)}
     return _new_detector(fairseq_to_transformers(front), sizes, overrides, source)
 
 
@@ -918,7 +956,12 @@ def _load_transformers(name_or_dir: str, overrides, source: str) -> SSLAASIST:
 
 
 def _load_clovaai(sd: dict[str, Tensor], overrides, source: str) -> AASIST:
-    b = _backend_sizes(sd)
+    try:
+        b = _backend_sizes(sd)
+    except KeyError as err:
+        raise ValueError(
+            f"{source} looks like an AASIST state dict but lacks {err}: {_describe(sd)}"
+        ) from None
     preset = next(
         (
             name

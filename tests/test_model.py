@@ -8,6 +8,7 @@ every wrong key mapping tried moves the features by >= 1.8e-2 and the logits by 
 import argparse
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch.testing import assert_close
@@ -335,5 +336,12 @@ def test_pickled_code_is_never_executed(tmp_path):
     torch.save({"model": Payload()}, tmp_path / "evil.pt")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(ValueError, match="weights_only"):
+        with pytest.raises(ValueError, match=r"needs Python objects that could run code .*warn"):
             M.load_model(tmp_path / "evil.pt")
+
+
+def test_numpy_data_in_a_checkpoint_is_allowed(tiny, tmp_path):
+    # numpy arrays/scalars (e.g. a numpy RNG state in a training checkpoint) rebuild data only.
+    M.save_checkpoint(tmp_path / "np.pt", tiny[0], rng={"numpy": np.random.get_state()}, best=np.float64(0.5))
+    _, info = M.load_model(tmp_path / "np.pt")
+    assert info["extra"]["best"] == 0.5 and info["extra"]["rng"]["numpy"][0] == "MT19937"
