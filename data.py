@@ -206,11 +206,16 @@ def _load_asvspoof2021(root: Path, phase: str) -> list[Item]:
     rows = [f for f in _read_columns(keys[0], min_columns=8) if f[7] == phase]
     if not rows:
         raise ValueError(f"{keys[0]} has no trials in phase {phase!r} (phases: progress, eval, hidden_track)")
-    # The audio folder: ASVspoof2021_LA_eval/flac or ASVspoof2021_DF_eval[_part00]/flac (merged), or flac/.
-    first = f"{rows[0][1]}.flac"
-    candidates = [d for d in _find(root, "flac") if d.is_dir()] + [root]
-    flac_dir = next((d for d in candidates if (d / first).exists()), candidates[0])
-    return [Item(str(flac_dir / f"{f[1]}.flac"), normalize_label(f[5])) for f in rows]
+    # Audio: ASVspoof2021_{LA,DF}_eval/flac/, or several flac/ folders (DF parts extracted apart).
+    flac_dirs = [d for d in _find(root, "flac") if d.is_dir()] or [root]
+    where = {}
+    if len(flac_dirs) > 1:
+        for d in reversed(flac_dirs):
+            where.update({f.name: d for f in os.scandir(d)})
+    return [
+        Item(str(where.get(f"{f[1]}.flac", flac_dirs[0]) / f"{f[1]}.flac"), normalize_label(f[5]))
+        for f in rows
+    ]
 
 
 def _load_in_the_wild(root: Path) -> list[Item]:

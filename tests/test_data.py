@@ -90,7 +90,8 @@ def test_asvspoof2021_keys_keep_eval_phase_only(tmp_path, clips):
     lines = []
     for k, (src, label) in enumerate(clips):
         trial = f"DF_E_{2000 + k}"
-        write_clip(src, tmp_path / "ASVspoof2021_DF_eval" / "flac" / f"{trial}.flac")
+        part = f"ASVspoof2021_DF_eval_part0{k % 2}"  # the DF audio comes in parts; found in either
+        write_clip(src, tmp_path / part / "flac" / f"{trial}.flac")
         key = "bonafide" if label == "real" else "spoof"
         phase = "progress" if k == 0 else "eval"  # DF rows carry extra columns after the phase
         lines.append(f"LA_0043 {trial} mp3m4a asvspoof A09 {key} notrim {phase} traditional_vocoder - - - -")
