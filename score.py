@@ -91,7 +91,7 @@ def decision_for(info: dict, threshold: float | None = None) -> Decision:
     if calibration and calibration.get("threshold") is not None:
         source = calibration.get("source", "calibration")
         return Decision(float(calibration["threshold"]), f"{source} threshold stored in the checkpoint")
-    return Decision(None, "default: the checkpoint stores no calibration; set one with --threshold")
+    return Decision(None, "default: the checkpoint stores no calibration")
 
 
 def is_scored(row: dict) -> bool:
@@ -256,7 +256,8 @@ def main(args: argparse.Namespace) -> int:
     decision = decision_for(info, args.threshold)
     if decision.threshold is None:
         print(
-            f"note: {args.checkpoint} has no stored calibration; verdict rule: {decision.describe()}",
+            f"note: {args.checkpoint} has no stored calibration; verdict rule: {decision.describe()}. "
+            "Set a threshold on the score with --threshold (e.g. the EER threshold of your validation data).",
             file=sys.stderr,
         )
 

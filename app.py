@@ -1,0 +1,297 @@
+"""Gradio demo: upload or record a clip, and see whether (and where in it) the detector hears a fake.
+
+    python app.py                       # offers the checkpoints in pretrained/ (AASIST first: CPU is enough)
+    python app.py --checkpoint runs/exp/best.pth --port 7860
+    python app.py --checkpoint LA_model.pth --share  # also a public gradio.live link
+
+The page shows the verdict, p_fake, a timeline of per-window scores (64,600-sample windows, 50 % overlap) and
+the waveform with its spectrogram. Scoring is score.py's: the same loader, windows, verdict rule and
+checkpoint calibration (see score.py for the score direction and threshold). Inputs are limited in size,
+duration and type (--max-mb, --max-seconds, data.AUDIO_EXTENSIONS); a refused or unreadable file is explained
+on the page.
+"""
+
+import argparse
+import os
+import threading
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls; set before importing gradio
+
+import gradio as gr  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import mlab  # noqa: E402
+
+from audio import NB_SAMP, SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
+from data import AUDIO_EXTENSIONS, Item  # noqa: E402
+from download import REGISTRY, resolve_checkpoint  # noqa: E402
+from model import load_model  # noqa: E402
+from score import UNTRAINED_BACK_END, Decision, add_verdicts, decision_for, is_scored  # noqa: E402
+from scoring import score_items  # noqa: E402
+from utils import pick_device  # noqa: E402
+
+DEFAULT_MAX_MB = 50.0
+DEFAULT_MAX_SECONDS = 120.0
+PREFERRED_DEFAULT = "aasist"  # registry name of clovaai AASIST: small enough for a CPU
+
+
+def available_checkpoints(extra: list[str]) -> dict[str, str]:
+    """Checkpoint choices: label -> spec for `load_model`. `extra` (paths or names) first, then every registry
+    entry whose file is already in pretrained/ (nothing is downloaded here)."""
+    choices: dict[str, str] = {}
+    for spec in extra:
+        choices[Path(spec).name if Path(spec).exists() else spec] = spec
+    for name, entry in REGISTRY.items():
+        if entry["filename"].startswith("xlsr"):  # a pretraining checkpoint (front end only), not a detector
+            continue
+        try:
+            path = resolve_checkpoint(name, download=False)
+        except (FileNotFoundError, RuntimeError, ValueError):
+            continue
+        if Path(path).exists() and name not in choices:
+            choices[name] = name
+    return choices
+
+
+class Detector:
+    """Loads checkpoints on first use and keeps them; scores one file at a time."""
+
+    def __init__(self, choices: dict[str, str], device: str = "auto"):
+        self.choices = choices
+        self.device = pick_device(device)
+        self._models: dict[str, tuple] = {}
+        self._lock = threading.Lock()  # Gradio runs events in threads; one forward pass at a time on a CPU
+
+    def model(self, label: str) -> tuple:
+        if label not in self.choices:
+            raise ValueError(f"Unknown checkpoint {label!r}: pick one of {', '.join(self.choices)}.")
+        if label not in self._models:
+            try:
+                model, info = load_model(self.choices[label], map_location=self.device)
+            except Exception as err:  # noqa: BLE001 - any load failure becomes a message on the page
+                raise ValueError(f"Could not load checkpoint {label!r}: {err}") from err
+            if info["format"] in UNTRAINED_BACK_END:
+                raise ValueError(f"{label!r} has no trained back end: fine-tune it first (fine_tune_for.py).")
+            self._models[label] = model, info
+        return self._models[label]
+
+    def score(self, path: str, label: str) -> tuple[dict, Decision]:
+        with self._lock:
+            model, info = self.model(label)
+            rows = score_items(
+                model, [Item(path, None)], window=True, workers=0, device=self.device, progress=False
+            )
+        decision = decision_for(info)
+        add_verdicts(rows, decision)
+        return rows[0], decision
+
+
+def check_limits(path: str | None, max_mb: float) -> str:
+    """Refuse a missing, oversized or non-audio upload before decoding it; returns the path."""
+    if not path:
+        raise ValueError("No audio yet: upload a file or record from the microphone first.")
+    suffix = Path(path).suffix.lower()
+    if suffix not in AUDIO_EXTENSIONS:
+        raise ValueError(
+            f"Unsupported file type {suffix or '(no extension)'!r}: use one of {' '.join(AUDIO_EXTENSIONS)}."
+        )
+    size_mb = Path(path).stat().st_size / 2**20
+    if size_mb > max_mb:
+        raise ValueError(f"File too large: {size_mb:.1f} MB (limit {max_mb:g} MB). Cut it, or use score.py.")
+    return path
+
+
+def timeline_figure(row: dict, decision: Decision, duration_s: float):
+    """Per-window scores over time: each window over its span, coloured by its verdict; the threshold."""
+    fig, ax = plt.subplots(figsize=(9, 2.8), layout="constrained")
+    window_s = NB_SAMP / SAMPLE_RATE
+    scores = [w["score"] for w in row["windows"]]
+    for w in row["windows"]:
+        color = "tab:green" if w["verdict"] == "real" else "tab:red"
+        ax.hlines(w["score"], w["start"], min(w["start"] + window_s, duration_s), colors=color, linewidth=5)
+    if len(scores) > 1:
+        centers = [min(w["start"] + window_s / 2, duration_s) for w in row["windows"]]
+        ax.plot(centers, scores, color="0.4", linewidth=0.8)
+    levels = scores
+    if decision.threshold is not None:
+        ax.axhline(decision.threshold, color="black", linestyle="--", linewidth=1, label="threshold")
+        ax.legend(loc="best", fontsize=8)
+        levels = scores + [decision.threshold]
+    ax.set_ylim(min(levels) - 1, max(levels) + 1)
+    ax.set_xlim(0, duration_s)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("score (real logit)")
+    ax.set_title("Per-window score (higher = more real): green = real, red = fake", fontsize=10)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def waveform_figure(x: np.ndarray):
+    """Waveform (min/max envelope) above its spectrogram in dB, on the same time axis."""
+    duration_s = len(x) / SAMPLE_RATE
+    fig, (ax_wave, ax_spec) = plt.subplots(2, 1, figsize=(9, 4), sharex=True, layout="constrained")
+    # One min/max pair per block keeps a long clip cheap to draw and still shows every peak.
+    block = max(1, len(x) // 4000)
+    n = len(x) // block * block
+    blocks = x[:n].reshape(-1, block)
+    t = (np.arange(len(blocks)) + 0.5) * block / SAMPLE_RATE
+    ax_wave.fill_between(t, blocks.min(axis=1), blocks.max(axis=1), color="tab:blue", linewidth=0.5)
+    ax_wave.set_ylabel("amplitude")
+    power, freqs, times = mlab.specgram(x, NFFT=512, Fs=SAMPLE_RATE, noverlap=384)
+    db = 10 * np.log10(np.maximum(power, 1e-12))  # digital silence -> -120 dB, not -inf (drawn, not blank)
+    ax_spec.imshow(
+        db,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        extent=(0, duration_s, 0, freqs[-1]),
+        vmin=db.max() - 90,
+        vmax=db.max(),
+    )
+    if is_silent(x):
+        ax_spec.text(
+            0.5, 0.5, "digital silence", ha="center", va="center", transform=ax_spec.transAxes, color="w"
+        )
+    ax_spec.set_ylabel("frequency (Hz)")
+    ax_spec.set_xlabel("time (s)")
+    ax_spec.set_xlim(0, duration_s)
+    return fig
+
+
+def format_probability(p: float) -> str:
+    """'= 0.123', or '< 0.001' / '> 0.999' where three decimals would round to a certainty."""
+    if p < 0.001:
+        return "< 0.001"
+    if p > 0.999:
+        return "> 0.999"
+    return f"= {p:.3f}"
+
+
+def verdict_markdown(row: dict, decision: Decision, label: str, duration_s: float) -> str:
+    verdict = row["verdict"].upper()
+    n = len(row["windows"])
+    lines = [
+        f"## Verdict: {verdict}",
+        f"**p_fake {format_probability(row['p_fake'])}** · "
+        f"score = {row['score']:.3f} (real-class logit: higher = more real)",
+        f"Checkpoint `{label}` · rule: {decision.describe()} · {duration_s:.1f} s, {n} window(s)",
+    ]
+    fakes = [w for w in row["windows"] if w["verdict"] == "fake"]
+    if n > 1 and fakes:
+        worst = min(row["windows"], key=lambda w: w["score"])
+        lines.append(
+            f"{len(fakes)} of {n} windows sound fake; the most fake starts at {worst['start']:.1f} s."
+        )
+    return "\n\n".join(lines)
+
+
+def build_app(detector: Detector, max_mb: float = DEFAULT_MAX_MB, max_seconds: float = DEFAULT_MAX_SECONDS):
+    """The Gradio Blocks page."""
+    labels = list(detector.choices)
+    default = PREFERRED_DEFAULT if PREFERRED_DEFAULT in labels else (labels[0] if labels else None)
+
+    def check(path: str | None, label: str):
+        empty = ("", None, None)
+        try:
+            check_limits(path, max_mb)
+            x, info = load_audio(path, max_duration=max_seconds, return_info=True)
+            if info.capped:
+                raise ValueError(
+                    f"Too long: {info.duration_s:.0f} s (limit {max_seconds:g} s). Cut it, or use score.py."
+                )
+            row, decision = detector.score(path, label)
+            if not is_scored(row):
+                raise ValueError(f"Could not score this file: {row['status']}")
+        except (ValueError, AudioError) as err:
+            message = str(err)
+            if isinstance(err, AudioError):
+                message = f"Could not read this file: {message}"
+            return (f"**Error:** {message}", *empty)
+        status = f"Checked {Path(path).name}." + (f" Note: {row['note']}." if row["note"] else "")
+        return (
+            status,
+            verdict_markdown(row, decision, label, info.loaded_s),
+            timeline_figure(row, decision, info.loaded_s),
+            waveform_figure(x),
+        )
+
+    with gr.Blocks(title="Speech deepfake check") as demo:
+        gr.Markdown(
+            "# Is this recording real or fake?\n"
+            f"Upload or record speech (at most {max_seconds:g} s and {max_mb:g} MB; "
+            f"{' '.join(AUDIO_EXTENSIONS)}). "
+            "The detector scores every ~4 s window and the whole clip."
+        )
+        with gr.Row():
+            audio = gr.Audio(
+                sources=["upload", "microphone"], type="filepath", label="Recording", elem_id="audio-input"
+            )
+            with gr.Column():
+                checkpoint = gr.Dropdown(labels, value=default, label="Checkpoint", elem_id="checkpoint")
+                button = gr.Button("Check", variant="primary", elem_id="check-button")
+                status = gr.Markdown(
+                    "Upload or record a clip." if labels else "**Error:** no checkpoint found; see README.",
+                    elem_id="status",
+                )
+        verdict = gr.Markdown(elem_id="verdict")
+        timeline = gr.Plot(label="Where the model hears a fake", elem_id="timeline")
+        waveform = gr.Plot(label="Waveform and spectrogram", elem_id="waveform")
+
+        outputs = [status, verdict, timeline, waveform]
+        button.click(check, [audio, checkpoint], outputs)
+        audio.upload(check, [audio, checkpoint], outputs)
+        audio.stop_recording(check, [audio, checkpoint], outputs)
+    return demo
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="checkpoint path or registry name to offer (repeatable); pretrained/ is always searched too",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for a LAN)")
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on")
+    parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    parser.add_argument("--max-mb", type=float, default=DEFAULT_MAX_MB, help="largest upload accepted")
+    parser.add_argument(
+        "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="longest clip accepted"
+    )
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> None:
+    choices = available_checkpoints(args.checkpoint)
+    if not choices:
+        raise SystemExit(
+            "No checkpoint found in pretrained/ and none given. Run `python download.py AASIST` "
+            "or pass --checkpoint PATH."
+        )
+    detector = Detector(choices, args.device)
+    demo = build_app(detector, args.max_mb, args.max_seconds)
+    demo.queue(default_concurrency_limit=1)
+    _, local_url, share_url = demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        max_file_size=f"{args.max_mb:g}mb",
+        prevent_thread_lock=True,
+        quiet=True,
+    )
+    print(f"Running on {local_url}", flush=True)
+    if share_url:
+        print(f"Public URL: {share_url}", flush=True)
+    demo.block_thread()
+
+
+if __name__ == "__main__":
+    main(parse_args())

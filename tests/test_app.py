@@ -1,0 +1,167 @@
+"""app.py end to end: the real server in a subprocess on 127.0.0.1, driven by Debian's headless Chromium.
+
+Needs /usr/bin/chromium (apt-get install chromium); Playwright never downloads a browser here.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+START_TIMEOUT_S = 90
+SCORE_TIMEOUT_MS = 60_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(golden, tmp_path_factory):
+    """Start `python app.py --checkpoint AASIST.pth` and return its URL once it prints it."""
+    tmp = tmp_path_factory.mktemp("app")
+    empty_pretrained = tmp / "pretrained"
+    empty_pretrained.mkdir()
+    env = {
+        **os.environ,
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+        "SSL_AASIST_PRETRAINED_DIR": str(empty_pretrained),  # offer exactly the checkpoint given below
+        "PYTHONUNBUFFERED": "1",
+    }
+    port = free_port()
+    log_path = tmp / "app.log"
+    command = [
+        sys.executable,
+        str(REPO / "app.py"),
+        "--checkpoint",
+        str(golden / "aasist" / "AASIST.pth"),
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--max-seconds",
+        "30",
+    ]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and proc.poll() is None:
+            for line in log_path.read_text().splitlines():
+                if line.startswith("Running on http"):
+                    url = line.split()[-1]
+            if url:
+                break
+            time.sleep(0.2)
+        if not url:
+            pytest.fail(f"app.py did not print its URL (exit {proc.poll()}):\n{log_path.read_text()}")
+        assert url.startswith(f"http://127.0.0.1:{port}"), url
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    page = context.new_page()
+    page.goto(app_url)
+    page.locator("#audio-input").wait_for()
+    yield page
+    context.close()
+
+
+def upload(page, path: Path) -> None:
+    page.locator("#audio-input input[type=file]").set_input_files(str(path))
+
+
+def test_page_offers_the_given_checkpoint(page):
+    from playwright.sync_api import expect
+
+    expect(page.locator("#checkpoint input")).to_have_value("AASIST.pth")
+    expect(page.locator("#status")).to_contain_text("Upload or record")
+
+
+def test_real_recording_gets_real_verdict(page, audio_dir, tmp_path):
+    from playwright.sync_api import expect
+
+    upload(page, audio_dir / "sample_custom" / "real" / "118-121721-0000.flac")
+    verdict = page.locator("#verdict")
+    expect(verdict).to_contain_text("Verdict: REAL", timeout=SCORE_TIMEOUT_MS)
+    expect(verdict).to_contain_text(re.compile(r"p_fake (= 0\.[0-4]\d\d|< 0\.001)"))  # below 0.5
+    expect(page.locator("#status")).to_contain_text("Checked 118-121721-0000.flac")
+    # Both plots rendered (matplotlib figures arrive as images).
+    expect(page.locator("#timeline img")).to_be_visible()
+    expect(page.locator("#waveform img")).to_be_visible()
+    shot = tmp_path / "app_real.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("APP_SCREENSHOT_DIR"):
+        shutil.copy(shot, os.environ["APP_SCREENSHOT_DIR"])
+
+
+def test_espeak_recording_gets_fake_verdict(page, audio_dir):
+    from playwright.sync_api import expect
+
+    upload(page, audio_dir / "sample_custom" / "fake" / "espeak_01.wav")
+    expect(page.locator("#verdict")).to_contain_text("Verdict: FAKE", timeout=SCORE_TIMEOUT_MS)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("text_not_audio.mp3", "not a decodable audio file"), ("empty_0_bytes.wav", "empty file")],
+)
+def test_broken_file_shows_reason(page, audio_dir, name, reason):
+    from playwright.sync_api import expect
+
+    upload(page, audio_dir / "broken" / name)
+    status = page.locator("#status")
+    expect(status).to_contain_text("Could not read this file", timeout=SCORE_TIMEOUT_MS)
+    expect(status).to_contain_text(reason)
+    expect(page.locator("#verdict")).not_to_contain_text("Verdict")
+
+
+def test_too_long_file_is_refused(page, audio_dir):
+    from playwright.sync_api import expect
+
+    upload(page, audio_dir / "broken" / "long_70s.wav")  # the app was started with --max-seconds 30
+    expect(page.locator("#status")).to_contain_text("Too long: 70 s (limit 30 s)", timeout=SCORE_TIMEOUT_MS)
