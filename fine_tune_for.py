@@ -1,0 +1,112 @@
+"""Fine-tune a detector on Fake-or-Real (or another layout data.py reads), then score its test split once.
+
+    python fine_tune_for.py --data DIR --checkpoint la --out-dir RUN
+    python fine_tune_for.py --data DIR --out-dir RUN --resume            # continue a stopped run exactly
+    torchrun --nproc_per_node 4 fine_tune_for.py --data DIR --out-dir RUN # DDP, one process per GPU
+
+DIR holds training/, validation/ and testing/, each with real/ and fake/ (FoR: for-norm, for-2sec, ...);
+other layouts via --format and the --*-split names (ASVspoof 2019: --train-split train --val-split dev
+--test-split eval). The defaults reproduce the original FoR run (5 epochs, Adam lr 5e-5, cross-entropy, from
+the pretrained LA checkpoint); `--recipe reference` switches the unset flags to SSL_Anti-spoofing's recipe
+(Adam lr 1e-6, weight decay 1e-4, weighted cross-entropy 0.1 fake / 0.9 real, RawBoost 1+2, batch 14).
+
+RUN receives: last.pt and best.pt (project checkpoints; best = lowest validation EER; each stores its
+validation EER threshold as calibration; every --checkpoint flag of this project accepts them), history.json
+(per-step train loss, per-epoch train/val loss, val AUC/EER), loss_curves.png, test/ (scores.csv,
+metrics.json and plots of best.pt, as evaluate_custom.py writes), skipped_files.tsv (only when some files
+could not be read) and the wandb run (offline unless logged in; `wandb sync RUN/wandb/offline-run-*`
+uploads it).
+
+Labels: output index 1 = real, 0 = fake (model.LABEL_TO_INDEX); the validation and test score is logits[:, 1].
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import data
+import training
+from rawboost import ALGOS
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Flag defaults in --help, and the module docstring as written."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    io = p.add_argument_group("data and run folder")
+    io.add_argument("--data", required=True, help="dataset root (FoR: holds training|validation|testing)")
+    io.add_argument("--format", default="auto", choices=("auto", *data.FORMATS), help="dataset layout")
+    io.add_argument("--train-split", default="training", help="split used for training")
+    io.add_argument("--val-split", default="validation", help="split that picks the best epoch and threshold")
+    io.add_argument("--test-split", default="testing", help="split scored once at the end ('none' to skip)")
+    io.add_argument(
+        "--out-dir", default="runs/fine_tune_for", help="run folder (checkpoints, history, test/)"
+    )
+    io.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its last.pt")
+
+    m = p.add_argument_group("model")
+    m.add_argument("--checkpoint", default="la",
+                   help="initial weights: registry name (la, df, aasist, aasist-l), a reference, clovaai, "
+                        "fairseq or project checkpoint, or a transformers XLS-R (new detector, random back "
+                        "end)")  # fmt: skip
+    m.add_argument("--model-config", default=None,
+                   help="JSON (inline or a file) of model config overrides, e.g. "
+                        "'{\"num_attention_heads\": 16}'")  # fmt: skip
+    m.add_argument("--freeze-frontend", action="store_true", help="train the SSL-AASIST back end only")
+    m.add_argument("--gradient-checkpointing", action="store_true", help="save front-end activation memory")
+
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--recipe", default="original", choices=sorted(training.RECIPES),
+                   help="defaults of the flags below: 'original' (the FoR run) or 'reference' "
+                        "(SSL_Anti-spoofing)")  # fmt: skip
+    o.add_argument("--epochs", type=int, help="number of epochs")
+    o.add_argument("--lr", type=float, help="peak learning rate")
+    o.add_argument("--optimizer", default="adam", choices=("adam", "adamw"), help="optimizer")
+    o.add_argument("--weight-decay", type=float, help="weight decay (Adam: L2 penalty, as the reference)")
+    o.add_argument("--loss", choices=("ce", "weighted-ce"), help="plain or class-weighted cross-entropy")
+    o.add_argument("--class-weights", type=float, nargs=2, default=[0.1, 0.9], metavar=("FAKE", "REAL"),
+                   help="weighted-ce weights of the fake and real classes")  # fmt: skip
+    o.add_argument("--batch-size", type=int, help="clips per step and process")
+    o.add_argument(
+        "--eval-batch-size", type=int, default=None, help="validation/test batch (default: --batch-size)"
+    )
+    o.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    o.add_argument("--clip-grad", type=float, default=0.0, help="max gradient norm (0 = no clipping)")
+    o.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up, in optimizer steps")
+    o.add_argument("--schedule", default="constant", choices=("constant", "cosine"), help="lr after warm-up")
+    o.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
+                   help="autocast: auto = bf16 on CUDA, fp32 on CPU")  # fmt: skip
+
+    a = p.add_argument_group("training clips")
+    a.add_argument("--crop", default="head", choices=("head", "random"),
+                   help="4 s window of longer training files: head (reference) or random")  # fmt: skip
+    algos = ", ".join(f"{k} {v}" for k, v in ALGOS.items())
+    a.add_argument("--rawboost", type=int, choices=sorted(ALGOS), help=f"RawBoost on the fly: {algos}")
+
+    r = p.add_argument_group("run")
+    r.add_argument(
+        "--seed", type=int, default=1234, help="seed of shuffling, augmentation and initialisation"
+    )
+    r.add_argument("--workers", type=int, default=4, help="DataLoader worker processes")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    r.add_argument("--wandb", default="auto", choices=("auto", "online", "offline", "disabled"),
+                   help="auto = online when logged in, else offline")  # fmt: skip
+    r.add_argument("--wandb-project", default="ssl-aasist-for", help="wandb project")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    # The recipe fills the flags left unset (--help shows the defaults of the recipe given with it).
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--recipe", default="original", choices=sorted(training.RECIPES))
+    recipe = pre.parse_known_args(argv)[0].recipe
+    p.set_defaults(**{**training.RECIPES["original"], **training.RECIPES[recipe]})
+    return p.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> dict:
+    return training.fit(args)
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,730 @@
+"""Fine-tuning of the detectors in model.py: data, optimisation, validation, resumable checkpoints, logs.
+
+`fit(args)` runs one experiment in `args.out_dir` (the run folder):
+
+    for each epoch:  train (shuffled by epoch, optional RawBoost, bf16 autocast on CUDA, DDP under torchrun)
+                     -> validate (loss, AUC, EER; positive class = real, score = logits[:, REAL_INDEX])
+                     -> last.pt (+ best.pt when the validation EER improved) + history.json + loss_curves.png
+    at the end:      best.pt scores the test split once, through scoring.evaluate, into RUN/test/
+
+Everything random in an epoch is a function of (seed, epoch): the sampler is seeded by epoch, each clip's crop
+and RawBoost draw come from a generator seeded by (seed, epoch, index), and the torch RNG state (dropout) is
+saved in the checkpoint. So `--resume` continues a stopped run exactly: 1 epoch + resume + 1 epoch gives the
+same weights as 2 epochs in one go. Checkpoints are written at the end of each epoch, so a run killed
+mid-epoch loses at most that epoch.
+
+Label convention (model.py): index 1 = real (bona fide), index 0 = fake (spoof). Training targets come from
+`model.LABEL_TO_INDEX` only; `check_label_convention` stops a run whose mapping disagrees with REAL_INDEX.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+import data
+import distributed
+import utils
+from audio import NB_SAMP, SAMPLE_RATE, AudioError, load_audio, pad_or_crop
+from model import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX, load_model, save_checkpoint
+from rawboost import RawBoostConfig, apply_rawboost
+
+# Presets for flags the user did not give (see fine_tune_for.py --recipe).
+RECIPES = {
+    # The original FoR fine-tuning run: 5 epochs of plain cross-entropy at lr 5e-5.
+    "original": {"epochs": 5, "lr": 5e-5, "weight_decay": 0.0, "loss": "ce", "batch_size": 14, "rawboost": 0},
+    # SSL_Anti-spoofing's training recipe (main_SSL_LA.py): Adam lr 1e-6, weight decay 1e-4, batch 14,
+    # class-weighted cross-entropy (0.1 fake, 0.9 real) and RawBoost series 1+2. The epoch count is --epochs.
+    "reference": {"lr": 1e-6, "weight_decay": 1e-4, "loss": "weighted-ce", "batch_size": 14, "rawboost": 5},
+}
+CALIBRATION_SOURCE = "validation EER"
+MAX_SUBSTITUTIONS = 16  # unreadable training files in a row before giving up on a batch slot
+
+
+# ----------------------------------------------------------------------------------------------------
+# Labels
+# ----------------------------------------------------------------------------------------------------
+
+
+def check_label_convention(mapping: dict[str, int] | None = None) -> None:
+    """Stop unless training targets follow the model: real -> REAL_INDEX (1), fake -> FAKE_INDEX (0).
+
+    A fine-tune that maps real -> 0 silently inverts the detector (AUC far below 0.5 afterwards).
+    """
+    mapping = LABEL_TO_INDEX if mapping is None else mapping
+    if mapping.get("real") != REAL_INDEX or mapping.get("fake") != FAKE_INDEX or REAL_INDEX == FAKE_INDEX:
+        raise RuntimeError(
+            f"label mapping {mapping} disagrees with the model's outputs (index {REAL_INDEX} = real, index "
+            f"{FAKE_INDEX} = fake): training with it would invert the detector. Use model.LABEL_TO_INDEX."
+        )
+
+
+def class_weights(fake_weight: float, real_weight: float) -> Tensor:
+    """Cross-entropy class weights indexed by the model's class indices (never by literal position)."""
+    w = torch.zeros(2)
+    w[FAKE_INDEX], w[REAL_INDEX] = fake_weight, real_weight
+    return w
+
+
+# ----------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------
+
+
+def load_split(root: str | Path, fmt: str, split: str | None, role: str) -> list[data.Item]:
+    """Items of one split, with clear errors for a wrong layout, an empty split or a missing class."""
+    try:
+        items = data.load_dataset(root, format=fmt, split=split)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: cannot read the {role} split ({split}) of {root}: {err}") from err
+    if not items:
+        raise SystemExit(f"error: the {role} split ({split}) of {root} holds no audio files")
+    unlabelled = [it.path for it in items if it.label not in LABEL_TO_INDEX]
+    if unlabelled:
+        raise SystemExit(
+            f"error: {len(unlabelled)} file(s) of the {role} split have no real/fake label, "
+            f"e.g. {unlabelled[0]}"
+        )
+    counts = {label: sum(it.label == label for it in items) for label in LABEL_TO_INDEX}
+    missing = [label for label, n in counts.items() if n == 0]
+    if missing:
+        raise SystemExit(
+            f"error: the {role} split ({split}) of {root} has no '{missing[0]}' files ({counts}); "
+            "training and the validation AUC/EER need both classes"
+        )
+    return items
+
+
+class ClipDataset(Dataset):
+    """Fixed-length clips with their class index (`LABEL_TO_INDEX`) for training or validation.
+
+    crop "head" takes the first `n_samples` (the reference's rule, also used for validation); "random" takes a
+    random window of longer files. Shorter files are tiled to `n_samples`. With `rawboost` > 0 the window is
+    augmented before tiling. Randomness comes from a generator seeded by (seed, epoch, index): call
+    `set_epoch` before each epoch (DataLoader workers are re-created per epoch and see the new value).
+
+    An unreadable file is reported in the sample's "skipped" list; in training (`substitute_bad`) the next
+    readable file takes its place so that batches keep their size (DDP ranks must stay in step), in
+    validation the sample is dropped (x is None).
+    """
+
+    def __init__(
+        self,
+        items: list[data.Item],
+        *,
+        n_samples: int = NB_SAMP,
+        crop: str = "head",
+        rawboost: int = 0,
+        rawboost_config: RawBoostConfig | None = None,
+        seed: int = 0,
+        substitute_bad: bool = False,
+    ):
+        if crop not in ("head", "random"):
+            raise ValueError(f"crop must be 'head' or 'random', got {crop!r}")
+        self.items, self.n_samples, self.crop = items, n_samples, crop
+        self.rawboost, self.rawboost_config = rawboost, rawboost_config or RawBoostConfig()
+        self.seed, self.substitute_bad, self.epoch = seed, substitute_bad, 0
+        self.targets = [LABEL_TO_INDEX[it.label] for it in items]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        skipped = []
+        for attempt in range(MAX_SUBSTITUTIONS if self.substitute_bad else 1):
+            i = (index + attempt) % len(self.items)
+            try:
+                x = self._clip(i)
+                return {"x": torch.from_numpy(x), "y": self.targets[i], "index": i, "skipped": skipped}
+            except AudioError as err:
+                skipped.append((self.items[i].path, str(err)))
+        return {"x": None, "y": None, "index": index, "skipped": skipped}
+
+    def _clip(self, i: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        # The model sees one window of n samples: RawBoost distorts that window (its SNR and peak level are
+        # those of what the model sees), then a short file is tiled. A head crop decodes only the head.
+        head_s = self.n_samples / SAMPLE_RATE
+        x = load_audio(self.items[i].path, **({"max_duration": head_s} if self.crop == "head" else {}))
+        if self.crop == "random" and len(x) > self.n_samples:
+            start = int(rng.integers(0, len(x) - self.n_samples + 1))
+            x = x[start : start + self.n_samples]
+        else:
+            x = x[: self.n_samples]
+        if self.rawboost:
+            x = apply_rawboost(x, self.rawboost, rng, self.rawboost_config, fs=SAMPLE_RATE)
+        return pad_or_crop(x, self.n_samples).astype(np.float32, copy=False)
+
+
+def collate_clips(batch: list[dict]) -> dict:
+    """Stack the readable clips: {"x": (B, T) float32, "y": (B,) int64, "skipped": [(path, reason), ...]}."""
+    ok = [b for b in batch if b["x"] is not None]
+    skipped = [s for b in batch for s in b["skipped"]]
+    if not ok:
+        return {"x": None, "y": None, "skipped": skipped}
+    return {
+        "x": torch.stack([b["x"] for b in ok]),
+        "y": torch.tensor([b["y"] for b in ok], dtype=torch.int64),
+        "skipped": skipped,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Distributed helpers (distributed.py holds the rest)
+# ----------------------------------------------------------------------------------------------------
+
+
+def mean_over_ranks(value: float) -> float:
+    """The mean of `value` over the torchrun processes (the value itself in a plain run)."""
+    if not dist.is_initialized():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=distributed._collective_device())
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Optimisation
+# ----------------------------------------------------------------------------------------------------
+
+
+def lr_lambda(step: int, warmup_steps: int, total_steps: int, schedule: str) -> float:
+    """LR multiplier after `step` optimizer steps: linear warm-up, then constant or cosine decay to 0."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[args.optimizer]
+    return cls(params, lr=args.lr, weight_decay=args.weight_decay)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """bf16 on CUDA by default, fp32 (None) on CPU; "fp16" uses a GradScaler."""
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if amp in ("bf16", "fp16") and device.type != "cuda":
+        raise SystemExit(f"error: --amp {amp} needs a CUDA device; on {device.type} use --amp fp32")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Checkpoint state
+# ----------------------------------------------------------------------------------------------------
+
+
+def rng_state() -> dict:
+    """Every global RNG, in containers that torch.load(weights_only=True) reads."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },  # fmt: skip
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Make `dst` an atomic snapshot of `src` (a hard link when the filesystem allows, else a copy)."""
+    import shutil
+
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+# ----------------------------------------------------------------------------------------------------
+# History and curves
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class History:
+    """Per-step train loss and per-epoch metrics; saved as history.json and loss_curves.png."""
+
+    steps: list = field(default_factory=list)  # {"step", "epoch", "loss", "lr"}
+    epochs: list = field(
+        default_factory=list
+    )  # {"epoch", "train_loss", "val_loss", "val_auc", "val_eer", ...}
+    best: dict | None = None
+    test: dict | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "positive_class": utils.POSITIVE_CLASS,
+            "score_direction": utils.SCORE_DIRECTION,
+            "best": self.best,
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "test": self.test,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> History:
+        d = d or {}
+        return cls(d.get("steps", []), d.get("epochs", []), d.get("best"), d.get("test"))
+
+    def save(self, run_dir: Path) -> None:
+        utils.atomic_write_text(run_dir / "history.json", json.dumps(self.as_dict(), indent=2) + "\n")
+        plot_curves(self, run_dir / "loss_curves.png")
+
+
+def plot_curves(history: History, path: Path) -> None:
+    """Train loss per step and per epoch, validation loss per epoch; validation AUC and EER per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
+    if history.steps:
+        ax_loss.plot([s["epoch"] for s in history.steps], [s["loss"] for s in history.steps],
+                     color="tab:blue", alpha=0.3, lw=1, label="train loss (step)")  # fmt: skip
+    ep = [e["epoch"] for e in history.epochs]
+    ax_loss.plot(
+        ep, [e["train_loss"] for e in history.epochs], "o-", color="tab:blue", label="train loss (epoch)"
+    )
+    ax_loss.plot(
+        ep, [e["val_loss"] for e in history.epochs], "s-", color="tab:orange", label="validation loss"
+    )
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    ax_loss.legend()
+    ax_metric.plot(ep, [e["val_auc"] for e in history.epochs], "o-", color="tab:green", label="val AUC")
+    ax_metric.plot(ep, [e["val_eer"] for e in history.epochs], "s-", color="tab:red", label="val EER")
+    ax_metric.set(xlabel="epoch", ylim=(-0.02, 1.02), title="Validation (positive = real)")
+    ax_metric.legend()
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Train / validate
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Trainer:
+    """What an epoch needs; built by `fit`. Under torchrun `model` is DDP-wrapped."""
+
+    args: argparse.Namespace
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler | None
+    class_weight: Tensor | None  # on `device`, indexed by FAKE_INDEX / REAL_INDEX
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    run_dir: Path
+    history: History
+    wandb_run: object | None = None
+    step: int = 0
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def progress(self, total: int, desc: str) -> tqdm:
+        return tqdm(total=total, unit="clip", desc=desc, dynamic_ncols=True,
+                    disable=not distributed.is_main() or self.args.quiet)  # fmt: skip
+
+    def report_skipped(self, skipped: list) -> None:
+        """Warn about unreadable files and append them to RUN/skipped_files.tsv (path, reason)."""
+        if not skipped:
+            return
+        with open(self.run_dir / "skipped_files.tsv", "a") as f:
+            for path, reason in skipped:
+                f.write(f"{path}\t{reason}\n")
+                tqdm.write(f"warning: skipped {path}: {reason}")
+
+    def train_epoch(self, loader: DataLoader, epoch: int, n_clips: int) -> dict:
+        """One pass over the training loader; returns {"train_loss", "clips_per_s", "train_time_s"}."""
+        model, accum, world = self.model, self.args.grad_accum, distributed.world_size()
+        model.train()
+        n_batches = len(loader)
+        total_loss, total_clips, group_loss = 0.0, 0, 0.0
+        bar = self.progress(n_clips, f"epoch {epoch + 1}/{self.args.epochs} train")
+        start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(loader):
+            self.report_skipped(batch["skipped"])
+            if batch["x"] is None:
+                raise SystemExit(
+                    f"error: {MAX_SUBSTITUTIONS} unreadable training files in a row; see skipped_files.tsv"
+                )
+            x = batch["x"].to(self.device, non_blocking=True)  # (B, NB_SAMP)
+            y = batch["y"].to(self.device, non_blocking=True)  # (B,) class indices from LABEL_TO_INDEX
+            group_start = (i // accum) * accum
+            group_size = min(accum, n_batches - group_start)  # the last group of an epoch may be short
+            step_now = i + 1 == group_start + group_size
+            # Under DDP, gradients are averaged across processes only on the micro-batch that steps.
+            no_sync = isinstance(model, nn.parallel.DistributedDataParallel) and not step_now
+            with model.no_sync() if no_sync else contextlib.nullcontext():
+                with self.autocast():
+                    logits = model(x)  # (B, 2)
+                loss = F.cross_entropy(logits.float(), y, weight=self.class_weight)
+                scaled = loss / group_size
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            group_loss += loss.item() / group_size
+            total_loss += loss.item() * len(y)
+            total_clips += len(y)
+            bar.update(len(y) * world)
+            if step_now:
+                self.optimizer_step()
+                logged = mean_over_ranks(group_loss)
+                group_loss = 0.0
+                self.log_step(logged, epoch + (i + 1) / n_batches)
+                bar.set_postfix(loss=f"{logged:.4f}", lr=f"{self.current_lr():.2e}")
+        bar.close()
+        elapsed = time.perf_counter() - start
+        return {
+            "train_loss": mean_over_ranks(total_loss / max(1, total_clips)),
+            "clips_per_s": total_clips * world / elapsed,
+            "train_time_s": elapsed,
+        }
+
+    def optimizer_step(self) -> None:
+        if self.args.clip_grad > 0:
+            if self.scaler:
+                self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.args.clip_grad)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.step += 1
+
+    def current_lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def log_step(self, loss: float, epoch_float: float) -> None:
+        if not distributed.is_main():
+            return
+        lr = self.current_lr()
+        self.history.steps.append({"step": self.step, "epoch": round(epoch_float, 6), "loss": loss, "lr": lr})
+        if self.wandb_run is not None:
+            self.wandb_run.log({"train/loss": loss, "lr": lr, "epoch": epoch_float}, step=self.step)
+
+    @torch.no_grad()
+    def validate(self, loader: DataLoader, epoch: int, n_clips: int) -> dict | None:
+        """Loss, AUC, EER and EER threshold over the validation split (rank 0; None on other ranks)."""
+        model = (
+            self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
+        )
+        model.eval()
+        logits_all, targets_all = [torch.zeros(0, 2)], [torch.zeros(0, dtype=torch.int64)]
+        bar = self.progress(n_clips, f"epoch {epoch + 1}/{self.args.epochs} validation")
+        for batch in loader:
+            self.report_skipped(batch["skipped"])
+            if batch["x"] is not None:
+                with self.autocast():
+                    logits = model(batch["x"].to(self.device))
+                logits_all.append(logits.float().cpu())
+                targets_all.append(batch["y"])
+            bar.update(len(batch["skipped"]) + (0 if batch["x"] is None else len(batch["x"])))
+        bar.close()
+        gathered = distributed.gather((torch.cat(logits_all), torch.cat(targets_all)))  # this rank's shard
+        if not distributed.is_main():
+            return None
+        logits = torch.cat([g[0] for g in gathered])
+        targets = torch.cat([g[1] for g in gathered])
+        weight = self.class_weight.cpu() if self.class_weight is not None else None
+        return validation_metrics(logits, targets, weight)
+
+
+def validation_metrics(logits: Tensor, targets: Tensor, weight: Tensor | None = None) -> dict:
+    """Loss, AUC, EER (+ threshold) of logits (N, 2) and class indices (N,); score = logits[:, REAL_INDEX]."""
+    is_real = targets == REAL_INDEX
+    if is_real.all() or (~is_real).all():
+        raise SystemExit(
+            "error: the readable validation files are all of one class; AUC/EER need real and fake files "
+            "(see skipped_files.tsv in the run folder)"
+        )
+    labels = ["real" if r else "fake" for r in is_real.tolist()]
+    metrics = utils.compute_metrics(labels, logits[:, REAL_INDEX].numpy(), n_bootstrap=0)
+    return {
+        "val_loss": float(F.cross_entropy(logits, targets, weight=weight)),
+        "val_auc": metrics["auc"],
+        "val_eer": metrics["eer"],
+        "val_threshold": metrics["eer_threshold"],
+        "val_files": len(targets),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------
+
+# Flags that may change between a run and its --resume without changing the result.
+RESUME_FREE_FLAGS = {"resume", "epochs", "workers", "device", "wandb", "wandb_project", "quiet",
+                     "eval_batch_size", "test_split", "out_dir", "data", "checkpoint"}  # fmt: skip
+
+
+def model_overrides(args: argparse.Namespace) -> dict:
+    """Model config overrides: --model-config (JSON), --freeze-frontend, --gradient-checkpointing."""
+    overrides = {}
+    if args.model_config:
+        text = args.model_config
+        overrides = json.loads(Path(text).read_text() if Path(text).is_file() else text)
+    if args.freeze_frontend:
+        overrides["freeze_frontend"] = True
+    if args.gradient_checkpointing:
+        overrides["gradient_checkpointing"] = True
+    return overrides
+
+
+def build_loaders(args: argparse.Namespace, train_items: list, val_items: list) -> tuple:
+    """(training dataset, its sampler, training loader, validation loader of this rank's shard)."""
+    train_set = ClipDataset(train_items, crop=args.crop, rawboost=args.rawboost, seed=args.seed,
+                            substitute_bad=True)  # fmt: skip
+    # Shuffled by (seed, epoch) through set_epoch, identically with or without torchrun.
+    sampler = DistributedSampler(train_set, num_replicas=distributed.world_size(), rank=distributed.rank(),
+                                 shuffle=True, seed=args.seed)  # fmt: skip
+    common = {"num_workers": args.workers, "collate_fn": collate_clips, "worker_init_fn": utils.seed_worker,
+              "pin_memory": torch.cuda.is_available()}  # fmt: skip
+    # Drop the last partial batch, as the reference does, unless the split is smaller than one batch.
+    drop_last = len(sampler) >= args.batch_size
+    train_loader = DataLoader(train_set, args.batch_size, sampler=sampler, drop_last=drop_last, **common)
+    val_set = ClipDataset(distributed.shard(val_items), crop="head", seed=args.seed)
+    val_loader = DataLoader(val_set, args.eval_batch_size or args.batch_size, shuffle=False, **common)
+    return train_set, sampler, train_loader, val_loader
+
+
+def fit(args: argparse.Namespace) -> dict:
+    """Train, validate every epoch, keep last.pt / best.pt, then score the test split once with best.pt.
+
+    Returns the history (history.json's content) on rank 0 and {} on the other ranks.
+    """
+    check_label_convention()
+    if args.grad_accum < 1 or args.batch_size < 1 or args.epochs < 1:
+        raise SystemExit("error: --epochs, --batch-size and --grad-accum must be at least 1")
+    run_dir = Path(args.out_dir)
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if last_path.exists() and not args.resume:
+        raise SystemExit(f"error: {run_dir} already holds a run (last.pt): pass --resume to continue it, or "
+                         "choose another --out-dir")  # fmt: skip
+    if args.resume and not last_path.exists():
+        raise SystemExit(f"error: --resume: {last_path} does not exist; start the run without --resume")
+    train_items = load_split(args.data, args.format, args.train_split, "training")
+    val_items = load_split(args.data, args.format, args.val_split, "validation")
+    test_items = None
+    if args.test_split != "none":
+        test_items = load_split(args.data, args.format, args.test_split, "test")
+
+    distributed.init()
+    device = distributed.device(args.device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    utils.set_seed(args.seed)
+
+    # A new run starts from --checkpoint; a resumed one from its own last.pt (weights and training state).
+    model, info = load_model(
+        last_path if args.resume else args.checkpoint, config=model_overrides(args) or None
+    )
+    state = info["extra"] if args.resume else {}
+    if args.resume and distributed.is_main():
+        warn_changed_flags(state.get("args", {}), vars(args))
+    model.to(device)
+    amp_dtype = autocast_dtype(args.amp, device)
+    if dist.is_initialized():
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True,  # the residual blocks compute bn1 and never use it (reference quirk)
+        )  # fmt: skip
+
+    train_set, sampler, train_loader, val_loader = build_loaders(args, train_items, val_items)
+    steps_per_epoch = math.ceil(len(train_loader) / args.grad_accum)
+    total_steps = steps_per_epoch * args.epochs
+    optimizer = make_optimizer(model, args)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_lambda(s, args.warmup_steps, total_steps, args.schedule)
+    )
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    weight = class_weights(*args.class_weights).to(device) if args.loss == "weighted-ce" else None
+
+    history = History.from_dict(state.get("history"))
+    if args.resume:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+    trainer = Trainer(args, model, optimizer, scheduler, scaler, weight, device, amp_dtype, run_dir, history,
+                      step=int(state.get("step", 0)))  # fmt: skip
+    if distributed.is_main():
+        trainer.wandb_run = start_wandb(args, run_dir, state.get("wandb_id"), info)
+        print(
+            describe_run(args, info, (train_items, val_items, test_items), device, amp_dtype, steps_per_epoch)
+        )
+    best_eer = history.best["val_eer"] if history.best else math.inf
+
+    for epoch in range(int(state.get("epoch", 0)), args.epochs):
+        sampler.set_epoch(epoch)
+        train_set.set_epoch(epoch)
+        n_train = min(len(sampler), len(train_loader) * args.batch_size) * distributed.world_size()
+        train_stats = trainer.train_epoch(train_loader, epoch, n_train)
+        val = trainer.validate(val_loader, epoch, len(val_items))
+        if distributed.is_main():
+            row = {"epoch": epoch + 1, "step": trainer.step, **train_stats, **val, "lr": trainer.current_lr()}
+            history.epochs.append(row)
+            improved = val["val_eer"] < best_eer  # chosen on validation only; the first epoch always counts
+            if improved:
+                best_eer = val["val_eer"]
+                history.best = {"epoch": epoch + 1, "val_eer": val["val_eer"], "val_auc": val["val_auc"],
+                                "val_threshold": val["val_threshold"]}  # fmt: skip
+            save_checkpoint(
+                last_path, model,
+                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                scaler=scaler.state_dict() if scaler else None, epoch=epoch + 1, step=trainer.step,
+                rng=rng_state(), args=vars(args),
+                calibration={"threshold": val["val_threshold"], "source": CALIBRATION_SOURCE,
+                             "eer": val["val_eer"], "epoch": epoch + 1},
+                metrics=val, history=history.as_dict(),
+                wandb_id=trainer.wandb_run.id if trainer.wandb_run is not None else None,
+            )  # fmt: skip
+            if improved:
+                link_or_copy(last_path, best_path)
+            history.save(run_dir)
+            log_epoch(trainer.wandb_run, row, trainer.step)
+            print(epoch_line(row, args.epochs, improved))
+        distributed.barrier()
+
+    if test_items is not None and history.test is None:
+        history.test = score_test(args, best_path, test_items, run_dir, device)
+        if distributed.is_main():
+            history.save(run_dir)
+            if trainer.wandb_run is not None:
+                trainer.wandb_run.summary.update(
+                    {"test/auc": history.test["auc"], "test/eer": history.test["eer"]}
+                )
+    if trainer.wandb_run is not None:
+        trainer.wandb_run.finish()
+    distributed.barrier()
+    distributed.cleanup()
+    return history.as_dict() if distributed.is_main() else {}
+
+
+def score_test(args, best_path: Path, items: list[data.Item], run_dir: Path, device: torch.device) -> dict:
+    """Score the test split once with best.pt through the evaluation pipeline (RUN/test/scores.csv, ...)."""
+    import scoring
+
+    model, info = load_model(best_path, map_location=device)
+    epoch, calibration = info["extra"].get("epoch"), info["calibration"] or {}
+    if distributed.is_main():
+        print(f"Scoring the test split ({len(items)} files) once, with best.pt (epoch {epoch})")
+    metrics = scoring.evaluate(
+        model, items, run_dir / "test", threshold=calibration.get("threshold"),
+        extra={"checkpoint": str(best_path), "epoch": epoch, "calibration": calibration},
+        batch_size=args.eval_batch_size or args.batch_size, workers=args.workers, device=device,
+        amp=args.amp, progress=not args.quiet,
+    )  # fmt: skip
+    keep = ("auc", "eer", "eer_threshold", "n_real", "n_fake", "n_skipped")
+    return {"checkpoint": str(best_path), "epoch": epoch, **{k: metrics.get(k) for k in keep}}
+
+
+def start_wandb(args: argparse.Namespace, run_dir: Path, wandb_id: str | None, info: dict):
+    """The wandb run of rank 0 (offline unless logged in); a resumed run continues its wandb run id."""
+    config = {**vars(args), "init_format": info.get("format"), "arch": info.get("arch")}
+    kwargs = {"id": wandb_id, "resume": "allow"} if wandb_id else {}
+    return utils.init_wandb(args.wandb_project, run_dir, config, mode=args.wandb, **kwargs)
+
+
+def log_epoch(wandb_run, row: dict, step: int) -> None:
+    if wandb_run is not None:
+        wandb_run.log({"epoch": row["epoch"], "train/epoch_loss": row["train_loss"],
+                       "val/loss": row["val_loss"], "val/auc": row["val_auc"], "val/eer": row["val_eer"],
+                       "train/clips_per_s": row["clips_per_s"]}, step=step)  # fmt: skip
+
+
+def epoch_line(row: dict, epochs: int, improved: bool) -> str:
+    return (
+        f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} | "
+        f"val loss {row['val_loss']:.4f}, AUC {row['val_auc']:.4f}, EER {100 * row['val_eer']:.2f} %"
+        f"{' (best)' if improved else ''} | {row['clips_per_s']:.2f} clips/s"
+    )
+
+
+def warn_changed_flags(saved: dict, current: dict) -> None:
+    changed = {
+        k: (saved.get(k), v) for k, v in current.items() if k not in RESUME_FREE_FLAGS and saved.get(k) != v
+    }
+    if changed:
+        details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
+        print(f"warning: resuming with flags that differ from the stopped run ({details}); the result will "
+              "not equal an uninterrupted run")  # fmt: skip
+
+
+def describe_run(args, info: dict, splits: tuple, device, amp_dtype, steps_per_epoch: int) -> str:
+    def counts(items):
+        n_real = sum(it.label == "real" for it in items)
+        return f"{len(items)} files ({n_real} real, {len(items) - n_real} fake)"
+
+    train_items, val_items, test_items = splits
+    precision = "fp32" if amp_dtype is None else f"{str(amp_dtype).removeprefix('torch.')} autocast"
+    weights = (
+        f" (fake {args.class_weights[0]}, real {args.class_weights[1]})" if args.loss == "weighted-ce" else ""
+    )
+    return "\n".join([
+        f"Run folder: {args.out_dir}" + (" (resumed)" if args.resume else ""),
+        f"Model: {info['arch']} from {info['source']} ({info['format']})",
+        f"Training {counts(train_items)}; validation {counts(val_items)}"
+        + (f"; test {counts(test_items)}" if test_items else ""),
+        f"Device {device}, {precision}, {distributed.world_size()} process(es), "
+        f"{steps_per_epoch} optimizer steps per epoch",
+        f"Labels: index {REAL_INDEX} = real, {FAKE_INDEX} = fake (model.LABEL_TO_INDEX); "
+        f"loss {args.loss}{weights}",
+    ])  # fmt: skip
