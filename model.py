@@ -65,9 +65,10 @@ class SSLAASISTConfig:
     num_conv_pos_embedding_groups: int = 16  # conv_pos_groups
     hidden_act: str = "gelu"  # activation_fn
     layer_norm_eps: float = 1e-5
-    # Regularization of the front end while fine-tuning. 0.0 everywhere, as in the cfg of the fairseq
-    # large/XLS-R pretraining recipe (wav2vec2_large_librivox: dropout, attention_dropout, activation_dropout,
-    # encoder_layerdrop, dropout_input all 0.0). A fairseq checkpoint's own cfg overrides these when loaded.
+    # Front-end dropout while fine-tuning: 0.0, as in the cfg of the fairseq large / XLS-R pretraining
+    # checkpoints the reference fine-tunes from (wav2vec2_large_librivox.yaml, xlsr_53_56k.pt: dropout,
+    # attention_dropout, activation_dropout, encoder_layerdrop, dropout_input all 0.0). Loading a fairseq
+    # checkpoint takes the values of its own cfg.
     hidden_dropout: float = 0.0  # dropout
     attention_dropout: float = 0.0  # attention_dropout
     activation_dropout: float = 0.0  # activation_dropout
@@ -219,8 +220,9 @@ class Residual_block(nn.Module):
         self.first = first
         if not first:
             # Quirk kept from both references: bn1 exists (and is in every checkpoint) but its output is
-            # discarded, because conv1 reads the block input. It therefore has no effect and is not run.
-            self.bn1 = nn.BatchNorm2d(c_in)
+            # discarded, because conv1 reads the block input. It therefore has no effect and is not run; its
+            # parameters take no gradient, so DDP needs no find_unused_parameters for it.
+            self.bn1 = nn.BatchNorm2d(c_in).requires_grad_(False)
         self.conv1 = nn.Conv2d(c_in, c_out, kernel_size=(2, 3), padding=(1, 1))
         self.selu = nn.SELU()
         self.bn2 = nn.BatchNorm2d(c_out)
@@ -376,13 +378,12 @@ class SSLAASIST(_GraphBackEnd):
         self.train(self.training)
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> None:
-        """Recompute the front end's layer activations during backward (less memory, ~30 % slower)."""
+        """Recompute the front end's layer activations during backward: less memory, more compute."""
         was_enabled = getattr(self, "_checkpointing", False)
         self.config.gradient_checkpointing = self._checkpointing = enabled
         hf = self.ssl_model
-        if (
-            enabled
-        ):  # transformers >= 5 names it activation checkpointing; older versions gradient checkpointing
+        # transformers >= 5 calls it activation checkpointing, older versions gradient checkpointing.
+        if enabled:
             if hasattr(hf, "activation_checkpointing_enable"):
                 hf.activation_checkpointing_enable({"use_reentrant": False})
             else:
@@ -563,9 +564,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> None:
 # fairseq wav2vec 2.0 -> transformers key names
 # --------------------------------------------------------------------------------------------------
 
-# Pretraining-only parts of a fairseq wav2vec 2.0 model: not used by the detector (mask_emb is the SpecAugment
-# mask vector, unused with mask=False). Everything else must map.
-FAIRSEQ_PRETRAINING_ONLY = ("quantizer.", "project_q.", "final_proj.", "mask_emb")
+# Pretraining-only parts of a fairseq wav2vec 2.0 model, dropped on purpose: the contrastive-task heads and
+# mask_emb, the SpecAugment mask vector (unused with mask=False). Every other key must map.
+FAIRSEQ_PRETRAINING_ONLY = re.compile(r"(quantizer|project_q|final_proj)\..*|mask_emb")
 
 _FAIRSEQ_TO_HF = [
     (r"feature_extractor\.conv_layers\.(\d+)\.0\.(weight|bias)", r"feature_extractor.conv_layers.\1.conv.\2"),
@@ -598,7 +599,7 @@ def fairseq_to_transformers(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """
     out, unmapped = {}, []
     for key, value in state.items():
-        if key == "mask_emb" or key.startswith(FAIRSEQ_PRETRAINING_ONLY[:3]):
+        if FAIRSEQ_PRETRAINING_ONLY.fullmatch(key):
             continue
         for pattern, target in _FAIRSEQ_TO_HF:
             if re.fullmatch(pattern, key):

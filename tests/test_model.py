@@ -127,7 +127,16 @@ def test_clovaai_aasist_reproduces_reference_logits(golden, aasist_io, name):
 
 
 def test_transformers_folder_starts_a_detector(tiny, tiny_io, tmp_path):
-    tiny[0].ssl_model.save_pretrained(tmp_path / "xlsr-tiny")
+    # Laid out like facebook/wav2vec2-xls-r-300m: a Wav2Vec2ForPreTraining (keys under "wav2vec2.", with the
+    # quantizer heads and a SpecAugment mask vector) saved by save_pretrained.
+    from transformers import Wav2Vec2ForPreTraining
+
+    hub_config = M.wav2vec2_config(tiny[0].config)
+    hub_config.mask_time_prob, hub_config.codevector_dim, hub_config.proj_codevector_dim = 0.075, 32, 32
+    pretraining = Wav2Vec2ForPreTraining(hub_config)
+    result = pretraining.wav2vec2.load_state_dict(tiny[0].ssl_model.state_dict(), strict=False)
+    assert result.missing_keys == ["masked_spec_embed"] and not result.unexpected_keys
+    pretraining.save_pretrained(tmp_path / "xlsr-tiny")
     with pytest.warns(UserWarning, match="back end is randomly initialised"):
         model, info = M.load_model(tmp_path / "xlsr-tiny")
     assert info["format"] == "transformers" and model.config.num_attention_heads == 4
