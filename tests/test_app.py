@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,15 +91,18 @@ def app_url(golden, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -116,15 +120,11 @@ def upload(page, path: Path) -> None:
 
 
 def test_page_offers_the_given_checkpoint(page):
-    from playwright.sync_api import expect
-
     expect(page.locator("#checkpoint input")).to_have_value("AASIST.pth")
     expect(page.locator("#status")).to_contain_text("Upload or record")
 
 
 def test_real_recording_gets_real_verdict(page, audio_dir, tmp_path):
-    from playwright.sync_api import expect
-
     upload(page, audio_dir / "sample_custom" / "real" / "118-121721-0000.flac")
     verdict = page.locator("#verdict")
     expect(verdict).to_contain_text("Verdict: REAL", timeout=SCORE_TIMEOUT_MS)
@@ -140,8 +140,6 @@ def test_real_recording_gets_real_verdict(page, audio_dir, tmp_path):
 
 
 def test_espeak_recording_gets_fake_verdict(page, audio_dir):
-    from playwright.sync_api import expect
-
     upload(page, audio_dir / "sample_custom" / "fake" / "espeak_01.wav")
     expect(page.locator("#verdict")).to_contain_text("Verdict: FAKE", timeout=SCORE_TIMEOUT_MS)
 
@@ -151,8 +149,6 @@ def test_espeak_recording_gets_fake_verdict(page, audio_dir):
     [("text_not_audio.mp3", "not a decodable audio file"), ("empty_0_bytes.wav", "empty file")],
 )
 def test_broken_file_shows_reason(page, audio_dir, name, reason):
-    from playwright.sync_api import expect
-
     upload(page, audio_dir / "broken" / name)
     status = page.locator("#status")
     expect(status).to_contain_text("Could not read this file", timeout=SCORE_TIMEOUT_MS)
@@ -161,7 +157,42 @@ def test_broken_file_shows_reason(page, audio_dir, name, reason):
 
 
 def test_too_long_file_is_refused(page, audio_dir):
-    from playwright.sync_api import expect
-
     upload(page, audio_dir / "broken" / "long_70s.wav")  # the app was started with --max-seconds 30
     expect(page.locator("#status")).to_contain_text("Too long: 70 s (limit 30 s)", timeout=SCORE_TIMEOUT_MS)
+
+
+def test_unsupported_type_is_refused(page, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio")
+    upload(page, notes)  # Gradio's widget takes audio/* types only and says so
+    expect(page.get_by_text("Invalid file type: notes.txt")).to_be_visible()
+    expect(page.locator("#status")).to_contain_text("Upload or record")
+
+
+def test_audio_type_the_loader_does_not_take_is_refused(page, tmp_path):
+    clip = tmp_path / "clip.amr"  # audio/amr passes the widget; the app's own type check refuses it
+    clip.write_bytes(b"#!AMR\n" + bytes(64))
+    upload(page, clip)
+    expect(page.locator("#status")).to_contain_text("Unsupported file type '.amr'", timeout=SCORE_TIMEOUT_MS)
+
+
+def test_microphone_recording_is_checked(playwright, app_url, audio_dir):
+    """Chromium's fake capture device plays a file as the microphone: Record, Stop, and the clip is scored."""
+    microphone = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={audio_dir / 'sample_custom' / 'fake' / 'espeak_03.wav'}",
+    ]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + microphone)
+    try:
+        page = browser.new_context(permissions=["microphone"]).new_page()
+        page.goto(app_url)
+        widget = page.locator("#audio-input")
+        widget.get_by_role("button", name="Record audio").click()
+        widget.get_by_role("button", name="Record", exact=True).click()
+        page.wait_for_timeout(2500)
+        widget.get_by_role("button", name="Stop", exact=True).locator("visible=true").first.click()
+        expect(page.locator("#status")).to_contain_text("Checked audio", timeout=SCORE_TIMEOUT_MS)
+        expect(page.locator("#verdict")).to_contain_text(re.compile(r"Verdict: (REAL|FAKE)"))
+    finally:
+        browser.close()
