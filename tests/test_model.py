@@ -110,19 +110,21 @@ def test_fairseq_pretraining_checkpoint_reproduces_features(tiny_dir, tiny_io, n
         assert model(tiny_io[0]).shape == (3, 2)
 
 
-@pytest.mark.parametrize("name", ["AASIST", "AASIST-L"])
-def test_clovaai_aasist_reproduces_reference_logits(golden, aasist_io, name):
+# Rows of golden/aasist/inputs.pt: 0-2 LibriSpeech (real), 3-4 espeak-ng TTS (fake), 5 white noise (fake).
+# AASIST is slow on a CPU (~1 s per clip), so each model runs 3 rows; together they cover all 6.
+@pytest.mark.parametrize(("name", "rows"), [("AASIST", [0, 3, 5]), ("AASIST-L", [1, 2, 4])])
+def test_clovaai_aasist_reproduces_reference_logits(golden, aasist_io, name, rows):
     x, outputs = aasist_io
     model, info = M.load_model(golden / "aasist" / f"{name}.pth")
     assert info["format"] == "clovaai" and info["arch"] == "aasist"
     assert model.config == M.AASIST_PRESETS[name.lower()]
     assert_close(model.sinc_filters, outputs[name]["sinc_band_pass"], atol=1e-7, rtol=0)
     with torch.no_grad():
-        logits = model(x)
-    assert_close(logits, outputs[name]["logits"], **TOL)
-    # Label direction: the 3 LibriSpeech rows are real, the 2 espeak-ng rows and the noise are fake.
-    predicted = logits.argmax(dim=1).tolist()
-    assert predicted == [M.REAL_INDEX] * 3 + [M.FAKE_INDEX] * 3
+        logits = model(x[rows])
+    assert_close(logits, outputs[name]["logits"][rows], **TOL)
+    # Label direction: LibriSpeech is called real, TTS and noise fake.
+    expected = [M.REAL_INDEX if row < 3 else M.FAKE_INDEX for row in rows]
+    assert logits.argmax(dim=1).tolist() == expected
     assert M.LABEL_TO_INDEX == {"fake": 0, "real": 1}
 
 
@@ -269,7 +271,7 @@ def test_project_checkpoint_of_aasist_l(golden, aasist_io, tmp_path):
     loaded, info = M.load_model(tmp_path / "l.pt", arch="aasist")
     assert info["arch"] == "aasist" and loaded.config == M.AASIST_PRESETS["aasist-l"]
     with torch.no_grad():
-        assert_close(loaded(aasist_io[0][:2]), aasist_io[1]["AASIST-L"]["logits"][:2], **TOL)
+        assert_close(loaded(aasist_io[0][:1]), aasist_io[1]["AASIST-L"]["logits"][:1], **TOL)
 
 
 def test_build_model_rejects_unknown_fields_and_archs():
