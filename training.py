@@ -515,17 +515,22 @@ RESUME_FREE_FLAGS = {"resume", "epochs", "workers", "device", "wandb", "wandb_pr
                      "eval_batch_size", "test_split", "out_dir", "data", "checkpoint"}  # fmt: skip
 
 
-def model_overrides(args: argparse.Namespace) -> dict:
-    """Model config overrides: --model-config (JSON), --freeze-frontend, --gradient-checkpointing."""
-    overrides = {}
+def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn.Module, dict]:
+    """load_model(source) with --model-config overrides, then --freeze-frontend / --gradient-checkpointing."""
+    overrides = None
     if args.model_config:
         text = args.model_config
         overrides = json.loads(Path(text).read_text() if Path(text).is_file() else text)
-    if args.freeze_frontend:
-        overrides["freeze_frontend"] = True
-    if args.gradient_checkpointing:
-        overrides["gradient_checkpointing"] = True
-    return overrides
+    model, info = load_model(source, config=overrides)
+    for flag, method in (("freeze_frontend", "set_frontend_frozen"),
+                         ("gradient_checkpointing", "set_gradient_checkpointing")):  # fmt: skip
+        if getattr(args, flag):
+            if not hasattr(model, method):
+                name = flag.replace("_", "-")
+                raise SystemExit(f"error: --{name} applies to SSL-AASIST; {info['arch']} has no wav2vec 2.0 "
+                                 "front end")  # fmt: skip
+            getattr(model, method)(True)
+    return model, info
 
 
 def build_loaders(args: argparse.Namespace, train_items: list, val_items: list) -> tuple:
@@ -565,6 +570,14 @@ def fit(args: argparse.Namespace) -> dict:
     test_items = None
     if args.test_split != "none":
         test_items = load_split(args.data, args.format, args.test_split, "test")
+    for role, items in (("validation", val_items), ("test", test_items or [])):
+        shared = {it.path for it in train_items} & {it.path for it in items}
+        if shared:
+            raise SystemExit(
+                f"error: the training and {role} splits share {len(shared)} files (e.g. "
+                f"{sorted(shared)[0]}): {args.data} has no separate splits in format {args.format!r}; use a "
+                "layout with training|validation|testing folders (FoR) or train/dev/eval protocols (ASVspoof)"
+            )
 
     distributed.init()
     device = distributed.device(args.device)
@@ -572,9 +585,7 @@ def fit(args: argparse.Namespace) -> dict:
     utils.set_seed(args.seed)
 
     # A new run starts from --checkpoint; a resumed one from its own last.pt (weights and training state).
-    model, info = load_model(
-        last_path if args.resume else args.checkpoint, config=model_overrides(args) or None
-    )
+    model, info = load_initial_model(args, last_path if args.resume else args.checkpoint)
     state = info["extra"] if args.resume else {}
     if args.resume and distributed.is_main():
         warn_changed_flags(state.get("args", {}), vars(args))

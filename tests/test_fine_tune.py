@@ -1,0 +1,384 @@
+"""fine_tune_for.py / training.py on CPU: real models (tiny SSL-AASIST, AASIST-L), real audio, real wandb.
+
+The toy FoR folder is built from ../shared/audio/sample_custom (real = LibriSpeech FLAC, fake = espeak WAV).
+Its validation files are copies of the training files, so a model that learns the training labels must rank
+them the right way round: that makes the label-direction check sharp with a handful of CPU steps.
+"""
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fine_tune_for
+import training
+from data import Item
+from model import FAKE_INDEX, REAL_INDEX, load_model, save_checkpoint
+from utils import compute_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+# The learnable toy setting: frozen tiny front end, the back end trained with a high rate, 1 step per epoch.
+TOY_FLAGS = ["--batch-size", "6", "--lr", "3e-3", "--freeze-frontend", "--workers", "0", "--quiet"]
+TOY_EPOCHS = 5
+
+
+# ----------------------------------------------------------------------------------------------------
+# Fixtures
+# ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_init(golden, tmp_path_factory) -> Path:
+    """The golden tiny SSL-AASIST as a project checkpoint (the golden out_layer is scaled x20; undone here so
+    training starts from a cross-entropy near ln 2)."""
+    model, _ = load_model(
+        golden / "ssl_aasist_tiny" / "model_state_dict.pt", config={"num_attention_heads": 4}
+    )
+    with torch.no_grad():
+        model.out_layer.weight /= 20
+    path = tmp_path_factory.mktemp("init") / "tiny_ssl_aasist.pt"
+    save_checkpoint(path, model)
+    return path
+
+
+def make_for(root: Path, audio_dir: Path, split_files: dict) -> Path:
+    """A FoR layout ROOT/{split}/{real,fake}/ with copies of sample_custom files: {split: (reals, fakes)}."""
+    reals = sorted((audio_dir / "sample_custom" / "real").iterdir())
+    fakes = sorted((audio_dir / "sample_custom" / "fake").iterdir())
+    for split, (real_idx, fake_idx) in split_files.items():
+        for label, files, idx in (("real", reals, real_idx), ("fake", fakes, fake_idx)):
+            folder = root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in idx:
+                shutil.copy(files[i], folder / files[i].name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def toy_for(audio_dir, tmp_path_factory) -> Path:
+    three = ([0, 1, 2], [0, 1, 2])
+    return make_for(tmp_path_factory.mktemp("toy") / "for", audio_dir,
+                    {"training": three, "validation": three, "testing": ([5], [5])})  # fmt: skip
+
+
+def run(data: Path, out: Path, init: Path, *flags: str, epochs: int = TOY_EPOCHS) -> dict:
+    argv = ["--data", str(data), "--out-dir", str(out), "--checkpoint", str(init), "--epochs", str(epochs)]
+    return fine_tune_for.main(fine_tune_for.parse_args(argv + TOY_FLAGS + list(flags)))
+
+
+@pytest.fixture(scope="module")
+def toy_run(toy_for, tiny_init, tmp_path_factory) -> tuple[Path, dict]:
+    """A full run: 5 epochs, wandb offline, test split scored at the end."""
+    out = tmp_path_factory.mktemp("toy_run") / "run"
+    os.environ["WANDB_SILENT"] = "true"
+    history = run(toy_for, out, tiny_init, "--wandb", "offline")
+    return out, history
+
+
+# ----------------------------------------------------------------------------------------------------
+# End to end with the tiny SSL-AASIST
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_run_writes_checkpoints_history_curves_and_test_scores(toy_run):
+    out, history = toy_run
+    for name in (
+        "last.pt",
+        "best.pt",
+        "history.json",
+        "loss_curves.png",
+        "test/scores.csv",
+        "test/metrics.json",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((out / "history.json").read_text())
+    assert saved == json.loads(json.dumps(history))
+    assert [e["epoch"] for e in saved["epochs"]] == list(range(1, TOY_EPOCHS + 1))
+    assert len(saved["steps"]) == TOY_EPOCHS  # 6 clips, batch 6: one optimizer step per epoch
+    assert saved["positive_class"].startswith("real")
+    best = min(saved["epochs"], key=lambda e: e["val_eer"])  # the first epoch with the lowest validation EER
+    assert saved["best"]["epoch"] == best["epoch"]
+    test_metrics = json.loads((out / "test" / "metrics.json").read_text())
+    assert (
+        test_metrics["epoch"] == saved["best"]["epoch"]
+        and test_metrics["n_real"] == test_metrics["n_fake"] == 1
+    )
+    assert saved["test"]["auc"] == test_metrics["auc"]
+
+
+def test_loss_goes_down_and_labels_point_the_right_way(toy_run):
+    """Positive class real, score logits[:, 1]: after training on the labels, validation AUC > 0.5."""
+    epochs = toy_run[1]["epochs"]
+    assert epochs[-1]["train_loss"] < 0.8 * epochs[0]["train_loss"]
+    assert epochs[-1]["val_auc"] > 0.5
+    assert epochs[-1]["val_eer"] < 0.5
+
+
+def test_best_checkpoint_reloads_with_its_validation_numbers_and_calibration(toy_run, toy_for):
+    out, history = toy_run
+    model, info = load_model(out / "best.pt")
+    assert info["format"] == "project" and info["arch"] == "ssl_aasist"
+    assert info["calibration"]["source"] == "validation EER"
+    assert info["calibration"]["threshold"] == pytest.approx(history["best"]["val_threshold"])
+    extra = info["extra"]
+    assert extra["epoch"] == history["best"]["epoch"]
+    assert {"optimizer", "scheduler", "rng", "args", "step", "history"} <= set(extra)
+    assert extra["args"]["lr"] == 3e-3
+    # The reloaded weights reproduce the validation AUC/EER the run recorded for that epoch.
+    ds = training.ClipDataset(training.load_split(toy_for, "auto", "validation", "validation"))
+    batch = training.collate_clips([ds[i] for i in range(len(ds))])
+    with torch.no_grad():
+        scores = model(batch["x"])[:, REAL_INDEX].numpy()
+    labels = ["real" if y == REAL_INDEX else "fake" for y in batch["y"].tolist()]
+    metrics = compute_metrics(labels, scores, n_bootstrap=0)
+    assert metrics["auc"] == pytest.approx(history["best"]["val_auc"])
+    assert metrics["eer_threshold"] == pytest.approx(history["best"]["val_threshold"], abs=1e-5)
+    last, last_info = load_model(out / "last.pt")
+    assert last_info["extra"]["epoch"] == TOY_EPOCHS
+
+
+def read_wandb_history(run_file: Path) -> list[dict]:
+    """History rows of an offline .wandb file: its record framing (LevelDB-log style, 32 KiB blocks, 7-byte
+    headers) read here, each record decoded with wandb's own protobuf definitions."""
+    from wandb.proto import wandb_internal_pb2
+
+    blob = run_file.read_bytes()
+    assert blob[:4] == b":W&B", "not a wandb transaction log"
+    rows, pos, pending, block = [], 7, b"", 32768
+    while pos + 7 <= len(blob):
+        if block - pos % block < 7:  # too little room left in the block for a header: padding
+            pos += block - pos % block
+            continue
+        _checksum, length, kind = struct.unpack("<IHB", blob[pos : pos + 7])
+        pending += blob[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a full record, or the last chunk of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            if record.WhichOneof("record_type") == "history":
+                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                             for item in record.history.item})  # fmt: skip
+    return rows
+
+
+def test_wandb_offline_run_holds_the_curves(toy_run):
+    out, history = toy_run
+    run_files = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(run_files) == 1
+    rows = read_wandb_history(run_files[0])
+    step_rows = [r for r in rows if "train/loss" in r]
+    assert [r["_step"] for r in step_rows] == [s["step"] for s in history["steps"]]
+    assert [r["train/loss"] for r in step_rows] == pytest.approx([s["loss"] for s in history["steps"]])
+    assert all("lr" in r for r in step_rows)
+    epoch_rows = [r for r in rows if "val/eer" in r]
+    assert [r["val/auc"] for r in epoch_rows] == pytest.approx([e["val_auc"] for e in history["epochs"]])
+    assert [r["val/loss"] for r in epoch_rows] == pytest.approx([e["val_loss"] for e in history["epochs"]])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Label safety
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_flipped_label_mapping_is_refused(toy_for, tiny_init, tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "LABEL_TO_INDEX", {"fake": REAL_INDEX, "real": FAKE_INDEX})
+    with pytest.raises(RuntimeError, match="invert the detector"):
+        run(toy_for, tmp_path / "run", tiny_init, "--wandb", "disabled")
+
+
+def test_a_flipped_training_run_fails_the_direction_check(toy_run, toy_for, tiny_init, tmp_path, monkeypatch):
+    """Without the guard, the flip reproduces the original bug: the same run ends with validation AUC < 0.5,
+    so the AUC > 0.5 assertion of the correct run is a real check of the label direction."""
+    monkeypatch.setattr(training, "LABEL_TO_INDEX", {"fake": REAL_INDEX, "real": FAKE_INDEX})
+    monkeypatch.setattr(training, "check_label_convention", lambda mapping=None: None)
+    flipped = run(toy_for, tmp_path / "run", tiny_init, "--wandb", "disabled", "--test-split", "none")
+    assert flipped["epochs"][-1]["val_auc"] < 0.5 < toy_run[1]["epochs"][-1]["val_auc"]
+
+
+def test_class_weights_follow_the_class_indices():
+    w = training.class_weights(fake_weight=0.1, real_weight=0.9)
+    assert w[REAL_INDEX] == pytest.approx(0.9) and w[FAKE_INDEX] == pytest.approx(0.1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Exact resume
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_one_epoch_plus_resume_equals_two_epochs(audio_dir, tiny_init, tmp_path):
+    """Full fine-tuning (front end too), 2 steps per epoch, warm-up, random crops and RawBoost."""
+    data = make_for(
+        tmp_path / "for", audio_dir, {"training": ([0, 1, 2], [0, 1, 2]), "validation": ([3], [3])}
+    )
+    flags = ["--batch-size", "3", "--lr", "1e-3", "--warmup-steps", "3", "--crop", "random",
+             "--rawboost", "5", "--workers", "0", "--quiet", "--wandb", "disabled",
+             "--test-split", "none"]  # fmt: skip
+
+    def go(out, epochs, *extra):
+        argv = [
+            "--data",
+            str(data),
+            "--out-dir",
+            str(out),
+            "--checkpoint",
+            str(tiny_init),
+            "--epochs",
+            str(epochs),
+        ]
+        return fine_tune_for.main(fine_tune_for.parse_args(argv + flags + list(extra)))
+
+    straight = go(tmp_path / "straight", 2)
+    go(tmp_path / "split", 1)
+    with pytest.raises(SystemExit, match="--resume"):
+        go(tmp_path / "split", 2)  # an existing run is never overwritten by accident
+    resumed = go(tmp_path / "split", 2, "--resume")
+
+    a, _ = load_model(tmp_path / "straight" / "last.pt")
+    b, _ = load_model(tmp_path / "split" / "last.pt")
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa), [k for k in sa if not torch.equal(sa[k], sb[k])][:5]
+    assert [s["loss"] for s in resumed["steps"]] == [s["loss"] for s in straight["steps"]]
+    assert [s["lr"] for s in resumed["steps"]] == [s["lr"] for s in straight["steps"]]
+    assert len(straight["steps"]) == 4
+    # The first run's weights moved: the comparison above is not between two untouched models.
+    init, _ = load_model(tiny_init)
+    assert not torch.equal(init.state_dict()["LL.weight"], sa["LL.weight"])
+
+
+# ----------------------------------------------------------------------------------------------------
+# AASIST-L (real weights) and torchrun
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_aasist_l_fine_tunes_end_to_end(golden, audio_dir, tmp_path):
+    data = make_for(tmp_path / "for", audio_dir,
+                    {"training": ([0], [0]), "validation": ([1], [1]), "testing": ([2], [2])})  # fmt: skip
+    out = tmp_path / "run"
+    init = golden / "aasist" / "AASIST-L.pth"
+    argv = ["--data", str(data), "--out-dir", str(out), "--checkpoint", str(init), "--epochs", "1",
+            "--batch-size", "2", "--lr", "1e-5", "--workers", "0", "--quiet",
+            "--wandb", "disabled"]  # fmt: skip
+    history = fine_tune_for.main(fine_tune_for.parse_args(argv))
+    model, info = load_model(out / "best.pt")
+    assert info["arch"] == "aasist" and info["calibration"]["source"] == "validation EER"
+    # AASIST-L already tells LibriSpeech from espeak-ng; a tiny step at lr 1e-5 keeps it that way.
+    assert history["epochs"][0]["val_auc"] == 1.0
+    assert history["test"]["auc"] == 1.0
+    with pytest.raises(SystemExit, match="--freeze-frontend applies to SSL-AASIST"):
+        fine_tune_for.main(
+            fine_tune_for.parse_args(argv[:3] + [str(tmp_path / "run2")] + argv[4:] + ["--freeze-frontend"])
+        )
+
+
+def test_torchrun_two_processes(toy_for, tiny_init, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(REPO / "fine_tune_for.py"), "--data", str(toy_for), "--out-dir", str(out),
+           "--checkpoint", str(tiny_init), "--epochs", "1", "--batch-size", "3", "--lr", "3e-3",
+           "--workers", "0", "--quiet", "--wandb", "disabled"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "2 process(es)" in proc.stdout
+    history = json.loads((out / "history.json").read_text())
+    assert history["epochs"][0]["val_files"] == 6  # both ranks' validation shards gathered
+    assert len(history["steps"]) == 1  # 6 clips = 2 processes x batch 3: one step
+    assert (out / "test" / "metrics.json").is_file()
+    load_model(out / "best.pt")
+
+
+# ----------------------------------------------------------------------------------------------------
+# User errors
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_clear_errors_for_wrong_layout_empty_split_and_missing_class(audio_dir, tiny_init, tmp_path):
+    def error_of(data):
+        with pytest.raises(SystemExit) as err:
+            run(data, tmp_path / "run", tiny_init, "--wandb", "disabled")
+        return str(err.value)
+
+    junk = tmp_path / "junk"
+    (junk / "stuff").mkdir(parents=True)
+    (junk / "stuff" / "notes.txt").write_text("no audio here")
+    assert "cannot read the training split" in error_of(junk)
+
+    # A real/fake folder without splits would train and validate on the same files.
+    assert "share 40 files" in error_of(audio_dir / "sample_custom")
+
+    empty = make_for(tmp_path / "empty", audio_dir, {"training": ([0], [0]), "testing": ([1], [1])})
+    (empty / "validation" / "real").mkdir(parents=True)
+    assert "validation split" in error_of(empty)
+
+    one_class = make_for(tmp_path / "one", audio_dir, {"training": ([0], [0]), "validation": ([1], [])})
+    message = error_of(one_class)
+    assert "no 'fake' files" in message and "validation" in message
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pieces
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_clips_are_a_function_of_seed_epoch_and_index(audio_dir):
+    items = [Item(str(p), "real") for p in sorted((audio_dir / "sample_custom" / "real").iterdir())[:2]]
+    ds = training.ClipDataset(items, crop="random", rawboost=5, seed=7)
+    first = ds[1]["x"]
+    assert first.shape == (training.NB_SAMP,) and first.dtype == torch.float32
+    assert torch.equal(first, ds[1]["x"])
+    ds.set_epoch(1)
+    assert not torch.equal(first, ds[1]["x"])
+    head = training.ClipDataset(items, crop="head")[0]
+    assert head["y"] == REAL_INDEX and head["skipped"] == []
+
+
+def test_unreadable_training_file_is_reported_and_replaced(audio_dir):
+    good = sorted((audio_dir / "sample_custom" / "fake").iterdir())[0]
+    items = [Item(str(audio_dir / "broken" / "empty_0_bytes.wav"), "real"), Item(str(good), "fake")]
+    sample = training.ClipDataset(items, substitute_bad=True)[0]
+    assert sample["index"] == 1 and sample["y"] == FAKE_INDEX
+    assert sample["skipped"][0][0].endswith("empty_0_bytes.wav") and "empty" in sample["skipped"][0][1]
+    dropped = training.ClipDataset(items)[0]  # validation: dropped, not replaced
+    assert dropped["x"] is None and training.collate_clips([dropped])["x"] is None
+
+
+def test_lr_schedule():
+    assert [training.lr_lambda(s, 4, 10, "constant") for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    cosine = [training.lr_lambda(s, 2, 10, "cosine") for s in range(11)]
+    assert (
+        cosine[:3] == [0.5, 1.0, 1.0] and cosine[6] == pytest.approx(0.5) and cosine[10] == pytest.approx(0.0)
+    )
+    assert all(a >= b for a, b in zip(cosine[2:], cosine[3:], strict=False))
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    torch.manual_seed(3)
+    np.random.seed(3)
+    state = training.rng_state()
+    expected = (torch.rand(3), np.random.rand(3))
+    torch.save({"rng": state}, tmp_path / "s.pt")
+    training.set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True)["rng"])
+    assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
+
+
+def test_recipes_fill_unset_flags_only():
+    original = fine_tune_for.parse_args(["--data", "d"])
+    assert (original.epochs, original.lr, original.loss, original.checkpoint) == (5, 5e-5, "ce", "la")
+    reference = fine_tune_for.parse_args(["--data", "d", "--recipe", "reference", "--lr", "2e-6"])
+    assert (reference.lr, reference.weight_decay, reference.loss, reference.rawboost) == (
+        2e-6,
+        1e-4,
+        "weighted-ce",
+        5,
+    )
+    assert reference.class_weights == [0.1, 0.9] and reference.batch_size == 14
