@@ -182,8 +182,11 @@ _download = download  # resolve_checkpoint's `download` argument shadows the fun
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("names", nargs="*", help=f"registry names: {', '.join(REGISTRY)}")
+    class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+        pass
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
+    p.add_argument("names", nargs="*", default=[], help=f"registry names: {', '.join(REGISTRY)}")
     p.add_argument("--list", action="store_true", help="list the registry and what is already present")
     p.add_argument("--verify", action="store_true", help="check size and sha256 of files already present")
     return p.parse_args()

@@ -6,8 +6,12 @@ the middle of a file (once per file) to simulate a dropped connection. No test r
 
 import http.server
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +167,21 @@ def test_registry_is_complete_and_matches_the_released_files(golden):
         path = golden / "aasist" / filename
         assert registry[name]["filename"] == filename
         assert (registry[name]["size"], registry[name]["sha256"]) == (path.stat().st_size, D.sha256sum(path))
+
+
+def test_command_line_downloads_verifies_and_explains(server, tmp_path):
+    env = {**os.environ, "SSL_AASIST_PRETRAINED_DIR": str(tmp_path), "SSL_AASIST_MIRROR": server.url}
+    script = str(Path(D.__file__))
+    ok = subprocess.run(
+        [sys.executable, script, "aasist-l", "--verify"], env=env, capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and f"{tmp_path / 'AASIST-L.pth'}: sha256 OK" in ok.stdout
+
+    del env["SSL_AASIST_MIRROR"]
+    manual = subprocess.run([sys.executable, script, "df"], env=env, capture_output=True, text=True)
+    assert (
+        manual.returncode == 1
+        and f"Move the file to {tmp_path / 'Best_LA_model_for_DF.pth'}" in manual.stderr
+    )
+    listing = subprocess.run([sys.executable, script, "--list"], env=env, capture_output=True, text=True)
+    assert "aasist-l   aasist     AASIST-L.pth" in listing.stdout and "present" in listing.stdout
