@@ -35,7 +35,7 @@ from scoring import score_items  # noqa: E402
 from utils import pick_device  # noqa: E402
 
 DEFAULT_MAX_MB = 50.0
-DEFAULT_MAX_SECONDS = 120.0
+DEFAULT_MAX_SECONDS = 60.0  # ~30 windows: about half a minute for AASIST on a laptop CPU
 PREFERRED_DEFAULT = "aasist"  # registry name of clovaai AASIST: small enough for a CPU
 
 
@@ -189,10 +189,15 @@ def verdict_markdown(row: dict, decision: Decision, label: str, duration_s: floa
     return "\n\n".join(lines)
 
 
-def build_app(detector: Detector, max_mb: float = DEFAULT_MAX_MB, max_seconds: float = DEFAULT_MAX_SECONDS):
-    """The Gradio Blocks page."""
+def build_app(
+    detector: Detector,
+    default: str | None = PREFERRED_DEFAULT,
+    max_mb: float = DEFAULT_MAX_MB,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+):
+    """The Gradio Blocks page; `default` is the checkpoint selected at first."""
     labels = list(detector.choices)
-    default = PREFERRED_DEFAULT if PREFERRED_DEFAULT in labels else (labels[0] if labels else None)
+    default = default if default in labels else (labels[0] if labels else None)
 
     def check(path: str | None, label: str):
         empty = ("", None, None)
@@ -273,11 +278,13 @@ def main(args: argparse.Namespace) -> None:
     choices = available_checkpoints(args.checkpoint)
     if not choices:
         raise SystemExit(
-            "No checkpoint found in pretrained/ and none given. Run `python download.py AASIST` "
+            "No checkpoint found in pretrained/ and none given. Run `python download.py aasist` "
             "or pass --checkpoint PATH."
         )
+    # The first --checkpoint given is selected at first; otherwise AASIST when it is in pretrained/.
+    default = next(iter(choices)) if args.checkpoint else PREFERRED_DEFAULT
     detector = Detector(choices, args.device)
-    demo = build_app(detector, args.max_mb, args.max_seconds)
+    demo = build_app(detector, default, args.max_mb, args.max_seconds)
     demo.queue(default_concurrency_limit=1)
     _, local_url, share_url = demo.launch(
         server_name=args.host,

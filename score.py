@@ -17,7 +17,8 @@ the output always states the rule it used.
 
 Files that cannot be read get a row with status "error" and the reason; the others are still scored.
 Notes (silence, a file longer than --max-duration) are in the `note` column.
-Exit status: 0 = every file scored, 1 = some files failed, 2 = no file scored (or none found).
+Exit status: 0 = every file scored, 1 = some files failed, 2 = no file scored (none found or readable, or
+the checkpoint could not be loaded).
 """
 
 import argparse
@@ -32,7 +33,7 @@ from audio import DEFAULT_HOP, MAX_DURATION_S, SAMPLE_RATE
 from data import Item, list_audio_files
 from model import load_model
 from scoring import default_workers, score_items
-from utils import pick_device
+from utils import atomic_write_text, pick_device
 
 DEFAULT_CHECKPOINT = "aasist"  # registry name: clovaai AASIST, small enough for a CPU
 DEFAULT_P_FAKE_THRESHOLD = 0.5
@@ -246,8 +247,12 @@ def main(args: argparse.Namespace) -> int:
     if not files:
         print(f"error: no audio files found in {' '.join(args.paths)}", file=sys.stderr)
         return EXIT_NONE_SCORED
-    device = pick_device(args.device)
-    model, info = load_model(args.checkpoint, map_location=device)
+    try:
+        device = pick_device(args.device)
+        model, info = load_model(args.checkpoint, map_location=device)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
+        print(f"error: cannot load checkpoint {args.checkpoint}: {err}", file=sys.stderr)
+        return EXIT_NONE_SCORED
     if info["format"] in UNTRAINED_BACK_END:
         print(
             f"warning: {args.checkpoint} has no trained back end (random); its scores mean nothing",
@@ -256,8 +261,9 @@ def main(args: argparse.Namespace) -> int:
     decision = decision_for(info, args.threshold)
     if decision.threshold is None:
         print(
-            f"note: {args.checkpoint} has no stored calibration; verdict rule: {decision.describe()}. "
-            "Set a threshold on the score with --threshold (e.g. the EER threshold of your validation data).",
+            f"note: {args.checkpoint} stores no calibration, so the default rule applies: fake if p_fake >= "
+            f"{DEFAULT_P_FAKE_THRESHOLD}. Set a threshold on the score with --threshold (e.g. the EER "
+            "threshold of your validation data).",
             file=sys.stderr,
         )
 
@@ -284,7 +290,7 @@ def main(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
+        atomic_write_text(args.output, text)
         print(f"wrote {len(rows)} rows to {args.output}", file=sys.stderr)
     if args.format != "table" or args.output is not None:
         print(summary_line(rows), file=sys.stderr)

@@ -182,7 +182,9 @@ def test_exit_status_when_nothing_is_scored(aasist, audio_dir, capsys):
     assert status == score.EXIT_NONE_SCORED
     assert "0 of 4 files scored" in out
     status, _, err = run([str(audio_dir / "no_such_file.wav"), "--checkpoint", str(aasist)], capsys)
-    assert status == score.EXIT_NONE_SCORED and "does not exist" in err
+    assert status == score.EXIT_NONE_SCORED and "no_such_file.wav does not exist" in err
+    status, _, err = run([refused[0], "--checkpoint", "no_such_model"], capsys)
+    assert status == score.EXIT_NONE_SCORED and "cannot load checkpoint no_such_model" in err
 
 
 def test_command_line_table(aasist, inputs, audio_dir):
