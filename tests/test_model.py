@@ -261,6 +261,11 @@ def test_project_checkpoint_round_trip(tiny, tiny_io, tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(tiny_io[0]), model(tiny_io[0]))
 
+    # Loaded weights are ordinary trainable parameters (the loader assigns them to a model built on "meta").
+    grads = _grads(loaded.train(), torch.randn(2, 16000))
+    assert grads["ssl_model.encoder.pos_conv_embed.conv.parametrizations.weight.original0"] is not None
+    assert grads["LL.weight"] is not None and grads["encoder.1.0.bn1.weight"] is None  # bn1: unused quirk
+
     frozen, _ = M.load_model(path, config={"freeze_frontend": True})
     assert frozen.config.freeze_frontend and not any(p.requires_grad for p in frozen.ssl_model.parameters())
 
