@@ -29,7 +29,7 @@ import torch
 
 from audio import SAMPLE_RATE, pad_or_crop
 from data import Item, load_dataset
-from scoring import AMP_CHOICES, default_workers, logits_to_scores, score_items
+from scoring import AMP_CHOICES, default_batch_size, default_workers, logits_to_scores, score_items
 from utils import pick_device
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "audio" / "sample_custom"
@@ -50,7 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset (any layout evaluate_custom.py reads)")
     p.add_argument("--format", default="auto")
     p.add_argument("--files", type=int, default=40, help="files to score (the dataset repeats if smaller)")
-    p.add_argument("--batch-size", type=int, default=16, help="pipeline batch size")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="pipeline batch (default: 64 on CUDA, 4 on CPU)"
+    )
     p.add_argument("--workers", type=int, default=default_workers(), help="pipeline decoding workers")
     p.add_argument("--device", default="auto")
     p.add_argument(
@@ -82,6 +84,7 @@ def run_phase(args: argparse.Namespace) -> dict:
 
     paths = args.file_list.read_text().splitlines()
     device = pick_device(args.device)
+    args.batch_size = args.batch_size or default_batch_size(device)
     model, _ = load_model(args.checkpoint, map_location=device, config=_model_config(args.model_config))
     opts = dict(
         batch_size=args.batch_size,
@@ -111,6 +114,7 @@ def run_phase(args: argparse.Namespace) -> dict:
         "peak_worker_rss_mb": _maxrss_mb(resource.RUSAGE_CHILDREN) if args.phase == "pipeline" else None,
         "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "device": str(device),
+        "batch_size": args.batch_size if args.phase == "pipeline" else 1,
         "torch_threads": torch.get_num_threads(),
         "scores": scores,
     }
@@ -140,7 +144,7 @@ def main(args: argparse.Namespace) -> dict:
         "files": len(paths),
         "device": pipe["device"],
         "pipeline_settings": {
-            "batch_size": args.batch_size,
+            "batch_size": pipe["batch_size"],
             "workers": args.workers,
             "amp": args.amp,
             "compile": args.compile,

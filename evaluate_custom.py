@@ -67,7 +67,9 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
         default=MAX_DURATION_S,
         help="with --window, score at most this many seconds of each file (bounds memory per file)",
     )
-    p.add_argument("--batch-size", type=int, default=16, help="model inputs per forward pass")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="model inputs per pass (default: 64 on CUDA, 4 on CPU)"
+    )
     p.add_argument("--workers", type=int, default=scoring.default_workers(), help="decoding worker processes")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument(
@@ -113,6 +115,7 @@ def main(args: argparse.Namespace) -> dict:
     if args.limit is not None and args.limit < len(items):
         step = len(items) / args.limit  # spread over the list, so both classes are in a smoke run
         items = [items[int(k * step)] for k in range(args.limit)]
+    device = dist.device(args.device)
     model, info = load_model(args.checkpoint, map_location="cpu")
     calibration = info.get("calibration") or {}
     if dist.is_main():
@@ -140,9 +143,9 @@ def main(args: argparse.Namespace) -> dict:
             "data": str(args.data),
             "calibration": calibration or None,
         },
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or scoring.default_batch_size(device),
         workers=args.workers,
-        device=args.device,
+        device=device,
         window=args.window,
         hop=round(args.hop * 16000),
         max_duration=args.max_duration,
