@@ -19,12 +19,9 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry calls; set before importing gradio
 
 import gradio as gr  # noqa: E402
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import mlab  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no global state shared by Gradio's threads)
 
 from audio import NB_SAMP, SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
 from data import AUDIO_EXTENSIONS, Item  # noqa: E402
@@ -105,9 +102,10 @@ def check_limits(path: str | None, max_mb: float) -> str:
     return path
 
 
-def timeline_figure(row: dict, decision: Decision, duration_s: float):
+def timeline_figure(row: dict, decision: Decision, duration_s: float) -> Figure:
     """Per-window scores over time: each window over its span, coloured by its verdict; the threshold."""
-    fig, ax = plt.subplots(figsize=(9, 2.8), layout="constrained")
+    fig = Figure(figsize=(9, 2.8), layout="constrained")
+    ax = fig.subplots()
     window_s = NB_SAMP / SAMPLE_RATE
     scores = [w["score"] for w in row["windows"]]
     for w in row["windows"]:
@@ -130,10 +128,11 @@ def timeline_figure(row: dict, decision: Decision, duration_s: float):
     return fig
 
 
-def waveform_figure(x: np.ndarray):
+def waveform_figure(x: np.ndarray) -> Figure:
     """Waveform (min/max envelope) above its spectrogram in dB, on the same time axis."""
     duration_s = len(x) / SAMPLE_RATE
-    fig, (ax_wave, ax_spec) = plt.subplots(2, 1, figsize=(9, 4), sharex=True, layout="constrained")
+    fig = Figure(figsize=(9, 4), layout="constrained")
+    ax_wave, ax_spec = fig.subplots(2, 1, sharex=True)
     # One min/max pair per block keeps a long clip cheap to draw and still shows every peak.
     block = max(1, len(x) // 4000)
     n = len(x) // block * block
@@ -172,6 +171,7 @@ def format_probability(p: float) -> str:
 
 
 def verdict_markdown(row: dict, decision: Decision, label: str, duration_s: float) -> str:
+    """The verdict, p_fake, score, the rule that decided, and where the most fake window is."""
     verdict = row["verdict"].upper()
     n = len(row["windows"])
     lines = [
@@ -203,6 +203,8 @@ def build_app(
         empty = ("", None, None)
         try:
             check_limits(path, max_mb)
+            # Decoded here for the duration limit and the plots; score_items decodes it again with the
+            # same loader (the scoring path is evaluation's, unchanged).
             x, info = load_audio(path, max_duration=max_seconds, return_info=True)
             if info.capped:
                 raise ValueError(

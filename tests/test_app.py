@@ -43,13 +43,14 @@ def free_port() -> int:
 def app_url(golden, tmp_path_factory):
     """Start `python app.py --checkpoint AASIST.pth` and return its URL once it prints it."""
     tmp = tmp_path_factory.mktemp("app")
-    empty_pretrained = tmp / "pretrained"
-    empty_pretrained.mkdir()
+    pretrained = tmp / "pretrained"  # holds AASIST-L only: the page offers it as registry entry "aasist-l"
+    pretrained.mkdir()
+    shutil.copy(golden / "aasist" / "AASIST-L.pth", pretrained)
     env = {
         **os.environ,
         "GRADIO_ANALYTICS_ENABLED": "False",
         "GRADIO_TEMP_DIR": str(tmp / "gradio"),
-        "SSL_AASIST_PRETRAINED_DIR": str(empty_pretrained),  # offer exactly the checkpoint given below
+        "SSL_AASIST_PRETRAINED_DIR": str(pretrained),
         "PYTHONUNBUFFERED": "1",
     }
     port = free_port()
@@ -119,9 +120,21 @@ def upload(page, path: Path) -> None:
     page.locator("#audio-input input[type=file]").set_input_files(str(path))
 
 
-def test_page_offers_the_given_checkpoint(page):
-    expect(page.locator("#checkpoint input")).to_have_value("AASIST.pth")
+def test_page_offers_the_given_checkpoint_and_those_in_pretrained(page):
+    expect(page.locator("#checkpoint input")).to_have_value("AASIST.pth")  # --checkpoint comes first
     expect(page.locator("#status")).to_contain_text("Upload or record")
+    page.locator("#checkpoint input").click()
+    options = page.get_by_role("option")  # their text starts with a check-mark glyph (shown when selected)
+    expect(options).to_have_text([re.compile(r"AASIST\.pth$"), re.compile(r"aasist-l$")])
+
+
+def test_checkpoint_choice_is_used(page, audio_dir):
+    page.locator("#checkpoint input").click()
+    page.get_by_role("option", name="aasist-l").click()
+    upload(page, audio_dir / "sample_custom" / "real" / "118-121721-0000.flac")
+    verdict = page.locator("#verdict")
+    expect(verdict).to_contain_text("Checkpoint aasist-l", timeout=SCORE_TIMEOUT_MS)
+    expect(verdict).to_contain_text("Verdict: REAL")
 
 
 def test_real_recording_gets_real_verdict(page, audio_dir, tmp_path):
