@@ -16,9 +16,8 @@ from torch.testing import assert_close
 import model as M
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}
-TINY_HEADS = {
-    "num_attention_heads": 4
-}  # the one front-end size that tensors cannot show (see golden config.json)
+# The one front-end size that tensors cannot show (golden config.json: encoder_attention_heads).
+TINY_HEADS = {"num_attention_heads": 4}
 
 
 @pytest.fixture(scope="module")
@@ -221,9 +220,8 @@ def test_frozen_front_end_gets_no_gradient_and_stays_in_eval():
     model.set_frontend_frozen(False)
     model.train()
     assert model.ssl_model.training
-    assert (
-        _grads(model, torch.randn(2, 16000))["ssl_model.encoder.layers.0.attention.q_proj.weight"] is not None
-    )
+    grads = _grads(model, torch.randn(2, 16000))
+    assert grads["ssl_model.encoder.layers.0.attention.q_proj.weight"] is not None
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
