@@ -17,11 +17,10 @@ from utils import det_curve  # noqa: E402
 PLOT_FILES = ("roc.png", "det.png", "score_hist.png")
 
 
-def save_all(scores_csv: str | os.PathLike, out_dir: str | os.PathLike, metrics: dict) -> list[str]:
-    """Write the three plots into `out_dir`; returns their file names (none when a class is missing)."""
-    from scoring import read_scores
-
-    rows = [r for r in read_scores(scores_csv) if r["status"] == "ok"]
+def save_all(rows: list[dict], out_dir: str | os.PathLike, metrics: dict) -> list[str]:
+    """Write the three plots of scores.csv `rows` into `out_dir`; returns their file names (none when a class
+    is missing)."""
+    rows = [r for r in rows if r["status"] == "ok"]
     real = np.array([r["score"] for r in rows if r["label"] == "real"])
     fake = np.array([r["score"] for r in rows if r["label"] == "fake"])
     if len(real) == 0 or len(fake) == 0:

@@ -26,7 +26,6 @@ import contextlib
 import csv
 import io
 import json
-import math
 import os
 import sys
 import time
@@ -394,7 +393,8 @@ def evaluate(
     if not dist.is_main():
         return {}
     seconds = time.perf_counter() - start
-    metrics = metrics_from_scores(out_dir / "scores.csv", n_bootstrap=n_bootstrap, threshold=threshold)
+    rows = read_scores(out_dir / "scores.csv")  # metrics come from the score file, as written
+    metrics = metrics_from_rows(rows, n_bootstrap=n_bootstrap, threshold=threshold)
     metrics["window"] = bool(score_opts.get("window", False))
     metrics["aggregation"] = AGGREGATION if metrics["window"] else "first 64,600 samples (reference)"
     metrics["scoring_seconds"] = round(seconds, 2)
@@ -402,19 +402,18 @@ def evaluate(
     if plots:
         import plots as plotting
 
-        metrics["plots"] = plotting.save_all(out_dir / "scores.csv", out_dir, metrics)
+        metrics["plots"] = plotting.save_all(rows, out_dir, metrics)
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if metrics["polarity_warning"]:
         print_polarity_warning(metrics["polarity_warning"])
     print(summary_line(metrics, out_dir))
     if wandb_run is not None:
-        log_to_wandb(wandb_run, metrics, out_dir)
+        log_to_wandb(wandb_run, metrics, rows, out_dir)
     return metrics
 
 
-def metrics_from_scores(scores_csv: str | os.PathLike, **metric_opts) -> dict:
-    """metrics.json content from a scores.csv: `utils.compute_metrics` + counts of skipped files by reason."""
-    rows = read_scores(scores_csv)
+def metrics_from_rows(rows: list[dict], **metric_opts) -> dict:
+    """metrics.json content from scores.csv rows: `utils.compute_metrics` + skipped files by reason."""
     ok = [r for r in rows if r["status"] == "ok"]
     metrics = compute_metrics([r["label"] for r in ok], [r["score"] for r in ok], **metric_opts)
     skipped = Counter(r["status"] for r in rows if r["status"] != "ok")
@@ -453,7 +452,7 @@ def print_polarity_warning(message: str) -> None:
     print(f"\n{bar}\nPOLARITY WARNING: {message}\n{bar}\n", file=sys.stderr)
 
 
-def log_to_wandb(run, metrics: dict, out_dir: Path) -> None:
+def log_to_wandb(run, metrics: dict, rows: list[dict], out_dir: Path) -> None:
     """Scalars, the plots and the score table to a wandb run."""
     import wandb
 
@@ -464,8 +463,7 @@ def log_to_wandb(run, metrics: dict, out_dir: Path) -> None:
         if metrics.get(f"{key}_ci95"):
             scalars[f"eval/{key}_ci95_lo"], scalars[f"eval/{key}_ci95_hi"] = metrics[f"{key}_ci95"]
     images = {f"eval/{Path(p).stem}": wandb.Image(str(out_dir / p)) for p in metrics.get("plots", [])}
-    rows = read_scores(out_dir / "scores.csv")
     columns = ["path", "label", "score", "p_fake", "status", "duration_s", "note"]
     table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
     run.log({**scalars, **images, "eval/scores": table})
-    run.summary.update({k: v for k, v in scalars.items() if v is not None and not math.isnan(v)})
+    run.summary.update(scalars)
