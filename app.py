@@ -28,7 +28,7 @@ from data import AUDIO_EXTENSIONS, Item  # noqa: E402
 from download import REGISTRY, resolve_checkpoint  # noqa: E402
 from model import load_model  # noqa: E402
 from score import UNTRAINED_BACK_END, Decision, add_verdicts, decision_for, is_scored  # noqa: E402
-from scoring import score_items  # noqa: E402
+from scoring import default_batch_size, score_items  # noqa: E402
 from utils import pick_device  # noqa: E402
 
 DEFAULT_MAX_MB = 50.0
@@ -80,7 +80,13 @@ class Detector:
         with self._lock:
             model, info = self.model(label)
             rows = score_items(
-                model, [Item(path, None)], window=True, workers=0, device=self.device, progress=False
+                model,
+                [Item(path, None)],
+                window=True,
+                batch_size=default_batch_size(self.device),
+                workers=0,
+                device=self.device,
+                progress=False,
             )
         decision = decision_for(info)
         add_verdicts(rows, decision)

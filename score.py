@@ -32,7 +32,7 @@ from pathlib import Path
 from audio import DEFAULT_HOP, MAX_DURATION_S, SAMPLE_RATE
 from data import Item, list_audio_files
 from model import load_model
-from scoring import default_workers, score_items
+from scoring import default_batch_size, default_workers, score_items
 from utils import atomic_write_text, pick_device
 
 DEFAULT_CHECKPOINT = "aasist"  # registry name: clovaai AASIST, small enough for a CPU
@@ -223,7 +223,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
     parser.add_argument("--output", type=Path, default=None, help="write the output here instead of stdout")
-    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="windows per forward pass (default: 64 on CUDA, 4 on CPU)",
+    )
     parser.add_argument("--workers", type=int, default=default_workers(), help="audio decoding processes")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument(
@@ -270,7 +275,7 @@ def main(args: argparse.Namespace) -> int:
     rows = score_items(
         model,
         [Item(str(path), None) for path in files],
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or default_batch_size(device),
         workers=args.workers,
         device=device,
         window=True,
