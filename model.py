@@ -1047,15 +1047,14 @@ def load_model(
     overrides = _config_overrides(config)
     spec = str(checkpoint)
     path = Path(spec).expanduser()
-    if not path.exists() and spec not in download.REGISTRY and _is_hub_id(spec):
+    if not path.exists() and spec.lower() not in download.REGISTRY and _is_hub_id(spec):
         _check_arch(arch, "ssl_aasist", spec)
         try:
             model = _load_transformers(spec, overrides, spec)
         except OSError as err:
             raise FileNotFoundError(
                 f"{spec!r} is neither a file, a registry name ({', '.join(download.REGISTRY)}) nor a "
-                "transformers "
-                f"model in the Hugging Face cache or Hub ({err})"
+                f"transformers model in the Hugging Face cache or on the Hub ({err})"
             ) from err
         return _to_device(model, map_location), _info(model, "transformers", spec)
     if not path.exists():
