@@ -196,7 +196,8 @@ def mean_over_ranks(value: float) -> float:
     """The mean of `value` over the torchrun processes (the value itself in a plain run)."""
     if not dist.is_initialized():
         return value
-    t = torch.tensor([value], dtype=torch.float64, device=distributed._collective_device())
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return float(t.item()) / dist.get_world_size()
 
@@ -370,6 +371,7 @@ class Trainer:
     history: History
     wandb_run: object | None = None
     step: int = 0
+    reported: set = field(default_factory=set)  # unreadable files already reported in this process
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -381,11 +383,13 @@ class Trainer:
                     disable=not distributed.is_main() or self.args.quiet)  # fmt: skip
 
     def report_skipped(self, skipped: list) -> None:
-        """Warn about unreadable files and append them to RUN/skipped_files.tsv (path, reason)."""
-        if not skipped:
+        """Warn once about each unreadable file and add it to RUN/skipped_files.tsv (path, reason)."""
+        new = [(path, reason) for path, reason in skipped if path not in self.reported]
+        if not new:
             return
         with open(self.run_dir / "skipped_files.tsv", "a") as f:
-            for path, reason in skipped:
+            for path, reason in new:
+                self.reported.add(path)
                 f.write(f"{path}\t{reason}\n")
                 tqdm.write(f"warning: skipped {path}: {reason}")
 
@@ -713,6 +717,8 @@ def warn_changed_flags(saved: dict, current: dict) -> None:
     changed = {
         k: (saved.get(k), v) for k, v in current.items() if k not in RESUME_FREE_FLAGS and saved.get(k) != v
     }
+    if saved.get("epochs") != current["epochs"] and current["schedule"] == "cosine":
+        changed["epochs (the cosine schedule spans all epochs)"] = (saved.get("epochs"), current["epochs"])
     if changed:
         details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
         print(f"warning: resuming with flags that differ from the stopped run ({details}); the result will "

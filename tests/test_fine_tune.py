@@ -263,6 +263,7 @@ def test_one_epoch_plus_resume_equals_two_epochs(audio_dir, tiny_init, tmp_path)
 def test_aasist_l_fine_tunes_end_to_end(golden, audio_dir, tmp_path):
     data = make_for(tmp_path / "for", audio_dir,
                     {"training": ([0], [0]), "validation": ([1], [1]), "testing": ([2], [2])})  # fmt: skip
+    shutil.copy(audio_dir / "broken" / "truncated.flac", data / "validation" / "real")  # dropped, reported
     out = tmp_path / "run"
     init = golden / "aasist" / "AASIST-L.pth"
     argv = ["--data", str(data), "--out-dir", str(out), "--checkpoint", str(init), "--epochs", "1",
@@ -273,6 +274,9 @@ def test_aasist_l_fine_tunes_end_to_end(golden, audio_dir, tmp_path):
     assert info["arch"] == "aasist" and info["calibration"]["source"] == "validation EER"
     # AASIST-L already tells LibriSpeech from espeak-ng; a tiny step at lr 1e-5 keeps it that way.
     assert history["epochs"][0]["val_auc"] == 1.0
+    assert history["epochs"][0]["val_files"] == 2
+    skipped = (out / "skipped_files.tsv").read_text().splitlines()
+    assert len(skipped) == 1 and skipped[0].startswith(str(data / "validation" / "real" / "truncated.flac"))
     assert history["test"]["auc"] == 1.0
     with pytest.raises(SystemExit, match="--freeze-frontend applies to SSL-AASIST"):
         fine_tune_for.main(
