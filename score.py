@@ -5,8 +5,9 @@
     python score.py clip.wav --checkpoint LA_model.pth --threshold 0.5 --format json
 
 Inputs: audio files, folders (searched recursively), globs, or .txt/.lst files listing one path a line.
-Each file is scored by scoring.score_items (the code evaluation uses) over 64,600-sample (~4.04 s) windows;
-files longer than one window also report every window's score with its start time.
+Each file is scored by scoring.score_items (the code evaluation uses) over 64,600-sample (~4.04 s) windows
+with 50 % overlap (--hop); the file's score and p_fake come from the mean of its windows' logits, and files
+longer than one window also report every window's score with its start time.
 
 Score direction: `score` is the real-class logit (model output index 1): higher = more likely real.
 `p_fake` = softmax(logits)[0], the probability of the fake (spoof) class.
@@ -227,7 +228,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--batch-size",
         type=int,
         default=None,
-        help="windows per forward pass (default: 64 on CUDA, 4 on CPU)",
+        help="windows per forward pass (None: 64 on CUDA, 4 on CPU)",
     )
     parser.add_argument("--workers", type=int, default=default_workers(), help="audio decoding processes")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")

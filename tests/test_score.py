@@ -149,11 +149,14 @@ def test_csv_output(aasist, inputs, audio_dir, capsys):
     assert "1 of 2 files scored" in err
 
 
-def test_threshold_flag_overrides_default(aasist, inputs, capsys):
-    status, out, _ = run(
-        [inputs[0], inputs[2], "--checkpoint", str(aasist), "--format", "json", "--threshold", "100"], capsys
-    )
+def test_threshold_flag_overrides_default(aasist, inputs, tmp_path, capsys):
+    listing = tmp_path / "files.txt"  # inputs also come as list files and globs
+    listing.write_text(f"# one path a line\n{inputs[0]}\n")
+    glob = inputs[2].replace("espeak_01", "espeak_0[1]")
+    argv = [str(listing), glob, "--checkpoint", str(aasist), "--format", "json", "--threshold", "100"]
+    status, out, _ = run(argv, capsys)
     document = json.loads(out)
+    assert [f["path"] for f in document["files"]] == [inputs[0], inputs[2]]
     assert document["decision"] == {
         "threshold": 100.0,
         "applies_to": "score",
