@@ -108,12 +108,24 @@ def browser(playwright):
 
 @pytest.fixture
 def page(browser, app_url):
+    """A fresh tab on the app. Requests leaving 127.0.0.1 are blocked, and fail the test after it."""
     context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    outside = []
+
+    def local_only(route):
+        if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", local_only)
     page = context.new_page()
     page.goto(app_url)
     page.locator("#audio-input").wait_for()
     yield page
     context.close()
+    assert not outside, f"the page tried to reach the internet: {outside}"
 
 
 def upload(page, path: Path) -> None:
