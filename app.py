@@ -298,7 +298,7 @@ def main(args: argparse.Namespace) -> None:
         server_name=args.host,
         server_port=args.port,
         share=args.share,
-        max_file_size=f"{args.max_mb:g}mb",
+        max_file_size=int(args.max_mb * 2**20),  # bytes (MiB, as check_limits counts)
         prevent_thread_lock=True,
         quiet=True,
     )

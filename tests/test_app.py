@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from playwright.sync_api import expect, sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +67,9 @@ def app_url(golden, tmp_path_factory):
         "--device",
         "cpu",
         "--max-seconds",
-        "30",
+        "10",
+        "--max-mb",
+        "2",
     ]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -181,9 +185,20 @@ def test_broken_file_shows_reason(page, audio_dir, name, reason):
     expect(page.locator("#verdict")).not_to_contain_text("Verdict")
 
 
-def test_too_long_file_is_refused(page, audio_dir):
-    upload(page, audio_dir / "broken" / "long_70s.wav")  # the app was started with --max-seconds 30
-    expect(page.locator("#status")).to_contain_text("Too long: 70 s (limit 30 s)", timeout=SCORE_TIMEOUT_MS)
+def test_too_long_file_is_refused(page, audio_dir, tmp_path):
+    speech, rate = sf.read(audio_dir / "sample_custom" / "fake" / "espeak_01.wav", dtype="int16")
+    clip = tmp_path / "twelve_seconds.wav"  # 384 kB: under the size limit, over the 10 s one
+    sf.write(clip, np.resize(speech, 12 * rate), rate)
+    upload(page, clip)
+    expect(page.locator("#status")).to_contain_text("Too long: 12 s (limit 10 s)", timeout=SCORE_TIMEOUT_MS)
+
+
+def test_too_large_file_is_refused(page, audio_dir):
+    upload(page, audio_dir / "broken" / "long_70s.wav")  # 2.1 MiB; the app was started with --max-mb 2
+    expect(
+        page.get_by_text('File(s) exceed the maximum allowed size of 2.0 Mb: "long_70s.wav"')
+    ).to_be_visible()
+    expect(page.locator("#status")).to_contain_text("Upload or record")
 
 
 def test_unsupported_type_is_refused(page, tmp_path):
