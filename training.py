@@ -153,10 +153,12 @@ class ClipDataset(Dataset):
             i = (index + attempt) % len(self.items)
             try:
                 x = self._clip(i)
-                return {"x": torch.from_numpy(x), "y": self.targets[i], "index": i, "skipped": skipped}
+                is_real = self.items[i].label == "real"
+                return {"x": torch.from_numpy(x), "y": self.targets[i], "is_real": is_real, "index": i,
+                        "skipped": skipped}  # fmt: skip
             except AudioError as err:
                 skipped.append((self.items[i].path, str(err)))
-        return {"x": None, "y": None, "index": index, "skipped": skipped}
+        return {"x": None, "y": None, "is_real": None, "index": index, "skipped": skipped}
 
     def _clip(self, i: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, self.epoch, i])
@@ -175,14 +177,19 @@ class ClipDataset(Dataset):
 
 
 def collate_clips(batch: list[dict]) -> dict:
-    """Stack the readable clips: {"x": (B, T) float32, "y": (B,) int64, "skipped": [(path, reason), ...]}."""
+    """Stack the readable clips.
+
+    Returns {"x": (B, T) float32, "y": (B,) class indices (LABEL_TO_INDEX), "is_real": (B,) bool read from the
+    label strings, independently of the mapping, "skipped": [(path, reason), ...]}.
+    """
     ok = [b for b in batch if b["x"] is not None]
     skipped = [s for b in batch for s in b["skipped"]]
     if not ok:
-        return {"x": None, "y": None, "skipped": skipped}
+        return {"x": None, "y": None, "is_real": None, "skipped": skipped}
     return {
         "x": torch.stack([b["x"] for b in ok]),
         "y": torch.tensor([b["y"] for b in ok], dtype=torch.int64),
+        "is_real": torch.tensor([b["is_real"] for b in ok], dtype=torch.bool),
         "skipped": skipped,
     }
 
@@ -472,6 +479,7 @@ class Trainer:
         )
         model.eval()
         logits_all, targets_all = [torch.zeros(0, 2)], [torch.zeros(0, dtype=torch.int64)]
+        is_real_all = [torch.zeros(0, dtype=torch.bool)]
         bar = self.progress(n_clips, f"epoch {epoch + 1}/{self.args.epochs} validation")
         for batch in loader:
             self.report_skipped(batch["skipped"])
@@ -480,20 +488,27 @@ class Trainer:
                     logits = model(batch["x"].to(self.device))
                 logits_all.append(logits.float().cpu())
                 targets_all.append(batch["y"])
+                is_real_all.append(batch["is_real"])
             bar.update(len(batch["skipped"]) + (0 if batch["x"] is None else len(batch["x"])))
         bar.close()
-        gathered = distributed.gather((torch.cat(logits_all), torch.cat(targets_all)))  # this rank's shard
+        shard = tuple(torch.cat(parts) for parts in (logits_all, targets_all, is_real_all))
+        gathered = distributed.gather(shard)
         if not distributed.is_main():
             return None
-        logits = torch.cat([g[0] for g in gathered])
-        targets = torch.cat([g[1] for g in gathered])
+        logits, targets, is_real = (torch.cat([g[k] for g in gathered]) for k in range(3))
         weight = self.class_weight.cpu() if self.class_weight is not None else None
-        return validation_metrics(logits, targets, weight)
+        return validation_metrics(logits, targets, is_real, weight)
 
 
-def validation_metrics(logits: Tensor, targets: Tensor, weight: Tensor | None = None) -> dict:
-    """Loss, AUC, EER (+ threshold) of logits (N, 2) and class indices (N,); score = logits[:, REAL_INDEX]."""
-    is_real = targets == REAL_INDEX
+def validation_metrics(
+    logits: Tensor, targets: Tensor, is_real: Tensor, weight: Tensor | None = None
+) -> dict:
+    """Validation loss, AUC, EER and EER threshold.
+
+    logits (N, 2); targets (N,) the class indices the loss uses; is_real (N,) from the label strings. AUC/EER
+    take real as the positive class and score = logits[:, REAL_INDEX], independently of the mapping that made
+    the targets: a flipped mapping shows up as AUC < 0.5 instead of cancelling out.
+    """
     if is_real.all() or (~is_real).all():
         raise SystemExit(
             "error: the readable validation files are all of one class; AUC/EER need real and fake files "
