@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from audio import NB_SAMP, SAMPLE_RATE, pad_or_crop, resample
+from benchmark_scoring import naive_scores
 from data import Item, load_dataset
 from model import SSLAASIST, SSLAASISTConfig, build_model
 from scoring import score_items
@@ -135,25 +136,21 @@ def peak_gb(device: torch.device) -> float | None:
 
 
 def naive_scoring(model: nn.Module, files: list[str], device: torch.device) -> dict:
-    """The original scripts' loop: librosa.load one file, pad, batch 1, fp32."""
-    import librosa
-
+    """The original scripts' loop (benchmark_scoring.naive_scores): librosa.load, batch 1, fp32."""
     model.eval()
     reset_peak(device)
     start = time.perf_counter()
-    with torch.inference_mode():
-        for path in files:
-            x, _ = librosa.load(path, sr=SAMPLE_RATE)
-            model(torch.from_numpy(pad_or_crop(x))[None].to(device))
+    naive_scores(model, files, device)
     sync(device)
     elapsed = time.perf_counter() - start
     return {"files_per_s": len(files) / elapsed, "peak_gb": peak_gb(device)}
 
 
 def pipeline_scoring(model: nn.Module, files: list[str], device: torch.device, args, **opts) -> dict:
-    """evaluate_custom.py's pipeline on `files` (a warm-up batch first, so compile time is not counted)."""
+    """evaluate_custom.py's pipeline on `files` (on CUDA after a warm-up batch: compile time not counted)."""
     common = dict(batch_size=args.batch_size, workers=args.workers, device=device, progress=False, **opts)
-    score_items(model, [Item(p, None) for p in files[: args.batch_size]], **common)
+    if device.type == "cuda":
+        score_items(model, [Item(p, None) for p in files[: args.batch_size]], **common)
     reset_peak(device)
     start = time.perf_counter()
     rows = score_items(model, [Item(p, None) for p in files], **common)
@@ -171,7 +168,7 @@ def model_only(
     x = torch.randn(batch, NB_SAMP, device=device) * 0.1
     ctx = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
     with torch.inference_mode(), ctx:
-        for _ in range(3 if compiled else 1):  # warm-up (and compilation)
+        for _ in range(3 if compiled else int(device.type == "cuda")):  # warm-up (and compilation)
             forward(x)
         sync(device)
         reset_peak(device)
@@ -200,8 +197,9 @@ def training_speed(model: nn.Module, device: torch.device, batch: int, amp: bool
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step()  # warm-up: allocator, Adam state
-    sync(device)
+    if device.type == "cuda":
+        step()  # warm-up: allocator, Adam state
+        sync(device)
     reset_peak(device)
     start = time.perf_counter()
     for _ in range(steps):
@@ -323,7 +321,7 @@ def main(args: argparse.Namespace) -> dict:
     print("end-to-end pipeline ...", flush=True)
     e2e = {}
     fp32 = pipeline_scoring(model, fixed, device, args, amp="fp32")
-    bf16 = pipeline_scoring(model, fixed, device, args, amp="auto" if on_gpu else "fp32")
+    bf16 = pipeline_scoring(model, fixed, device, args) if on_gpu else fp32  # the default is fp32 on CPU
     e2e["fp32"] = {k: v for k, v in fp32.items() if k != "rows"}
     e2e["default"] = {k: v for k, v in bf16.items() if k != "rows"}
     if args.compile:
@@ -336,7 +334,7 @@ def main(args: argparse.Namespace) -> dict:
     result["equivalence_bf16_vs_fp32"]["eer_sample_custom"] = labelled_eer(model, device, args)
 
     print("model only ...", flush=True)
-    mo = {"fp32_b1": model_only(model, device, 1, False, steps * 5)}
+    mo = {"fp32_b1": model_only(model, device, 1, False, steps * 5 if on_gpu else 1)}
     mo[f"bf16_b{args.batch_size}"] = model_only(model, device, args.batch_size, on_gpu, steps)
     if args.compile:
         mo[f"bf16_b{args.batch_size}_compile"] = model_only(
