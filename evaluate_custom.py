@@ -90,9 +90,10 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--wandb",
-        default="auto",
+        default="disabled",
         choices=("auto", "online", "offline", "disabled"),
-        help="auto = online if WANDB_API_KEY is set, else offline into OUT_DIR/wandb",
+        help="log metrics, plots and scores to wandb; auto = online if WANDB_API_KEY is set, else offline "
+        "into OUT_DIR/wandb",
     )
     p.add_argument("--wandb-project", default="ssl-aasist-eval")
     return p
