@@ -43,7 +43,7 @@ def available_checkpoints(extra: list[str]) -> dict[str, str]:
     for spec in extra:
         choices[Path(spec).name if Path(spec).exists() else spec] = spec
     for name, entry in REGISTRY.items():
-        if entry["filename"].startswith("xlsr"):  # a pretraining checkpoint (front end only), not a detector
+        if not entry["detector"]:  # a pretraining checkpoint (front end only): its back end is untrained
             continue
         try:
             path = resolve_checkpoint(name, download=False)
