@@ -105,7 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> dict:
     """Run the evaluation; returns the metrics (rank 0) or {} (other torchrun ranks)."""
-    from model import load_model  # imported late so --help stays fast
+    from model import load_model_or_exit  # imported late so --help stays fast
 
     dist.init()
     set_seed(args.seed)
@@ -117,7 +117,7 @@ def main(args: argparse.Namespace) -> dict:
         step = len(items) / args.limit  # spread over the list, so both classes are in a smoke run
         items = [items[int(k * step)] for k in range(args.limit)]
     device = dist.device(args.device)
-    model, info = load_model(args.checkpoint, map_location="cpu")
+    model, info = load_model_or_exit(args.checkpoint, map_location="cpu")
     calibration = info.get("calibration") or {}
     if dist.is_main():
         n_real = sum(i.label == "real" for i in items)

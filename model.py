@@ -1103,6 +1103,15 @@ def load_model(
     return _to_device(model, map_location), info
 
 
+def load_model_or_exit(checkpoint: str | Path, **kwargs: Any) -> tuple[nn.Module, dict]:
+    """`load_model` for scripts: a checkpoint that cannot be had or read ends the run with the loader's
+    message (which says what to download, or what the file looks like), not a traceback."""
+    try:
+        return load_model(checkpoint, **kwargs)
+    except (OSError, ValueError, RuntimeError) as err:  # missing file, failed download, wrong contents
+        raise SystemExit(f"error: cannot load checkpoint {checkpoint}: {err}") from err
+
+
 def _info(
     model: nn.Module, fmt: str, source: str, calibration: dict | None = None, extra: dict | None = None
 ):

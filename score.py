@@ -256,7 +256,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         device = pick_device(args.device)
         model, info = load_model(args.checkpoint, map_location=device)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
+    except (OSError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
         print(f"error: cannot load checkpoint {args.checkpoint}: {err}", file=sys.stderr)
         return EXIT_NONE_SCORED
     if info["format"] in UNTRAINED_BACK_END:

@@ -41,7 +41,7 @@ import data
 import distributed
 import utils
 from audio import NB_SAMP, SAMPLE_RATE, AudioError, load_audio, pad_or_crop
-from model import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX, load_model, save_checkpoint
+from model import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX, load_model, load_model_or_exit, save_checkpoint
 from rawboost import RawBoostConfig, apply_rawboost
 
 # Presets for flags the user did not give (see fine_tune_for.py --recipe).
@@ -540,7 +540,7 @@ def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn
     if args.model_config:
         text = args.model_config
         overrides = json.loads(Path(text).read_text() if Path(text).is_file() else text)
-    model, info = load_model(source, config=overrides)
+    model, info = load_model_or_exit(source, config=overrides)
     for flag, method in (("freeze_frontend", "set_frontend_frozen"),
                          ("gradient_checkpointing", "set_gradient_checkpointing")):  # fmt: skip
         if getattr(args, flag):

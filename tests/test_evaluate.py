@@ -275,3 +275,14 @@ def test_for_script_defaults_to_the_fine_tuned_checkpoint(six_files, tmp_path, m
     assert args.checkpoint == evaluate_custom_for.FOR_CHECKPOINT
     with pytest.raises(SystemExit, match="fine-tune first"):
         evaluate_custom_for.main(args)
+
+
+def test_missing_checkpoint_says_what_to_download_without_a_traceback(six_files, tmp_path):
+    env = {**os.environ, "SSL_AASIST_PRETRAINED_DIR": str(tmp_path / "empty")}
+    cmd = [sys.executable, "evaluate_custom.py", *cli_args(six_files, "la", tmp_path / "run")]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+    assert proc.returncode == 1
+    assert "error: cannot load checkpoint la" in proc.stderr
+    assert "LA_model.pth" in proc.stderr and "drive.google.com" in proc.stderr
+    assert "Traceback" not in proc.stderr
