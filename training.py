@@ -611,9 +611,12 @@ def fit(args: argparse.Namespace) -> dict:
     model.to(device)
     amp_dtype = autocast_dtype(args.amp, device)
     if dist.is_initialized():
+        # Every trainable parameter gets a gradient each step (the unused bn1 of the reference quirk takes
+        # none), so DDP skips its unused-parameter search, unless layerdrop skips whole encoder layers.
+        layerdrop = getattr(model.config, "layerdrop", 0.0)
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=True,  # the residual blocks compute bn1 and never use it (reference quirk)
+            find_unused_parameters=layerdrop > 0,
         )  # fmt: skip
 
     train_set, sampler, train_loader, val_loader = build_loaders(args, train_items, val_items)
