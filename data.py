@@ -15,7 +15,8 @@ Labels are the strings "real" (bona fide) and "fake" (spoof); the model's class 
   6 the key, 8 the phase), audio `ROOT/ASVspoof2021_{LA,DF}_eval/flac/TRIAL.flac`; split = the phase
   kept (default eval, as in the official scoring).
 - `in_the_wild`: In-the-Wild, `ROOT/meta.csv` (`file,speaker,label`, labels bona-fide/spoof) and `ROOT/FILE`.
-- `csv`: a CSV file whose header holds `path,label` (paths relative to the CSV's folder).
+- `csv`: a CSV file whose header holds `path,label` (paths relative to the CSV's folder), and optionally
+  `group` (e.g. the generator).
 
 Missing audio files are kept as items: the scorer records "file not found" for them.
 """
@@ -46,10 +47,16 @@ _SPLIT_ALIASES = {"train": "train", "training": "train", "dev": "dev", "validati
 
 @dataclass
 class Item:
-    """One audio file and its label: "real", "fake", or None (unknown, e.g. files to score)."""
+    """One audio file, its label ("real", "fake", or None: unknown, e.g. files to score), and its group.
+
+    `group` names what produced the file where the layout tells it, for the per-group breakdown in
+    metrics.json: the ASVspoof attack (A07 ... A19), the sub-folder below `real/` or `fake/` in a folder
+    layout (`fake/elevenlabs/x.wav` -> "elevenlabs"), or a CSV's `group` column; None otherwise.
+    """
 
     path: str
     label: str | None = None
+    group: str | None = None
 
 
 def normalize_label(label: str) -> str:
@@ -165,10 +172,12 @@ def _load_folder(root: Path) -> list[Item]:
         if not (f.is_file() and _is_audio(f)):
             continue
         # The nearest enclosing real/ or fake/ folder gives the label.
-        parts = [p.lower() for p in f.relative_to(root).parts[:-1]]
-        labels = [p for p in parts if p in ("real", "fake")]
-        if labels:
-            items.append(Item(str(f), labels[-1]))
+        parts = f.relative_to(root).parts[:-1]
+        nearest = [i for i, p in enumerate(parts) if p.lower() in ("real", "fake")]
+        if nearest:
+            i = nearest[-1]
+            group = parts[i + 1] if i + 1 < len(parts) else None  # fake/<generator>/... -> generator
+            items.append(Item(str(f), parts[i].lower(), group))
     return items
 
 
@@ -195,7 +204,9 @@ def _load_asvspoof2019(root: Path, split: str) -> list[Item]:
     flac_dir = flac_dirs[0] if flac_dirs else protocol.parent.parent / f"ASVspoof2019_LA_{split}" / "flac"
     items = []
     for fields in _read_columns(protocol, min_columns=5):
-        items.append(Item(str(flac_dir / f"{fields[1]}.flac"), normalize_label(fields[4])))
+        label = normalize_label(fields[4])
+        attack = fields[3] if label == "fake" and fields[3] != "-" else None  # A01 ... A19
+        items.append(Item(str(flac_dir / f"{fields[1]}.flac"), label, attack))
     return items
 
 
@@ -212,10 +223,12 @@ def _load_asvspoof2021(root: Path, phase: str) -> list[Item]:
     if len(flac_dirs) > 1:
         for d in reversed(flac_dirs):
             where.update({f.name: d for f in os.scandir(d)})
-    return [
-        Item(str(where.get(f"{f[1]}.flac", flac_dirs[0]) / f"{f[1]}.flac"), normalize_label(f[5]))
-        for f in rows
-    ]
+    items = []
+    for f in rows:
+        label = normalize_label(f[5])
+        attack = f[4] if label == "fake" and f[4] not in ("-", "bonafide") else None  # A07 ... A19
+        items.append(Item(str(where.get(f"{f[1]}.flac", flac_dirs[0]) / f"{f[1]}.flac"), label, attack))
+    return items
 
 
 def _load_in_the_wild(root: Path) -> list[Item]:
@@ -234,8 +247,10 @@ def _load_csv(path: Path) -> list[Item]:
     items = []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            p = Path(row["path"])
-            items.append(Item(str(p if p.is_absolute() else path.parent / p), normalize_label(row["label"])))
+            audio = Path(row["path"])
+            audio = audio if audio.is_absolute() else path.parent / audio
+            group = (row.get("group") or "").strip() or None  # optional column
+            items.append(Item(str(audio), normalize_label(row["label"]), group))
     return items
 
 

@@ -5,14 +5,14 @@
         --out-dir runs/aasist_la19
     torchrun --nproc_per_node 4 evaluate_custom.py --data DIR --checkpoint la --out-dir runs/eval_la
 
-Writes into --out-dir: scores.csv (path,label,score,p_fake,status,duration_s,scored_s,n_windows,note,windows;
-written as it goes, so --resume finishes an interrupted run), metrics.json (auc, eer, eer_threshold, 95 %
-bootstrap intervals, counts, skipped files by reason, positive class and score direction), roc.png,
-det.png, score_hist.png and args.json; prints one summary line. score = the real-class logit (higher = more
-real), p_fake = softmax probability of fake. Unreadable files are skipped with their reason in `status`
-and counted; the exit status is 0 whenever metrics could be computed (see metrics.json's n_skipped), 1 when
-no metrics could be computed (e.g. every file of a class failed).
-"""
+Writes into --out-dir: scores.csv (path,label,score,p_fake,status,duration_s,scored_s,n_windows,note,group,
+windows; written as it goes, so --resume finishes an interrupted run), metrics.json (auc, eer, eer_threshold,
+95 % bootstrap intervals, counts, skipped files by reason, positive class and score direction, and by_group:
+AUC/EER per generator sub-folder or ASVspoof attack), roc.png, det.png, score_hist.png and args.json; prints
+one summary line. score = the real-class logit (higher = more real), p_fake = softmax probability of fake.
+Unreadable files are skipped with their reason in `status` and counted; the exit status is 0 whenever metrics
+could be computed (see metrics.json's n_skipped), 1 when no metrics could be computed (e.g. every file of a
+class failed). """
 
 from __future__ import annotations
 

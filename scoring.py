@@ -52,7 +52,7 @@ from audio import (
 from audio import windows as cut_windows
 from data import Item
 from model import FAKE_INDEX, REAL_INDEX
-from utils import atomic_write_text, compute_metrics, seed_worker
+from utils import atomic_write_text, compute_auc, compute_eer, compute_metrics, seed_worker
 
 CSV_COLUMNS = (
     "path",
@@ -64,6 +64,7 @@ CSV_COLUMNS = (
     "scored_s",
     "n_windows",
     "note",
+    "group",
     "windows",
 )
 AGGREGATION = "mean of the window logits (score and p_fake from the mean); per-window scores in `windows`"
@@ -104,6 +105,7 @@ class AudioFiles(Dataset):
         sample = {
             "path": item.path,
             "label": item.label,
+            "group": item.group,
             "x": None,
             "starts": None,
             "status": "ok",
@@ -262,7 +264,7 @@ def _score_batch(forward, batch: dict, device, amp: str, batch_size: int, pad: b
     logits = torch.cat(chunks)
     rows, offset = [], 0
     for s in samples:
-        row = {k: s[k] for k in ("path", "label", "status", "duration_s", "scored_s", "note")}
+        row = {k: s[k] for k in ("path", "label", "group", "status", "duration_s", "scored_s", "note")}
         row.update(score=None, p_fake=None, n_windows=0, windows=[])
         n = len(s["starts"]) if s["status"] == "ok" else 0
         file_logits = logits[offset : offset + n]  # (n windows, 2)
@@ -407,6 +409,8 @@ def evaluate(
     if metrics["polarity_warning"]:
         print_polarity_warning(metrics["polarity_warning"])
     print(summary_line(metrics, out_dir))
+    if metrics["by_group"]:
+        print(group_table(metrics["by_group"]))
     if wandb_run is not None:
         log_to_wandb(wandb_run, metrics, rows, out_dir)
     return metrics
@@ -423,8 +427,44 @@ def metrics_from_rows(rows: list[dict], **metric_opts) -> dict:
         n_skipped=sum(skipped.values()),
         skipped_reasons=dict(skipped.most_common()),
         n_cropped=sum(r["note"].startswith("cropped") for r in ok),
+        by_group=metrics_by_group(ok),
     )
     return metrics
+
+
+def metrics_by_group(rows: list[dict]) -> dict:
+    """AUC and EER of each group (attack, generator, sub-folder) against every file of the other class.
+
+    As ASVspoof reports per-attack EERs: the fakes of one group against all the real files (and the reals
+    of one group against all the fakes). Keys "fake/<group>" / "real/<group>", hardest (highest EER) first;
+    {} when no file has a group.
+    """
+    scores = {"real": [], "fake": []}
+    members: dict[tuple[str, str], list[float]] = {}
+    for r in rows:
+        scores[r["label"]].append(r["score"])
+        if r.get("group"):
+            members.setdefault((r["label"], r["group"]), []).append(r["score"])
+    out = {}
+    for (label, group), own in members.items():
+        others = scores["fake" if label == "real" else "real"]
+        if not others:
+            continue
+        real, fake = (own, others) if label == "real" else (others, own)
+        eer, threshold = compute_eer(real, fake)
+        y = np.r_[np.ones(len(real)), np.zeros(len(fake))]
+        auc = compute_auc(y, np.r_[real, fake])
+        out[f"{label}/{group}"] = {"n": len(own), "auc": auc, "eer": eer, "eer_threshold": threshold}
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["eer"]))
+
+
+def group_table(by_group: dict, limit: int = 10) -> str:
+    """The per-group breakdown as a few printed lines (hardest groups first)."""
+    shown = f" ({limit} of {len(by_group)})" if len(by_group) > limit else ""
+    lines = [f"per group, each against every file of the other class, hardest first{shown}:"]
+    for name, m in list(by_group.items())[:limit]:
+        lines.append(f"  {name:<32} n={m['n']:<6} AUC {m['auc']:.4f}  EER {100 * m['eer']:.2f} %")
+    return "\n".join(lines)
 
 
 def summary_line(metrics: dict, out_dir: str | os.PathLike) -> str:

@@ -39,6 +39,8 @@ def test_folder_any_depth_and_format(tmp_path, clips):
     assert detect_format(tmp_path) == "folder"
     items = load_dataset(tmp_path)
     assert labels_by_name(items) == {"a": "real", "b": "real", "c": "fake", "d": "fake"}
+    # The sub-folder right below real/ or fake/ names the group (generator, corpus) for the breakdown.
+    assert {Path(i.path).stem: i.group for i in items} == {"a": None, "b": "spk1", "c": None, "d": "tts"}
 
 
 def test_shared_sample_custom(audio_dir):
@@ -80,6 +82,7 @@ def test_asvspoof2019_protocol(tmp_path, clips):
     assert detect_format(root) == "asvspoof2019"
     items = load_dataset(root)
     assert [i.label for i in items] == [label for _, label in clips]
+    assert [i.group for i in items] == [None if label == "real" else "A11" for _, label in clips]
     assert all(Path(i.path).exists() for i in items)
     assert len(load_dataset(root, "asvspoof2019", split="train")) == 1
 
@@ -100,6 +103,7 @@ def test_asvspoof2021_keys_keep_eval_phase_only(tmp_path, clips):
     items = load_dataset(tmp_path)
     assert [Path(i.path).stem for i in items] == ["DF_E_2001", "DF_E_2002", "DF_E_2003"]
     assert [i.label for i in items] == ["real", "fake", "fake"]
+    assert [i.group for i in items] == [None, "A09", "A09"]  # the attack, for fakes only
     assert all(Path(i.path).exists() for i in items)
     assert len(load_dataset(tmp_path, split="progress")) == 1
 
@@ -118,17 +122,20 @@ def test_in_the_wild_meta_csv(tmp_path, clips):
 
 
 def test_csv_path_label(tmp_path, clips):
-    rows = ["path,label"]
+    rows = ["path,label,group"]
     for k, (src, label) in enumerate(clips):
         write_clip(src, tmp_path / "audio" / f"{k}.flac")
-        rows.append(f"audio/{k}.flac,{label}")
-    rows.append(f"{clips[0][0]},real")  # an absolute path stays as it is
+        rows.append(f"audio/{k}.flac,{label},{'' if label == 'real' else 'tts-' + str(k)}")
+    rows.append(f"{clips[0][0]},real,")  # an absolute path stays as it is
     (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
     assert detect_format(tmp_path / "list.csv") == "csv"
     items = load_dataset(tmp_path / "list.csv")
     assert items[0] == Item(str(tmp_path / "audio" / "0.flac"), "real")
     assert items[-1] == Item(str(clips[0][0]), "real")
     assert [i.label for i in items[:4]] == [label for _, label in clips]
+    assert [i.group for i in items[:4]] == [
+        None if lab == "real" else f"tts-{k}" for k, (_, lab) in enumerate(clips)
+    ]
 
 
 def test_bad_inputs_say_what_to_do(tmp_path):

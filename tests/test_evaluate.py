@@ -18,8 +18,8 @@ import evaluate_custom
 import evaluate_custom_for
 from data import Item, load_dataset
 from model import load_model, save_checkpoint
-from scoring import CSV_COLUMNS, ScoreWriter, evaluate, read_scores, score_items
-from utils import init_wandb
+from scoring import CSV_COLUMNS, ScoreWriter, evaluate, metrics_by_group, read_scores, score_items
+from utils import compute_eer, init_wandb
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN_REASONS = {
@@ -286,3 +286,40 @@ def test_missing_checkpoint_says_what_to_download_without_a_traceback(six_files,
     assert "error: cannot load checkpoint la" in proc.stderr
     assert "LA_model.pth" in proc.stderr and "drive.google.com" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_per_group_breakdown_scores_each_group_against_the_other_class():
+    rows = [
+        {"label": "real", "group": None, "score": 3.0},
+        {"label": "real", "group": "libri", "score": 2.0},
+        {"label": "real", "group": "libri", "score": 1.0},
+        {"label": "fake", "group": "genA", "score": -1.0},
+        {"label": "fake", "group": "genA", "score": -2.0},
+        {"label": "fake", "group": "genB", "score": 2.5},
+        {"label": "fake", "group": "genB", "score": 0.0},
+    ]
+    by_group = metrics_by_group(rows)
+
+    assert list(by_group) == ["fake/genB", "real/libri", "fake/genA"]  # hardest (highest EER) first
+    assert by_group["fake/genA"]["auc"] == 1.0 and by_group["fake/genA"]["eer"] == 0.0
+    assert by_group["fake/genB"]["auc"] == pytest.approx(4 / 6)  # 2.5 beats two of the three reals
+    assert by_group["fake/genB"]["eer"] == compute_eer([3.0, 2.0, 1.0], [2.5, 0.0])[0]
+    assert by_group["real/libri"] == {
+        "n": 2,
+        "auc": pytest.approx(6 / 8),  # 2.0 and 1.0 each beat -1, -2 and 0, not 2.5
+        "eer": compute_eer([2.0, 1.0], [-1.0, -2.0, 2.5, 0.0])[0],
+        "eer_threshold": compute_eer([2.0, 1.0], [-1.0, -2.0, 2.5, 0.0])[1],
+    }
+    assert metrics_by_group([{**r, "group": None} for r in rows]) == {}
+
+
+def test_group_travels_into_scores_csv(audio_dir, tmp_path):
+    # Unreadable files cost no model time, and their rows carry the group all the same.
+    items = [
+        Item(str(audio_dir / "broken" / "empty_0_bytes.wav"), "fake", "generator-x"),
+        Item(str(audio_dir / "broken" / "text_not_audio.mp3"), "real", None),
+    ]
+    out_csv = tmp_path / "scores.csv"
+    rows = score_items(torch.nn.Identity(), items, out_csv=out_csv, workers=0, progress=False)
+    assert [r["group"] for r in rows] == ["generator-x", None]
+    assert [r["group"] for r in read_scores(out_csv)] == ["generator-x", None]
