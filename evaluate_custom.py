@@ -12,7 +12,8 @@ AUC/EER per generator sub-folder or ASVspoof attack), roc.png, det.png, score_hi
 one summary line. score = the real-class logit (higher = more real), p_fake = softmax probability of fake.
 Unreadable files are skipped with their reason in `status` and counted; the exit status is 0 whenever metrics
 could be computed (see metrics.json's n_skipped), 1 when no metrics could be computed (e.g. every file of a
-class failed). """
+class failed).
+"""
 
 from __future__ import annotations
 
