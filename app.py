@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from matplotlib import mlab  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no global state shared by Gradio's threads)
 
-from audio import NB_SAMP, SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
+from audio import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
 from data import AUDIO_EXTENSIONS, Item  # noqa: E402
 from download import REGISTRY, resolve_checkpoint  # noqa: E402
 from model import load_model  # noqa: E402
@@ -112,13 +112,12 @@ def timeline_figure(row: dict, decision: Decision, duration_s: float) -> Figure:
     """Per-window scores over time: each window over its span, coloured by its verdict; the threshold."""
     fig = Figure(figsize=(9, 2.8), layout="constrained")
     ax = fig.subplots()
-    window_s = NB_SAMP / SAMPLE_RATE
     scores = [w["score"] for w in row["windows"]]
-    for w in row["windows"]:
+    for w in row["windows"]:  # each window's span comes with it from the scorer (start, end in seconds)
         color = "tab:green" if w["verdict"] == "real" else "tab:red"
-        ax.hlines(w["score"], w["start"], min(w["start"] + window_s, duration_s), colors=color, linewidth=5)
+        ax.hlines(w["score"], w["start"], w["end"], colors=color, linewidth=5)
     if len(scores) > 1:
-        centers = [min(w["start"] + window_s / 2, duration_s) for w in row["windows"]]
+        centers = [(w["start"] + w["end"]) / 2 for w in row["windows"]]
         ax.plot(centers, scores, color="0.4", linewidth=0.8)
     levels = scores
     if decision.threshold is not None:
