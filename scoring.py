@@ -281,12 +281,16 @@ def _file_scores(logits: Tensor, starts: list[float], duration_s: float) -> dict
     """A file's score from its windows' logits (n, 2): the mean logit, plus each window's own score."""
     score, p_fake = logits_to_scores(logits.mean(dim=0, keepdim=True))
     win_scores, win_p_fake = logits_to_scores(logits)
-    window_s = NB_SAMP / SAMPLE_RATE
     windows = [
-        {"start": start, "end": min(start + window_s, duration_s), "score": sc, "p_fake": pf}
+        {"start": start, "end": _window_end(start, duration_s), "score": sc, "p_fake": pf}
         for start, sc, pf in zip(starts, win_scores.tolist(), win_p_fake.tolist(), strict=True)
     ]
     return {"score": score.item(), "p_fake": p_fake.item(), "n_windows": len(starts), "windows": windows}
+
+
+def _window_end(start: float, duration_s: float) -> float:
+    """Where a window starting at `start` s ends: NB_SAMP samples later, or at the end of a shorter file."""
+    return min(start + NB_SAMP / SAMPLE_RATE, duration_s)
 
 
 class ScoreWriter:
@@ -360,7 +364,7 @@ def read_scores(path: str | os.PathLike) -> list[dict]:
 def _single_window(row: dict) -> list[dict]:
     if row["n_windows"] != 1:
         return []
-    end = min(NB_SAMP / SAMPLE_RATE, row["duration_s"])
+    end = _window_end(0.0, row["duration_s"])
     return [{"start": 0.0, "end": end, "score": row["score"], "p_fake": row["p_fake"]}]
 
 
