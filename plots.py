@@ -1,4 +1,5 @@
-"""ROC, DET and score-histogram PNGs of a scores.csv (positive class = real, higher score = more real)."""
+"""The PNGs: ROC, DET and score histogram of a scores.csv (positive class = real, higher score = more real),
+and the fine-tuning loss curves."""
 
 from __future__ import annotations
 
@@ -98,7 +99,35 @@ def plot_hist(real: np.ndarray, fake: np.ndarray, metrics: dict, title: str, pat
     _save(fig, path)
 
 
+def plot_loss_curves(steps: list[dict], epochs: list[dict], path: Path) -> None:
+    """Train loss per step and per epoch, validation loss per epoch; validation AUC and EER per epoch.
+
+    `steps` / `epochs` are history.json's lists (step: epoch, loss; epoch: epoch, train_loss, val_loss,
+    val_auc, val_eer).
+    """
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
+    if steps:
+        ax_loss.plot([s["epoch"] for s in steps], [s["loss"] for s in steps],
+                     color="tab:blue", alpha=0.3, lw=1, label="train loss (step)")  # fmt: skip
+    ep = [e["epoch"] for e in epochs]
+    ax_loss.plot(ep, [e["train_loss"] for e in epochs], "o-", color="tab:blue", label="train loss (epoch)")
+    ax_loss.plot(ep, [e["val_loss"] for e in epochs], "s-", color="tab:orange", label="validation loss")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    ax_loss.legend()
+    ax_metric.plot(ep, [e["val_auc"] for e in epochs], "o-", color="tab:green", label="val AUC")
+    ax_metric.plot(ep, [e["val_eer"] for e in epochs], "s-", color="tab:red", label="val EER")
+    ax_metric.set(xlabel="epoch", ylim=(-0.02, 1.02), title="Validation (positive = real)")
+    ax_metric.legend()
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def _save(fig, path: Path) -> None:
+    """Write the figure atomically (a temporary file, then os.replace): a reader never sees half a PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=110)
     plt.close(fig)
+    os.replace(tmp, path)

@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 import data
 import distributed
+import plots
 import utils
 from audio import NB_SAMP, SAMPLE_RATE, AudioError, load_audio, pad_or_crop
 from model import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX, load_model, load_model_or_exit, save_checkpoint
@@ -321,40 +322,7 @@ class History:
 
     def save(self, run_dir: Path) -> None:
         utils.atomic_write_text(run_dir / "history.json", json.dumps(self.as_dict(), indent=2) + "\n")
-        plot_curves(self, run_dir / "loss_curves.png")
-
-
-def plot_curves(history: History, path: Path) -> None:
-    """Train loss per step and per epoch, validation loss per epoch; validation AUC and EER per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
-    if history.steps:
-        ax_loss.plot([s["epoch"] for s in history.steps], [s["loss"] for s in history.steps],
-                     color="tab:blue", alpha=0.3, lw=1, label="train loss (step)")  # fmt: skip
-    ep = [e["epoch"] for e in history.epochs]
-    ax_loss.plot(
-        ep, [e["train_loss"] for e in history.epochs], "o-", color="tab:blue", label="train loss (epoch)"
-    )
-    ax_loss.plot(
-        ep, [e["val_loss"] for e in history.epochs], "s-", color="tab:orange", label="validation loss"
-    )
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
-    ax_loss.legend()
-    ax_metric.plot(ep, [e["val_auc"] for e in history.epochs], "o-", color="tab:green", label="val AUC")
-    ax_metric.plot(ep, [e["val_eer"] for e in history.epochs], "s-", color="tab:red", label="val EER")
-    ax_metric.set(xlabel="epoch", ylim=(-0.02, 1.02), title="Validation (positive = real)")
-    ax_metric.legend()
-    for ax in (ax_loss, ax_metric):
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+        plots.plot_loss_curves(self.steps, self.epochs, run_dir / "loss_curves.png")
 
 
 # ----------------------------------------------------------------------------------------------------
