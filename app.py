@@ -24,9 +24,8 @@ from matplotlib import mlab  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no global state shared by Gradio's threads)
 
 from audio import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
+from checkpoints import REGISTRY, load_model, resolve_checkpoint  # noqa: E402
 from data import AUDIO_EXTENSIONS, Item  # noqa: E402
-from download import REGISTRY, resolve_checkpoint  # noqa: E402
-from model import load_model  # noqa: E402
 from score import UNTRAINED_BACK_END, Decision, add_verdicts, decision_for, is_scored  # noqa: E402
 from scoring import default_batch_size, score_items  # noqa: E402
 from utils import pick_device  # noqa: E402

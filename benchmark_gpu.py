@@ -38,9 +38,10 @@ from torch import nn
 from audio import NB_SAMP, SAMPLE_RATE, pad_or_crop, resample
 from benchmark_scoring import naive_scores
 from data import Item, load_dataset
+from metrics import compute_metrics
 from model import SSLAASIST, SSLAASISTConfig, build_model
 from scoring import score_items
-from utils import compute_metrics, pick_device, set_seed
+from utils import pick_device, set_seed
 
 RATES = (8000, 16000, 22050, 44100, 48000)
 FORMATS = ("flac", "wav", "mp3")

@@ -80,7 +80,7 @@ def naive_scores(model, paths: list[str], device: torch.device) -> list[float]:
 
 def run_phase(args: argparse.Namespace) -> dict:
     """Child process: load the model, warm up, time one method over the listed files."""
-    from model import load_model
+    from checkpoints import load_model
 
     paths = args.file_list.read_text().splitlines()
     device = pick_device(args.device)

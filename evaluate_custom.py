@@ -106,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> dict:
     """Run the evaluation; returns the metrics (rank 0) or {} (other torchrun ranks)."""
-    from model import load_model_or_exit  # imported late so --help stays fast
+    from checkpoints import load_model_or_exit  # imported late so --help stays fast
 
     dist.init()
     set_seed(args.seed)

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
-from utils import det_curve  # noqa: E402
+from metrics import det_curve  # noqa: E402
 
 PLOT_FILES = ("roc.png", "det.png", "score_hist.png")
 

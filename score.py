@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audio import DEFAULT_HOP, MAX_DURATION_S, SAMPLE_RATE
+from checkpoints import load_model
 from data import Item, list_audio_files
-from model import load_model
 from scoring import default_batch_size, default_workers, score_items
 from utils import atomic_write_text, pick_device
 

@@ -51,8 +51,9 @@ from audio import (
 )
 from audio import windows as cut_windows
 from data import Item
+from metrics import compute_metrics, group_table, metrics_by_group
 from model import FAKE_INDEX, REAL_INDEX
-from utils import atomic_write_text, compute_auc, compute_eer, compute_metrics, seed_worker
+from utils import atomic_write_text, seed_worker
 
 CSV_COLUMNS = (
     "path",
@@ -421,7 +422,7 @@ def evaluate(
 
 
 def metrics_from_rows(rows: list[dict], **metric_opts) -> dict:
-    """metrics.json content from scores.csv rows: `utils.compute_metrics` + skipped files by reason."""
+    """metrics.json content from scores.csv rows: `metrics.compute_metrics` + skipped files by reason."""
     ok = [r for r in rows if r["status"] == "ok"]
     metrics = compute_metrics([r["label"] for r in ok], [r["score"] for r in ok], **metric_opts)
     skipped = Counter(r["status"] for r in rows if r["status"] != "ok")
@@ -434,41 +435,6 @@ def metrics_from_rows(rows: list[dict], **metric_opts) -> dict:
         by_group=metrics_by_group(ok),
     )
     return metrics
-
-
-def metrics_by_group(rows: list[dict]) -> dict:
-    """AUC and EER of each group (attack, generator, sub-folder) against every file of the other class.
-
-    As ASVspoof reports per-attack EERs: the fakes of one group against all the real files (and the reals
-    of one group against all the fakes). Keys "fake/<group>" / "real/<group>", hardest (highest EER) first;
-    {} when no file has a group.
-    """
-    scores = {"real": [], "fake": []}
-    members: dict[tuple[str, str], list[float]] = {}
-    for r in rows:
-        scores[r["label"]].append(r["score"])
-        if r.get("group"):
-            members.setdefault((r["label"], r["group"]), []).append(r["score"])
-    out = {}
-    for (label, group), own in members.items():
-        others = scores["fake" if label == "real" else "real"]
-        if not others:
-            continue
-        real, fake = (own, others) if label == "real" else (others, own)
-        eer, threshold = compute_eer(real, fake)
-        y = np.r_[np.ones(len(real)), np.zeros(len(fake))]
-        auc = compute_auc(y, np.r_[real, fake])
-        out[f"{label}/{group}"] = {"n": len(own), "auc": auc, "eer": eer, "eer_threshold": threshold}
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]["eer"]))
-
-
-def group_table(by_group: dict, limit: int = 10) -> str:
-    """The per-group breakdown as a few printed lines (hardest groups first)."""
-    shown = f" ({limit} of {len(by_group)})" if len(by_group) > limit else ""
-    lines = [f"per group, each against every file of the other class, hardest first{shown}:"]
-    for name, m in list(by_group.items())[:limit]:
-        lines.append(f"  {name:<32} n={m['n']:<6} AUC {m['auc']:.4f}  EER {100 * m['eer']:.2f} %")
-    return "\n".join(lines)
 
 
 def summary_line(metrics: dict, out_dir: str | os.PathLike) -> str:

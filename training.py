@@ -39,10 +39,12 @@ from tqdm import tqdm
 
 import data
 import distributed
+import metrics
 import plots
 import utils
 from audio import NB_SAMP, SAMPLE_RATE, AudioError, load_audio, pad_or_crop
-from model import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX, load_model, load_model_or_exit, save_checkpoint
+from checkpoints import load_model, load_model_or_exit, save_checkpoint
+from model import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
 from rawboost import RawBoostConfig, apply_rawboost
 
 # Presets for flags the user did not give (see fine_tune_for.py --recipe).
@@ -307,8 +309,8 @@ class History:
 
     def as_dict(self) -> dict:
         return {
-            "positive_class": utils.POSITIVE_CLASS,
-            "score_direction": utils.SCORE_DIRECTION,
+            "positive_class": metrics.POSITIVE_CLASS,
+            "score_direction": metrics.SCORE_DIRECTION,
             "best": self.best,
             "epochs": self.epochs,
             "steps": self.steps,
@@ -483,12 +485,12 @@ def validation_metrics(
             "(see skipped_files.tsv in the run folder)"
         )
     labels = ["real" if r else "fake" for r in is_real.tolist()]
-    metrics = utils.compute_metrics(labels, logits[:, REAL_INDEX].numpy(), n_bootstrap=0)
+    m = metrics.compute_metrics(labels, logits[:, REAL_INDEX].numpy(), n_bootstrap=0)
     return {
         "val_loss": float(F.cross_entropy(logits, targets, weight=weight)),
-        "val_auc": metrics["auc"],
-        "val_eer": metrics["eer"],
-        "val_threshold": metrics["eer_threshold"],
+        "val_auc": m["auc"],
+        "val_eer": m["eer"],
+        "val_threshold": m["eer_threshold"],
         "val_files": len(targets),
     }
 
@@ -667,14 +669,14 @@ def score_test(args, best_path: Path, items: list[data.Item], run_dir: Path, dev
     epoch, calibration = info["extra"].get("epoch"), info["calibration"] or {}
     if distributed.is_main():
         print(f"Scoring the test split ({len(items)} files) once, with best.pt (epoch {epoch})")
-    metrics = scoring.evaluate(
+    m = scoring.evaluate(
         model, items, run_dir / "test", threshold=calibration.get("threshold"),
         extra={"checkpoint": str(best_path), "epoch": epoch, "calibration": calibration},
         batch_size=args.eval_batch_size or args.batch_size, workers=args.workers, device=device,
         amp=args.amp, progress=not args.quiet,
     )  # fmt: skip
     keep = ("auc", "eer", "eer_threshold", "n_real", "n_fake", "n_skipped")
-    return {"checkpoint": str(best_path), "epoch": epoch, **{k: metrics.get(k) for k in keep}}
+    return {"checkpoint": str(best_path), "epoch": epoch, **{k: m.get(k) for k in keep}}
 
 
 def start_wandb(args: argparse.Namespace, run_dir: Path, wandb_id: str | None, info: dict):

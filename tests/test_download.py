@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import download as D
+import checkpoints as D
 import model as M
 
 
@@ -132,7 +132,7 @@ def test_registry_name_downloads_itself_on_first_use(server, golden, tmp_path, m
     assert path.read_bytes() == (golden / "aasist" / "AASIST.pth").read_bytes()
     assert D.resolve_checkpoint("AASIST") == path and len(server.requests) == 1  # cached
 
-    model, info = M.load_model("aasist-l")  # load_model takes registry names too
+    model, info = D.load_model("aasist-l")  # load_model takes registry names too
     assert info["format"] == "clovaai" and info["source"] == str(tmp_path / "pretrained" / "AASIST-L.pth")
     assert model.config == M.AASIST_PRESETS["aasist-l"]
 
@@ -141,7 +141,7 @@ def test_manual_checkpoint_says_what_to_download_and_where(tmp_path, monkeypatch
     monkeypatch.setenv("SSL_AASIST_PRETRAINED_DIR", str(tmp_path))
     monkeypatch.delenv("SSL_AASIST_MIRROR", raising=False)
     with pytest.raises(FileNotFoundError) as err:
-        M.load_model("la")
+        D.load_model("la")
     message = str(err.value)
     for needed in ["LA_model.pth", "drive.google.com/drive/folders/1c4ywztEVlYVijfwbGLl9OEa1SNtFKppB",
                    "Download anyway", f"Move the file to {tmp_path / 'LA_model.pth'}"]:  # fmt: skip
@@ -171,7 +171,7 @@ def test_registry_is_complete_and_matches_the_released_files(golden):
 
 def test_command_line_downloads_verifies_and_explains(server, tmp_path):
     env = {**os.environ, "SSL_AASIST_PRETRAINED_DIR": str(tmp_path), "SSL_AASIST_MIRROR": server.url}
-    script = str(Path(D.__file__))
+    script = str(Path(D.__file__).with_name("download.py"))
     ok = subprocess.run(
         [sys.executable, script, "aasist-l", "--verify"], env=env, capture_output=True, text=True
     )

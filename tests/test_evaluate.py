@@ -16,10 +16,11 @@ import torch
 
 import evaluate_custom
 import evaluate_custom_for
+from checkpoints import load_model, save_checkpoint
 from data import Item, load_dataset
-from model import load_model, save_checkpoint
+from metrics import compute_eer
 from scoring import CSV_COLUMNS, ScoreWriter, evaluate, metrics_by_group, read_scores, score_items
-from utils import compute_eer, init_wandb
+from utils import init_wandb
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN_REASONS = {

@@ -19,9 +19,10 @@ import torch
 
 import fine_tune_for
 import training
+from checkpoints import load_model, save_checkpoint
 from data import Item
-from model import FAKE_INDEX, REAL_INDEX, load_model, save_checkpoint
-from utils import compute_metrics
+from metrics import compute_metrics
+from model import FAKE_INDEX, REAL_INDEX
 
 REPO = Path(__file__).resolve().parents[1]
 # The learnable toy setting: frozen tiny front end, the back end trained with a high rate, 1 step per epoch.

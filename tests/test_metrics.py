@@ -1,4 +1,4 @@
-"""utils.py: EER (ASVspoof definition) on hand-made scores, AUC, bootstrap intervals, polarity, helpers."""
+"""metrics.py (EER as ASVspoof defines it, AUC, bootstrap intervals, polarity) and utils.py helpers."""
 
 import json
 import os
@@ -8,15 +8,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from utils import (
-    atomic_write_text,
-    compute_eer,
-    compute_metrics,
-    det_curve,
-    init_wandb,
-    pick_device,
-    set_seed,
-)
+from metrics import compute_eer, compute_metrics, det_curve
+from utils import atomic_write_text, init_wandb, pick_device, set_seed
 
 
 def test_eer_exact_crossing():

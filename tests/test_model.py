@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+import checkpoints as C
 import model as M
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}
@@ -34,7 +35,7 @@ def tiny_io(tiny_dir):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_dir):
-    model, info = M.load_model(tiny_dir / "model_state_dict.pt", config=TINY_HEADS)
+    model, info = C.load_model(tiny_dir / "model_state_dict.pt", config=TINY_HEADS)
     return model, info
 
 
@@ -84,14 +85,14 @@ def test_reference_state_dict_reproduces_golden_features_and_logits(tiny, tiny_i
 def test_module_prefix_from_dataparallel_loads_the_same(tiny, tiny_io, tiny_dir, tmp_path):
     state = torch.load(tiny_dir / "model_state_dict.pt", weights_only=True)
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "dp.pth")
-    model, info = M.load_model(tmp_path / "dp.pth", config=TINY_HEADS)
+    model, info = C.load_model(tmp_path / "dp.pth", config=TINY_HEADS)
     assert info["format"] == "reference"
     with torch.no_grad():
         assert_close(model(tiny_io[0]), tiny_io[1]["logits"], **TOL)
 
 
 def test_eager_attention_matches_sdpa(tiny_dir, tiny_io):
-    model, _ = M.load_model(
+    model, _ = C.load_model(
         tiny_dir / "model_state_dict.pt", config={**TINY_HEADS, "attn_implementation": "eager"}
     )
     with torch.no_grad():
@@ -101,7 +102,7 @@ def test_eager_attention_matches_sdpa(tiny_dir, tiny_io):
 @pytest.mark.parametrize("name", ["fairseq_w2v_checkpoint.pt", "fairseq_w2v_checkpoint_legacy_args.pt"])
 def test_fairseq_pretraining_checkpoint_reproduces_features(tiny_dir, tiny_io, name):
     with pytest.warns(UserWarning, match="back end is randomly initialised"):
-        model, info = M.load_model(tiny_dir / name)
+        model, info = C.load_model(tiny_dir / name)
     assert info["format"] == "fairseq_pretrain" and info["arch"] == "ssl_aasist"
     assert model.config.num_attention_heads == 4  # from the checkpoint's cfg / argparse args
     with torch.no_grad():
@@ -114,7 +115,7 @@ def test_fairseq_pretraining_checkpoint_reproduces_features(tiny_dir, tiny_io, n
 @pytest.mark.parametrize(("name", "rows"), [("AASIST", [0, 3, 5]), ("AASIST-L", [1, 2, 4])])
 def test_clovaai_aasist_reproduces_reference_logits(golden, aasist_io, name, rows):
     x, outputs = aasist_io
-    model, info = M.load_model(golden / "aasist" / f"{name}.pth")
+    model, info = C.load_model(golden / "aasist" / f"{name}.pth")
     assert info["format"] == "clovaai" and info["arch"] == "aasist"
     assert model.config == M.AASIST_PRESETS[name.lower()]
     assert_close(model.sinc_filters, outputs[name]["sinc_band_pass"], atol=1e-7, rtol=0)
@@ -139,7 +140,7 @@ def test_transformers_folder_starts_a_detector(tiny, tiny_io, tmp_path):
     assert result.missing_keys == ["masked_spec_embed"] and not result.unexpected_keys
     pretraining.save_pretrained(tmp_path / "xlsr-tiny")
     with pytest.warns(UserWarning, match="back end is randomly initialised"):
-        model, info = M.load_model(tmp_path / "xlsr-tiny")
+        model, info = C.load_model(tmp_path / "xlsr-tiny")
     assert info["format"] == "transformers" and model.config.num_attention_heads == 4
     with torch.no_grad():
         assert_close(model.ssl_model(tiny_io[0]).last_hidden_state, tiny_io[1]["x"], **TOL)
@@ -247,12 +248,12 @@ def test_project_checkpoint_round_trip(tiny, tiny_io, tmp_path):
     path = tmp_path / "run" / "best.pt"
     calibration = {"threshold": 0.25, "source": "validation EER"}
     args = argparse.Namespace(lr=1e-6, epochs=5)
-    M.save_checkpoint(path, model, calibration=calibration, epoch=3, optimizer=opt.state_dict(), args=args)
+    C.save_checkpoint(path, model, calibration=calibration, epoch=3, optimizer=opt.state_dict(), args=args)
     assert [p.name for p in path.parent.iterdir()] == ["best.pt"]  # no temporary file left behind
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == M.PROJECT_FORMAT and raw["arch"] == "ssl_aasist" and raw["args"] == vars(args)
+    assert raw["format"] == C.PROJECT_FORMAT and raw["arch"] == "ssl_aasist" and raw["args"] == vars(args)
 
-    loaded, info = M.load_model(path)
+    loaded, info = C.load_model(path)
     assert info["format"] == "project" and info["calibration"] == calibration
     assert info["extra"]["epoch"] == 3 and "optimizer" in info["extra"]
     assert loaded.config == model.config
@@ -264,14 +265,14 @@ def test_project_checkpoint_round_trip(tiny, tiny_io, tmp_path):
     assert grads["ssl_model.encoder.pos_conv_embed.conv.parametrizations.weight.original0"] is not None
     assert grads["LL.weight"] is not None and grads["encoder.1.0.bn1.weight"] is None  # bn1: unused quirk
 
-    frozen, _ = M.load_model(path, config={"freeze_frontend": True})
+    frozen, _ = C.load_model(path, config={"freeze_frontend": True})
     assert frozen.config.freeze_frontend and not any(p.requires_grad for p in frozen.ssl_model.parameters())
 
 
 def test_project_checkpoint_of_aasist_l(golden, aasist_io, tmp_path):
-    model, _ = M.load_model(golden / "aasist" / "AASIST-L.pth")
-    M.save_checkpoint(tmp_path / "l.pt", model)
-    loaded, info = M.load_model(tmp_path / "l.pt", arch="aasist")
+    model, _ = C.load_model(golden / "aasist" / "AASIST-L.pth")
+    C.save_checkpoint(tmp_path / "l.pt", model)
+    loaded, info = C.load_model(tmp_path / "l.pt", arch="aasist")
     assert info["arch"] == "aasist" and loaded.config == M.AASIST_PRESETS["aasist-l"]
     with torch.no_grad():
         assert_close(loaded(aasist_io[0][:1]), aasist_io[1]["AASIST-L"]["logits"][:1], **TOL)
@@ -296,7 +297,7 @@ def test_missing_and_unexpected_keys_are_listed(tiny_dir, tmp_path):
     state["extra_head.weight"] = torch.zeros(2)
     torch.save(state, tmp_path / "bad.pth")
     with pytest.raises(ValueError) as err:
-        M.load_model(tmp_path / "bad.pth", config=TINY_HEADS)
+        C.load_model(tmp_path / "bad.pth", config=TINY_HEADS)
     message = str(err.value)
     assert "missing keys (1): GAT_layer_T.att_weight" in message
     assert "unexpected keys (1): extra_head.weight" in message
@@ -309,37 +310,37 @@ def test_unmapped_fairseq_key_is_an_error(tiny_dir, tmp_path):
     with pytest.raises(
         ValueError, match=r"no transformers counterpart: encoder\.layers\.0\.self_attn\.rel_pos"
     ):
-        M.load_model(tmp_path / "bad.pth", config=TINY_HEADS)
+        C.load_model(tmp_path / "bad.pth", config=TINY_HEADS)
 
 
 def test_unknown_head_count_asks_for_a_config(tiny_dir):
     with pytest.raises(ValueError, match=r"attention heads cannot be read.*num_attention_heads"):
-        M.load_model(tiny_dir / "model_state_dict.pt")
+        C.load_model(tiny_dir / "model_state_dict.pt")
 
 
 def test_wrong_files_say_what_they_are_and_what_was_expected(golden, tmp_path):
     text = tmp_path / "notes.pth"
     text.write_text("not a checkpoint")
     with pytest.raises(ValueError, match=r"cannot be read as a PyTorch checkpoint.*expected one of"):
-        M.load_model(text)
+        C.load_model(text)
 
     torch.save({"weight": torch.zeros(3), "bias": torch.zeros(3)}, tmp_path / "linear.pt")
     with pytest.raises(
         ValueError, match=r"holds a dict with 2 keys \(2 tensors\): weight, bias; expected one of"
     ):
-        M.load_model(tmp_path / "linear.pt")
+        C.load_model(tmp_path / "linear.pt")
 
     torch.save([torch.zeros(1)], tmp_path / "list.pt")
     with pytest.raises(ValueError, match=r"holds a list; expected one of"):
-        M.load_model(tmp_path / "list.pt")
+        C.load_model(tmp_path / "list.pt")
 
     with pytest.raises(ValueError, match="holds a model of arch 'aasist', but arch='ssl_aasist'"):
-        M.load_model(golden / "aasist" / "AASIST.pth", arch="ssl_aasist")
+        C.load_model(golden / "aasist" / "AASIST.pth", arch="ssl_aasist")
 
     with pytest.raises(
         FileNotFoundError, match="neither an existing file nor a known checkpoint name.*aasist-l"
     ):
-        M.load_model(tmp_path / "missing.pth")
+        C.load_model(tmp_path / "missing.pth")
 
 
 def test_pickled_code_is_never_executed(tmp_path):
@@ -351,11 +352,11 @@ def test_pickled_code_is_never_executed(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=r"needs Python objects that could run code .*warn"):
-            M.load_model(tmp_path / "evil.pt")
+            C.load_model(tmp_path / "evil.pt")
 
 
 def test_numpy_data_in_a_checkpoint_is_allowed(tiny, tmp_path):
     # numpy arrays/scalars (e.g. a numpy RNG state in a training checkpoint) rebuild data only.
-    M.save_checkpoint(tmp_path / "np.pt", tiny[0], rng={"numpy": np.random.get_state()}, best=np.float64(0.5))
-    _, info = M.load_model(tmp_path / "np.pt")
+    C.save_checkpoint(tmp_path / "np.pt", tiny[0], rng={"numpy": np.random.get_state()}, best=np.float64(0.5))
+    _, info = C.load_model(tmp_path / "np.pt")
     assert info["extra"]["best"] == 0.5 and info["extra"]["rng"]["numpy"][0] == "MT19937"

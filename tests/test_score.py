@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import score
-from model import load_model, save_checkpoint
+from checkpoints import load_model, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
