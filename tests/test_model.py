@@ -360,3 +360,14 @@ def test_numpy_data_in_a_checkpoint_is_allowed(tiny, tmp_path):
     C.save_checkpoint(tmp_path / "np.pt", tiny[0], rng={"numpy": np.random.get_state()}, best=np.float64(0.5))
     _, info = C.load_model(tmp_path / "np.pt")
     assert info["extra"]["best"] == 0.5 and info["extra"]["rng"]["numpy"][0] == "MT19937"
+
+
+def test_weights_sha256_names_the_weights_not_the_file(tmp_path):
+    model = M.build_model("aasist-l")
+    digest = C.weights_sha256(model)
+    C.save_checkpoint(tmp_path / "a.pt", model)
+    reloaded, _ = C.load_model(tmp_path / "a.pt")
+    assert C.weights_sha256(reloaded) == digest  # same weights, another file
+    with torch.no_grad():
+        next(reloaded.parameters()).view(-1)[0] += 1e-6
+    assert C.weights_sha256(reloaded) != digest  # one changed value is another fingerprint
