@@ -23,7 +23,6 @@ Prints a table and writes bench.json in --out-dir.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -41,7 +40,7 @@ from data import Item, load_dataset
 from metrics import compute_metrics
 from model import SSLAASIST, SSLAASISTConfig, build_model
 from scoring import score_items
-from utils import pick_device, set_seed
+from utils import pick_device, set_seed, write_json
 
 RATES = (8000, 16000, 22050, 44100, 48000)
 FORMATS = ("flac", "wav", "mp3")
@@ -364,7 +363,7 @@ def main(args: argparse.Namespace) -> dict:
         / result["training"][f"fp32_b{args.ref_train_batch_size}"]["clips_per_s"],
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "bench.json").write_text(json.dumps(result, indent=2))
+    write_json(out_dir / "bench.json", result)
     print_table(result)
     print(f"wrote {out_dir / 'bench.json'}")
     return result

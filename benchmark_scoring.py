@@ -30,7 +30,7 @@ import torch
 from audio import SAMPLE_RATE, pad_or_crop
 from data import Item, load_dataset
 from scoring import AMP_CHOICES, default_batch_size, default_workers, logits_to_scores, score_items
-from utils import pick_device
+from utils import json_text, pick_device, write_json
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "audio" / "sample_custom"
 
@@ -122,7 +122,7 @@ def run_phase(args: argparse.Namespace) -> dict:
 
 def main(args: argparse.Namespace) -> dict:
     if args.phase is not None:
-        print(json.dumps(run_phase(args)))
+        print(json_text(run_phase(args), indent=None))
         return {}
     items = load_dataset(args.data, format=args.format)
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,7 +157,7 @@ def main(args: argparse.Namespace) -> dict:
     print_table(summary)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.out, summary)
     return summary
 
 

@@ -18,7 +18,6 @@ class failed).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import distributed as dist
 import scoring
 from audio import DEFAULT_HOP, MAX_DURATION_S
 from data import FORMATS, load_dataset
-from utils import atomic_write_text, init_wandb, set_seed
+from utils import init_wandb, set_seed, write_json
 
 DEFAULT_CHECKPOINT = "la"  # registry name of the reference LA_model.pth (see pretrained/README.md)
 
@@ -127,7 +126,7 @@ def main(args: argparse.Namespace) -> dict:
             f"checkpoint {info['source']} ({info['arch']}, {info['format']})"
         )
         args.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out_dir / "args.json", json.dumps(vars(args), indent=2, default=str) + "\n")
+        write_json(args.out_dir / "args.json", vars(args))
     wandb_run = None
     if dist.is_main():
         wandb_run = init_wandb(args.wandb_project, args.out_dir, vars(args), mode=args.wandb)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import distributed as dist
 import evaluate_custom
-from utils import atomic_write_text
+from utils import write_json
 
 FOR_CHECKPOINT = "runs/fine_tune_for/best.pt"  # fine_tune_for.py's default run folder
 
@@ -51,7 +51,7 @@ def main(args) -> dict:
         table, rows = compare(baseline, metrics)
         print(table)
         comparison = {"baseline": str(args.compare), "run": str(args.out_dir), "rows": rows}
-        atomic_write_text(args.out_dir / "comparison.json", json.dumps(comparison, indent=2) + "\n")
+        write_json(args.out_dir / "comparison.json", comparison)
     return metrics
 
 

@@ -25,7 +25,6 @@ the checkpoint could not be loaded).
 import argparse
 import csv
 import io
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from audio import DEFAULT_HOP, MAX_DURATION_S, SAMPLE_RATE
 from checkpoints import load_model
 from data import Item, list_audio_files
 from scoring import default_batch_size, default_workers, score_items
-from utils import atomic_write_text, pick_device
+from utils import atomic_write_text, json_text, pick_device
 
 DEFAULT_CHECKPOINT = "aasist"  # registry name: clovaai AASIST, small enough for a CPU
 DEFAULT_P_FAKE_THRESHOLD = 0.5
@@ -177,7 +176,7 @@ def format_csv(rows: list[dict], decision: Decision) -> str:
                 "p_fake": _fmt(row["p_fake"], 6),
                 "duration_s": _fmt(row["duration_s"], 3),
                 "n_windows": row["n_windows"] if ok else "",
-                "windows": json.dumps(row["windows"]) if ok else "",
+                "windows": json_text(row["windows"], indent=None) if ok else "",
                 "rule": decision.describe(),
                 "reason": "" if ok else row["status"],
                 "note": row["note"],
@@ -201,7 +200,7 @@ def format_json(rows: list[dict], decision: Decision, checkpoint: str) -> str:
         "decision": decision.as_dict(),
         "files": files,
     }
-    return json.dumps(document, indent=2) + "\n"
+    return json_text(document)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -53,7 +53,7 @@ from audio import windows as cut_windows
 from data import Item
 from metrics import compute_metrics, group_table, metrics_by_group
 from model import FAKE_INDEX, REAL_INDEX
-from utils import atomic_write_text, seed_worker
+from utils import atomic_write_text, json_text, seed_worker, write_json
 
 CSV_COLUMNS = (
     "path",
@@ -331,7 +331,7 @@ def _csv_text(rows, header: bool = True) -> str:
         writer.writeheader()
     for row in rows:
         cells = {k: _cell(row.get(k)) for k in CSV_COLUMNS}
-        cells["windows"] = json.dumps(row["windows"]) if row.get("n_windows", 0) > 1 else ""
+        cells["windows"] = json_text(row["windows"], indent=None) if row.get("n_windows", 0) > 1 else ""
         writer.writerow(cells)
     return buf.getvalue()
 
@@ -410,7 +410,7 @@ def evaluate(
         import plots as plotting
 
         metrics["plots"] = plotting.save_all(rows, out_dir, metrics)
-    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_json(out_dir / "metrics.json", metrics)
     if metrics["polarity_warning"]:
         print_polarity_warning(metrics["polarity_warning"])
     print(summary_line(metrics, out_dir))

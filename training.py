@@ -323,7 +323,7 @@ class History:
         return cls(d.get("steps", []), d.get("epochs", []), d.get("best"), d.get("test"))
 
     def save(self, run_dir: Path) -> None:
-        utils.atomic_write_text(run_dir / "history.json", json.dumps(self.as_dict(), indent=2) + "\n")
+        utils.write_json(run_dir / "history.json", self.as_dict())
         plots.plot_loss_curves(self.steps, self.epochs, run_dir / "loss_curves.png")
 
 

@@ -1,11 +1,13 @@
-"""Shared helpers: seeds, device, atomic writes, wandb. Detection metrics live in metrics.py."""
+"""Shared helpers: seeds, device, atomic writes, JSON, wandb. Detection metrics live in metrics.py."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import random
-import tempfile
-from pathlib import Path
+import secrets
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
@@ -40,19 +42,56 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and `os.replace`."""
+    """Write `text` (UTF-8) to `path` through a temporary file in the same folder and `os.replace`.
+
+    The file gets the mode the umask gives a new file (as `open` would; mkstemp's 0600 would hide results
+    from the group). Text that holds file names which are not valid UTF-8 (Python's surrogateescape code
+    points, as `os.fsdecode` returns them) is written with those names' original bytes.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def json_ready(obj):
+    """`obj` with every non-finite float (NaN, inf) replaced by None, numpy scalars and arrays as Python
+    values, tuples as lists and paths as strings: what `json_text` writes."""
+    if isinstance(obj, dict):
+        return {str(k) if isinstance(k, PurePath) else k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_ready(obj.tolist())
+    if isinstance(obj, np.generic):
+        return json_ready(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, PurePath):
+        return str(obj)
+    return obj
+
+
+def json_text(obj, indent: int | None = 2) -> str:
+    """Standard JSON for every file this project writes: NaN and infinities become null (Python's json
+    would write the non-standard tokens NaN / Infinity, which strict parsers reject); ends with a newline
+    when indented."""
+    text = json.dumps(json_ready(obj), indent=indent, allow_nan=False)
+    return text + "\n" if indent is not None else text
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """`json_text(obj)` written atomically to `path`."""
+    atomic_write_text(path, json_text(obj))
 
 
 def init_wandb(project: str, run_dir: str | os.PathLike, config: dict, mode: str = "auto", **kwargs):
