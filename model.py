@@ -1,4 +1,4 @@
-"""SSL-AASIST and AASIST / AASIST-L, and one loader for every checkpoint they are published in.
+"""SSL-AASIST and AASIST / AASIST-L: configs, networks, `build_model`, label indices (files: checkpoints.py).
 
 SSL-AASIST (Tak et al., Odyssey 2022) = wav2vec 2.0 XLS-R 300M front end (transformers' `Wav2Vec2Model`,
 no fairseq) + the AASIST graph-attention back end. AASIST / AASIST-L (Jung et al., ICASSP 2022, clovaai) =
