@@ -438,7 +438,7 @@ def metrics_from_rows(rows: list[dict], **metric_opts) -> dict:
 
 
 def summary_line(metrics: dict, out_dir: str | os.PathLike) -> str:
-    """One line: AUC and EER with their 95 % intervals, counts, the convention, where the files are."""
+    """One line: AUC and EER with their 95 % intervals, minDCF, counts, the convention, where files are."""
 
     def ci(key, scale=1.0, fmt="{:.3f}"):
         lo_hi = metrics.get(f"{key}_ci95")
@@ -449,7 +449,7 @@ def summary_line(metrics: dict, out_dir: str | os.PathLike) -> str:
     else:
         auc = f"AUC {metrics['auc']:.4f}{ci('auc')}"
         eer = f"EER {100 * metrics['eer']:.2f} %{ci('eer', 100, '{:.2f}')}"
-        result = f"{auc}  {eer} (threshold {metrics['eer_threshold']:.3f})"
+        result = f"{auc}  {eer} (threshold {metrics['eer_threshold']:.3f})  minDCF {metrics['min_dcf']:.4f}"
     skipped = f", {metrics['n_skipped']} skipped" if metrics["n_skipped"] else ""
     return (
         f"{result} | {metrics['n_real']} real, {metrics['n_fake']} fake{skipped} | positive = real, "

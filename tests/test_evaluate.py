@@ -18,7 +18,7 @@ import evaluate_custom
 import evaluate_custom_for
 from checkpoints import load_model, save_checkpoint
 from data import Item, load_dataset
-from metrics import compute_eer
+from metrics import compute_act_dcf, compute_cllr, compute_eer, compute_min_cllr, compute_min_dcf
 from scoring import CSV_COLUMNS, ScoreWriter, evaluate, metrics_by_group, read_scores, score_items
 from utils import init_wandb
 
@@ -305,11 +305,16 @@ def test_per_group_breakdown_scores_each_group_against_the_other_class():
     assert by_group["fake/genA"]["auc"] == 1.0 and by_group["fake/genA"]["eer"] == 0.0
     assert by_group["fake/genB"]["auc"] == pytest.approx(4 / 6)  # 2.5 beats two of the three reals
     assert by_group["fake/genB"]["eer"] == compute_eer([3.0, 2.0, 1.0], [2.5, 0.0])[0]
+    real, fake = [2.0, 1.0], [-1.0, -2.0, 2.5, 0.0]
     assert by_group["real/libri"] == {
         "n": 2,
         "auc": pytest.approx(6 / 8),  # 2.0 and 1.0 each beat -1, -2 and 0, not 2.5
-        "eer": compute_eer([2.0, 1.0], [-1.0, -2.0, 2.5, 0.0])[0],
-        "eer_threshold": compute_eer([2.0, 1.0], [-1.0, -2.0, 2.5, 0.0])[1],
+        "eer": compute_eer(real, fake)[0],
+        "eer_threshold": compute_eer(real, fake)[1],
+        "min_dcf": compute_min_dcf(real, fake)[0],
+        "act_dcf": compute_act_dcf(real, fake),
+        "cllr": compute_cllr(real, fake),
+        "min_cllr": compute_min_cllr(real, fake),
     }
     assert metrics_by_group([{**r, "group": None} for r in rows]) == {}
 

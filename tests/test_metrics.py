@@ -1,14 +1,28 @@
-"""metrics.py (EER as ASVspoof defines it, AUC, bootstrap intervals, polarity) and utils.py helpers."""
+"""metrics.py (EER, minDCF, actDCF, Cllr as ASVspoof 5 defines them, minCllr, AUC, bootstrap intervals,
+polarity) and utils.py helpers."""
 
 import json
+import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from metrics import compute_eer, compute_metrics, det_curve
+from metrics import (
+    ASVSPOOF5,
+    OperatingPoint,
+    compute_act_dcf,
+    compute_cllr,
+    compute_eer,
+    compute_metrics,
+    compute_min_cllr,
+    compute_min_dcf,
+    det_curve,
+    pav_llrs,
+)
 from utils import atomic_write_text, init_wandb, pick_device, set_seed
 
 
@@ -45,6 +59,83 @@ def test_eer_matches_threshold_sweep_on_random_scores():
     assert np.all(np.diff(frr) >= 0) and np.all(np.diff(far) <= 0)
 
 
+# Numbers printed by the official ASVspoof 5 package (commit in its "provenance") on these very scores.
+REFERENCE = json.loads((Path(__file__).parent / "data" / "asvspoof5_reference.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE["sets"]))
+def test_equals_the_official_asvspoof5_package(name):
+    ref = REFERENCE["sets"][name]
+    real, fake = np.array(ref["bona_fide"]), np.array(ref["spoof"])
+    eer, eer_threshold = compute_eer(real, fake)
+    min_dcf, min_dcf_threshold = compute_min_dcf(real, fake)
+    assert eer == pytest.approx(ref["eer"], abs=1e-9)
+    assert eer_threshold == pytest.approx(ref["eer_threshold"], abs=1e-9)
+    assert min_dcf == pytest.approx(ref["min_dcf"], abs=1e-9)
+    assert min_dcf_threshold == pytest.approx(ref["min_dcf_threshold"], abs=1e-9)
+    assert compute_act_dcf(real, fake) == pytest.approx(ref["act_dcf"], abs=1e-9)
+    assert ASVSPOOF5.llr_threshold == pytest.approx(ref["act_dcf_threshold"], abs=1e-12)
+    assert compute_cllr(real, fake) == pytest.approx(ref["cllr"], abs=1e-9)
+    m = compute_metrics(["real"] * len(real) + ["fake"] * len(fake), np.r_[real, fake], n_bootstrap=0)
+    assert [m[k] for k in ("eer", "min_dcf", "act_dcf", "cllr")] == [eer, min_dcf, m["act_dcf"], m["cllr"]]
+
+
+def test_reference_covers_the_hard_cases():
+    sets = REFERENCE["sets"]
+    assert REFERENCE["provenance"]["costs"] == {"p_spoof": 0.05, "c_miss": 1.0, "c_fa": 10.0}
+    assert sets["perfect_separation"]["min_dcf"] == 0 and sets["perfect_separation_wrong_side"]["act_dcf"] > 1
+    assert sets["misses_only"]["act_dcf"] > 0 and sets["false_alarms_only"]["min_dcf"] > 0
+    assert len(set(sets["ties"]["bona_fide"])) < len(sets["ties"]["bona_fide"])
+
+
+def test_operating_point():
+    assert ASVSPOOF5.beta == pytest.approx(1.9) and ASVSPOOF5.llr_threshold == pytest.approx(-math.log(1.9))
+    # At p_spoof 0.5 and equal costs the Bayes rule is llr >= 0.
+    assert OperatingPoint(0.5, 1, 1).llr_threshold == 0
+    assert OperatingPoint(0.5, 1, 1).normalizer == 0.5
+    for bad in ((0.0, 1, 10), (1.0, 1, 10), (0.05, 0, 10), (0.05, 1, float("inf"))):
+        with pytest.raises(ValueError):
+            OperatingPoint(*bad)
+
+
+def test_act_dcf_counts_a_score_on_the_threshold_as_real():
+    t = ASVSPOOF5.llr_threshold
+    assert compute_act_dcf([t], [t - 1]) == 0  # a real file exactly on the threshold is accepted
+    assert compute_act_dcf([t + 1], [t]) == pytest.approx(0.05 * 10 / 0.5)  # a fake on it is a false alarm
+
+
+def test_min_cllr_by_hand():
+    # Sorted: 1f 2r 3f 4r. PAV pools (2r, 3f) into posterior 1/2 = the data's prior, so LLR 0 there and
+    # +-inf at the ends: each class pays log2(2) on one of its two files, minCllr = (1/2 + 1/2) / 2 = 0.5.
+    real_llr, fake_llr = pav_llrs([2.0, 4.0], [1.0, 3.0])
+    assert real_llr.tolist() == [0.0, math.inf] and fake_llr.tolist() == [-math.inf, 0.0]
+    assert compute_min_cllr([2.0, 4.0], [1.0, 3.0]) == pytest.approx(0.5)
+    assert compute_min_cllr([5.0, 6.0], [1.0, 2.0, 3.0]) == 0  # separable: a perfect calibration exists
+    assert compute_min_cllr([0.0] * 3, [0.0] * 5) == pytest.approx(1.0)  # all tied: no information at all
+
+
+def test_min_cllr_is_the_best_monotone_calibration():
+    rng = np.random.default_rng(2)
+    real = np.round(rng.normal(1, 1, 200), 1)  # rounded: ties across the classes
+    fake = np.round(rng.normal(-1, 1.5, 150), 1)
+    min_cllr = compute_min_cllr(real, fake)
+    assert 0 < min_cllr < compute_cllr(real, fake)
+    for scale in (0.3, 1.0, 2.0):  # no affine (monotone) calibration beats it
+        for offset in (-1.0, 0.0, 1.0):
+            assert min_cllr <= compute_cllr(scale * real + offset, scale * fake + offset)
+    # Independent PAV: sklearn's isotonic regression of the labels on the scores gives the same posteriors.
+    from sklearn.isotonic import IsotonicRegression
+
+    scores = np.r_[real, fake]
+    posterior = IsotonicRegression(y_min=0, y_max=1).fit_transform(scores, np.r_[np.ones(200), np.zeros(150)])
+    ours = np.r_[pav_llrs(real, fake)]
+    with np.errstate(divide="ignore"):
+        expected = np.log(posterior) - np.log1p(-posterior) - math.log(200 / 150)
+    assert np.allclose(ours, expected, atol=1e-9)
+    # A monotone map of the scores changes nothing.
+    assert compute_min_cllr(np.exp(real), np.exp(fake)) == pytest.approx(min_cllr, abs=1e-12)
+
+
 def test_metrics_keys_values_and_intervals():
     rng = np.random.default_rng(0)
     scores = np.concatenate([rng.normal(1, 1, 60), rng.normal(-1, 1, 40)])
@@ -55,12 +146,33 @@ def test_metrics_keys_values_and_intervals():
     assert m["n_real"] == 60 and m["n_fake"] == 40
     assert m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]
     assert m["eer_ci95"][0] <= m["eer"] <= m["eer_ci95"][1]
+    for key in ("min_dcf", "act_dcf", "cllr"):
+        assert m[f"{key}_ci95"][0] <= m[key] <= m[f"{key}_ci95"][1]
+    assert m["min_dcf"] == compute_min_dcf(scores[:60], scores[60:])[0]
+    assert m["min_cllr"] == compute_min_cllr(scores[:60], scores[60:]) <= m["cllr"]
+    assert m["operating_point"]["p_spoof"] == 0.05 and "llr" in m["llr_note"]
     assert "real" in m["positive_class"] and "higher" in m["score_direction"]
     assert m["frr_at_threshold"] == pytest.approx(np.mean(scores[:60] <= 0))
     assert m["polarity_warning"] is None
     json.dumps(m)  # plain JSON types only
     again = compute_metrics(labels, scores, n_bootstrap=200, threshold=0.0)
     assert again == m  # the bootstrap is seeded
+
+
+def test_calibrated_metrics_from_llrs():
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(1, 1, 60), rng.normal(-1, 1, 40)])
+    labels = ["real"] * 60 + ["fake"] * 40
+    llrs = 2 * scores - 0.5
+    m = compute_metrics(labels, scores, n_bootstrap=50, llrs=llrs)
+    cal = m["calibrated"]
+    assert cal["act_dcf"] == compute_act_dcf(llrs[:60], llrs[60:])
+    assert cal["cllr"] == compute_cllr(llrs[:60], llrs[60:])
+    assert cal["min_dcf"] == pytest.approx(m["min_dcf"]) and cal["min_cllr"] == pytest.approx(m["min_cllr"])
+    assert cal["frr_at_llr_threshold"] == np.mean(llrs[:60] < ASVSPOOF5.llr_threshold)
+    assert cal["cllr_ci95"][0] <= cal["cllr"] <= cal["cllr_ci95"][1]
+    with pytest.raises(ValueError, match="finite"):
+        compute_metrics(labels, scores, n_bootstrap=0, llrs=np.r_[llrs[:-1], np.nan])
 
 
 def test_polarity_warning_on_inverted_labels():
@@ -74,7 +186,7 @@ def test_polarity_warning_on_inverted_labels():
 
 def test_one_class_gives_a_note_not_a_crash():
     m = compute_metrics(["real", "real"], [1.0, 2.0], n_bootstrap=10)
-    assert m["auc"] is None and m["eer"] is None and "both classes" in m["note"]
+    assert m["auc"] is None and m["eer"] is None and m["min_dcf"] is None and "both classes" in m["note"]
     with pytest.raises(ValueError, match="'real' or 'fake'"):
         compute_metrics(["bonafide"], [1.0])
 
