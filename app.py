@@ -78,6 +78,7 @@ class Detector:
     def score(self, path: str, label: str) -> tuple[dict, Decision]:
         with self._lock:
             model, info = self.model(label)
+            decision = decision_for(info)  # an unusable calibration is refused before scoring
             rows = score_items(
                 model,
                 [Item(path, None)],
@@ -87,7 +88,6 @@ class Detector:
                 device=self.device,
                 progress=False,
             )
-        decision = decision_for(info)
         add_verdicts(rows, decision)
         return rows[0], decision
 

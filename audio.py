@@ -149,14 +149,14 @@ class _UnknownFormatError(Exception):
 def _read_soundfile(path: Path, max_duration: float | None) -> tuple[np.ndarray, int, float]:
     """(frames (N, C) float32, native rate, declared duration in s) via libsndfile."""
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))
     except sf.LibsndfileError as err:
         raise _UnknownFormatError from err
     if info.samplerate <= 0 or info.frames <= 0:
         raise AudioError("no audio samples (header declares 0 frames)")
     frames = -1 if max_duration is None else _native_frames(max_duration, info.samplerate)
     try:
-        x, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+        x, sr = sf.read(os.fsencode(path), frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         declared = info.frames / info.samplerate
         reason = str(err).splitlines()[0].removeprefix("Error : ").strip()

@@ -25,7 +25,7 @@ import distributed as dist
 import scoring
 from audio import DEFAULT_HOP, MAX_DURATION_S
 from data import FORMATS, load_dataset
-from utils import init_wandb, set_seed, write_json
+from utils import init_wandb, raw_names_on_stdio, set_seed, write_json
 
 DEFAULT_CHECKPOINT = "la"  # registry name of the reference LA_model.pth (see pretrained/README.md)
 
@@ -107,6 +107,7 @@ def main(args: argparse.Namespace) -> dict:
     """Run the evaluation; returns the metrics (rank 0) or {} (other torchrun ranks)."""
     from checkpoints import load_model_or_exit  # imported late so --help stays fast
 
+    raw_names_on_stdio()
     dist.init()
     set_seed(args.seed)
     try:

@@ -25,6 +25,7 @@ the checkpoint could not be loaded).
 import argparse
 import csv
 import io
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from audio import DEFAULT_HOP, MAX_DURATION_S, SAMPLE_RATE
 from checkpoints import load_model
 from data import Item, list_audio_files
 from scoring import default_batch_size, default_workers, score_items
-from utils import atomic_write_text, json_text, pick_device
+from utils import atomic_write_text, json_text, pick_device, raw_names_on_stdio
 
 DEFAULT_CHECKPOINT = "aasist"  # registry name: clovaai AASIST, small enough for a CPU
 DEFAULT_P_FAKE_THRESHOLD = 0.5
@@ -90,8 +91,15 @@ def decision_for(info: dict, threshold: float | None = None) -> Decision:
         return Decision(float(threshold), "--threshold")
     calibration = info.get("calibration")
     if calibration and calibration.get("threshold") is not None:
+        value = calibration["threshold"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            # A NaN threshold would make every verdict "fake" (score >= NaN is always false).
+            raise ValueError(
+                f"the checkpoint's calibration threshold is {value!r}, not a finite number: re-calibrate it "
+                "(fine_tune_for.py) or pass --threshold"
+            )
         source = calibration.get("source", "calibration")
-        return Decision(float(calibration["threshold"]), f"{source} threshold stored in the checkpoint")
+        return Decision(float(value), f"{source} threshold stored in the checkpoint")
     return Decision(None, "default: the checkpoint stores no calibration")
 
 
@@ -203,6 +211,14 @@ def format_json(rows: list[dict], decision: Decision, checkpoint: str) -> str:
     return json_text(document)
 
 
+def finite_float(text: str) -> float:
+    """argparse type: a float that is not NaN or infinite."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -217,7 +233,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=finite_float,
         default=None,
         help="verdict threshold on the score (real if score >= it); overrides the checkpoint's calibration",
     )
@@ -244,6 +260,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
+    raw_names_on_stdio()
     try:
         files = list_audio_files(args.paths)
     except FileNotFoundError as err:
@@ -263,7 +280,11 @@ def main(args: argparse.Namespace) -> int:
             f"warning: {args.checkpoint} has no trained back end (random); its scores mean nothing",
             file=sys.stderr,
         )
-    decision = decision_for(info, args.threshold)
+    try:
+        decision = decision_for(info, args.threshold)
+    except ValueError as err:
+        print(f"error: {args.checkpoint}: {err}", file=sys.stderr)
+        return EXIT_NONE_SCORED
     if decision.threshold is None:
         print(
             f"note: {args.checkpoint} stores no calibration, so the default rule applies: fake if p_fake >= "

@@ -312,7 +312,7 @@ class ScoreWriter:
             print(f"note: overwriting {self.path} (pass --resume to continue it instead)", file=sys.stderr)
         # Start from a clean file holding exactly the kept rows (drops a half-written last line).
         atomic_write_text(self.path, _csv_text(self.done.values()))
-        self._file = open(self.path, "a", newline="")
+        self._file = open(self.path, "a", newline="", encoding="utf-8", errors="surrogateescape")
 
     def write(self, rows: list[dict]) -> None:
         if rows:
@@ -345,9 +345,12 @@ def _cell(value) -> str:
 def read_scores(path: str | os.PathLike) -> list[dict]:
     """Rows of a scores.csv (types restored: floats, None for empty cells, windows as a list).
 
-    An incomplete last line (a run killed while writing) is ignored.
+    An incomplete last line (a run killed while writing) is ignored. The file is UTF-8; a file name that is
+    not valid UTF-8 is stored as its raw bytes and read back as the same name (surrogateescape, as
+    `os.fsdecode` spells it).
     """
-    text = Path(path).read_text()
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        text = f.read()  # newline="": a name holding "\r" or "\n" (quoted by csv) stays as it is
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     rows = []

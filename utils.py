@@ -7,6 +7,7 @@ import math
 import os
 import random
 import secrets
+import sys
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -25,6 +26,14 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
+
+
+def raw_names_on_stdio() -> None:
+    """Let stdout/stderr print file names that are not valid UTF-8 as their original bytes (surrogateescape,
+    what Python already does under the C locale) instead of raising UnicodeEncodeError mid-run."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
 
 
 def pick_device(name: str = "auto") -> torch.device:
