@@ -11,9 +11,12 @@ Decoding policy (what `load_audio` does, in order):
 
 A file is rejected with an `AudioError` whose message is the per-file reason when it is missing, empty,
 undecodable, truncated or corrupt (decoding stops before the length its header declares: such a file is
-*rejected*, never scored from its decodable prefix, so a damaged file cannot pass as a complete one), shorter
+*rejected*, never scored from its decodable prefix, so a damaged file cannot pass as a complete one; for WAV,
+whose reader silently stops at the end of the file, the data chunk's declared size is checked), shorter
 than `MIN_DURATION_S` (0.1 s: less than that holds no speech, and tiling it to 4 s makes a buzz), or holds
-NaN/inf samples. Silence is accepted (the model's score stays finite); callers may flag it with `is_silent`.
+NaN/inf samples. A WAV whose header leaves the length unset (0 or 0xFFFFFFFF: streamed by a writer that
+could not seek back) is read to its end with a note (`AudioInfo.note`). Silence is accepted (the model's
+score stays finite); callers may flag it with `is_silent`.
 
 Huge files are capped: at most `MAX_DURATION_S` (600 s) is decoded, so memory and time stay bounded;
 `AudioInfo.capped` says when that happened (the scorer writes it into the file's note). The model itself
@@ -50,6 +53,7 @@ class AudioInfo:
 
     duration_s: float  # the whole file, as far as known (header or decoded length)
     loaded_s: float  # the returned audio
+    note: str = ""  # something the user should know about how the file was read (e.g. a streamed WAV)
 
     @property
     def capped(self) -> bool:
@@ -76,8 +80,10 @@ def load_audio(
     if path.stat().st_size == 0:
         raise AudioError("empty file (0 bytes)")
 
+    note = ""
     try:
         x, sr, declared_s = _read_soundfile(path, max_duration)
+        note = _check_wav_length(path)
     except _UnknownFormatError:
         x, sr, declared_s = _read_audioread(path, max_duration)
 
@@ -97,7 +103,7 @@ def load_audio(
     if loaded_s < MIN_DURATION_S:
         raise AudioError(f"too short: {loaded_s:.3f} s (minimum {MIN_DURATION_S} s)")
     if return_info:
-        return mono, AudioInfo(duration_s=max(declared_s, loaded_s), loaded_s=loaded_s)
+        return mono, AudioInfo(duration_s=max(declared_s, loaded_s), loaded_s=loaded_s, note=note)
     return mono
 
 
@@ -170,6 +176,48 @@ def _read_soundfile(path: Path, max_duration: float | None) -> tuple[np.ndarray,
             f"{info.frames / sr:.2f} s"
         )
     return x, sr, info.frames / info.samplerate
+
+
+_WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # what writers that cannot seek back (pipes, live capture) leave
+
+
+def _check_wav_length(path: Path) -> str:
+    """Compare a RIFF/WAVE file's declared data length with the bytes it holds.
+
+    libsndfile quietly reads what is there when a WAV's data chunk is shorter than its header says (a cut
+    download, a header claiming 4 GB), so the file would be scored as if complete. A data chunk that ends
+    early raises AudioError ("truncated or corrupt", as for any other format); a size field of 0 or
+    0xFFFFFFFF (a streamed WAV whose writer never knew the length) returns a note instead. Other files: "".
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return ""
+        file_size = os.fstat(f.fileno()).st_size
+        block_align, rate = 0, 0
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return ""  # no data chunk: libsndfile has already refused such a file
+            chunk_id, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if chunk_id == b"fmt " and size >= 16:
+                fmt = f.read(16)
+                rate, block_align = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[12:14], "little")
+                f.seek(size - 16 + size % 2, os.SEEK_CUR)
+            elif chunk_id == b"data":
+                held = file_size - f.tell()
+                break
+            else:
+                f.seek(size + size % 2, os.SEEK_CUR)  # chunks are padded to an even size
+    bytes_per_s = block_align * rate
+    if size in _WAV_UNKNOWN_SIZES:
+        return "WAV header without the audio length (a streamed recording?): scored what the file holds"
+    if bytes_per_s > 0 and size - held >= max(block_align, 1):  # less than one frame short is padding
+        raise AudioError(
+            f"truncated or corrupt: the WAV header declares {size / bytes_per_s:.2f} s of audio but the file "
+            f"holds {held / bytes_per_s:.2f} s"
+        )
+    return ""
 
 
 def _read_audioread(path: Path, max_duration: float | None) -> tuple[np.ndarray, int, float]:

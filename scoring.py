@@ -139,6 +139,8 @@ class AudioFiles(Dataset):
                 notes.append(
                     f"cropped: scored the first {NB_SAMP / SAMPLE_RATE:.2f} s of {info.duration_s:.2f} s"
                 )
+        if info.note:
+            notes.append(info.note)
         if is_silent(audio):
             notes.append("silent: every sample is zero")
         sample.update(

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 import score
 from checkpoints import load_model, save_checkpoint
@@ -110,3 +111,34 @@ def test_non_finite_threshold_flag_is_refused(real_file, capsys):
     with pytest.raises(SystemExit) as exit_info:
         score.parse_args([str(real_file), "--threshold", "nan"])
     assert exit_info.value.code == 2 and "nan is not a finite number" in capsys.readouterr().err
+
+
+# --- item 6: a WAV shorter than its header says is rejected, not scored as complete ----------------------
+
+
+def wav_with_data_size(src: Path, dst: Path, keep: float, data_size: int | None = None) -> Path:
+    """`src` (a 44-byte-header WAV) cut to `keep` of its bytes, its data size field optionally set."""
+    raw = bytearray(src.read_bytes())
+    at = raw.index(b"data")
+    if data_size is not None:
+        raw[at + 4 : at + 8] = data_size.to_bytes(4, "little")
+    dst.write_bytes(bytes(raw[: int(len(raw) * keep)]))
+    return dst
+
+
+@pytest.mark.parametrize(
+    "keep, data_size, declared",
+    [(0.5, None, "2.61 s"), (1.0, 0xFFFFFFF0, "134217.73 s")],  # half the data missing; a 4 GB header
+)
+def test_truncated_wav_is_rejected_with_its_reason(fake_file, tmp_path, keep, data_size, declared):
+    path = wav_with_data_size(fake_file, tmp_path / "cut.wav", keep, data_size)
+    (row,) = score_items(torch.nn.Identity(), [str(path)], workers=0, progress=False)
+    assert row["status"].startswith("truncated or corrupt: the WAV header declares " + declared)
+    assert row["score"] is None
+
+
+def test_streamed_wav_without_a_length_is_scored_with_a_note(tiny, fake_file, tmp_path):
+    path = wav_with_data_size(fake_file, tmp_path / "streamed.wav", 1.0, 0xFFFFFFFF)
+    (row,) = score_items(tiny, [str(path)], workers=0, progress=False)
+    assert row["status"] == "ok" and row["duration_s"] == pytest.approx(2.614, abs=1e-3)
+    assert "WAV header without the audio length" in row["note"]
