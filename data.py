@@ -15,10 +15,15 @@ Labels are the strings "real" (bona fide) and "fake" (spoof); the model's class 
   6 the key, 8 the phase), audio `ROOT/ASVspoof2021_{LA,DF}_eval/flac/TRIAL.flac`; split = the phase
   kept (default eval, as in the official scoring).
 - `in_the_wild`: In-the-Wild, `ROOT/meta.csv` (`file,speaker,label`, labels bona-fide/spoof) and `ROOT/FILE`.
-- `csv`: a CSV file whose header holds `path,label` (paths relative to the CSV's folder), and optionally
-  `group` (e.g. the generator).
+- `csv`: a CSV file whose header holds `path,label` (any case, spaces around names and cells ignored,
+  a UTF-8 byte-order mark too; paths relative to the CSV's folder), and optionally `group` (e.g. the
+  generator). A row with an empty path or label, an unknown label or a path listed twice is refused:
+  `load_dataset` raises one ValueError naming every such row (file:line), so all can be fixed at once.
 
-Missing audio files are kept as items: the scorer records "file not found" for them.
+Folders are read through symbolic links (a class folder `real -> /data/x/real` and links below it); a
+folder reached a second time (a link loop, two links to one folder) is read once, with a note on stderr.
+Paths are normalised (`fake/./x.wav` is `fake/x.wav`). Missing audio files (dangling links included) are
+kept as items: the scorer records "file not found" for them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import csv
 import glob
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,32 +126,74 @@ def detect_format(root: str | os.PathLike) -> str:
 
 
 def list_audio_files(paths: Iterable[str | os.PathLike]) -> list[str]:
-    """Expand files, folders (recursively), glob patterns and list files (.txt/.lst, one path a line).
+    """Expand files, folders (recursively, through links), glob patterns, list files (.txt/.lst, one path a
+    line) and "-" (such a list read from stdin).
 
-    Returns unique paths in the given order (folders sorted). A path that matches nothing raises
+    Returns unique, normalised paths in the given order (folders sorted). A path that matches nothing raises
     FileNotFoundError, so a typo is not mistaken for an empty input.
     """
     found: list[str] = []
     for spec in paths:
         spec = str(spec)
         p = Path(spec)
-        if p.is_dir():
-            found += [str(f) for f in sorted(p.rglob("*")) if f.is_file() and _is_audio(f)]
+        if spec == "-":
+            stream = getattr(sys.stdin, "buffer", None)
+            text = os.fsdecode(stream.read()) if stream is not None else sys.stdin.read()
+            found += _listed_paths(text, Path("."))
+        elif p.is_dir():
+            found += [str(f) for f in walk_files(p) if _is_audio(f)]
         elif p.is_file() and p.suffix.lower() in (".txt", ".lst"):
-            for line in p.read_text().splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    found.append(str(p.parent / line) if not Path(line).is_absolute() else line)
+            found += _listed_paths(p.read_text(encoding="utf-8", errors="surrogateescape"), p.parent)
         elif p.is_file():
-            found.append(spec)
+            found.append(str(p))
         elif glob.has_magic(spec):
             matches = sorted(glob.glob(spec, recursive=True))
             if not matches:
                 raise FileNotFoundError(f"no file matches {spec!r}")
-            found += [m for m in matches if Path(m).is_file()]
+            found += [str(Path(m)) for m in matches if Path(m).is_file()]
         else:
             raise FileNotFoundError(f"{spec} does not exist")
     return list(dict.fromkeys(found))
+
+
+def _listed_paths(text: str, base: Path) -> list[str]:
+    """The paths of a list (one a line, # comments), relative ones taken from `base`, normalised."""
+    lines = (line.strip() for line in text.splitlines())
+    return [str(base / line) for line in lines if line and not line.startswith("#")]
+
+
+def walk_files(root: str | os.PathLike) -> list[Path]:
+    """Every file below `root`, sorted, following symbolic links to folders.
+
+    Each real folder is read once: a link back to a folder above it (a loop) or a second link to a folder
+    already read is skipped with a note on stderr, so no file is listed twice and no walk runs forever.
+    Dangling links are listed (the scorer then says "file not found").
+    """
+    files: list[Path] = []
+    seen: dict[tuple[int, int], Path] = {}
+    pending = [Path(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            st = folder.stat()
+            entries = list(os.scandir(folder))
+        except OSError as err:
+            print(f"note: cannot read folder {folder} ({err.strerror}); skipped", file=sys.stderr)
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            print(f"note: {folder} is a link to {seen[key]}, already read; skipped", file=sys.stderr)
+            continue
+        seen[key] = folder
+        folders = []
+        for entry in sorted(entries, key=lambda e: e.name):
+            try:
+                is_dir = entry.is_dir()  # follows links
+            except OSError:
+                is_dir = False
+            (folders if is_dir else files).append(Path(entry.path))
+        pending += reversed(folders)  # depth first, in name order: the same folder wins on every run
+    return sorted(files)
 
 
 def _is_audio(path: Path) -> bool:
@@ -168,8 +216,8 @@ def _has_label_dirs(root: Path) -> bool:
 
 def _load_folder(root: Path) -> list[Item]:
     items = []
-    for f in sorted(root.rglob("*")):
-        if not (f.is_file() and _is_audio(f)):
+    for f in walk_files(root):
+        if not _is_audio(f):
             continue
         # The nearest enclosing real/ or fake/ folder gives the label.
         parts = f.relative_to(root).parts[:-1]
@@ -232,31 +280,66 @@ def _load_asvspoof2021(root: Path, phase: str) -> list[Item]:
 
 
 def _load_in_the_wild(root: Path) -> list[Item]:
-    meta = root if root.is_file() else root / "meta.csv"
-    items = []
-    with open(meta, newline="") as f:
-        for row in csv.DictReader(f):
-            items.append(Item(str(meta.parent / row["file"]), normalize_label(row["label"])))
-    return items
+    return _load_table(root if root.is_file() else root / "meta.csv", path_column="file")
 
 
 def _load_csv(path: Path) -> list[Item]:
-    header = _csv_header(path)
-    if "path" not in header or "label" not in header:
-        raise ValueError(f"{path} needs a header with 'path' and 'label' columns, found {header}")
-    items = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            audio = Path(row["path"])
-            audio = audio if audio.is_absolute() else path.parent / audio
-            group = (row.get("group") or "").strip() or None  # optional column
-            items.append(Item(str(audio), normalize_label(row["label"]), group))
+    return _load_table(path, path_column="path")
+
+
+def _load_table(path: Path, path_column: str) -> list[Item]:
+    """Items from a CSV with `path_column` and `label` (and optionally `group`) columns; see the module
+    docstring for the accepted variants. Every bad row is named in one ValueError."""
+    header, rows = _csv_rows(path)
+    if path_column not in header or "label" not in header:
+        raise ValueError(
+            f"{path} needs a header with {path_column!r} and 'label' columns (any case), found {header}"
+        )
+    items, problems, first_line = [], [], {}
+    for line, row in rows:
+        where = f"{path}:{line}"
+        if not row.get(path_column):
+            problems.append(f"{where}: empty {path_column} cell")
+            continue
+        audio = Path(row[path_column])
+        audio = str(audio if audio.is_absolute() else path.parent / audio)  # normalised: no ./ or //
+        if audio in first_line:
+            problems.append(
+                f"{where}: {row[path_column]} is listed again (first on line {first_line[audio]})"
+            )
+            continue
+        first_line[audio] = line
+        if not row.get("label"):
+            problems.append(f"{where}: {row[path_column]} has an empty label (use real or fake)")
+            continue
+        try:
+            label = normalize_label(row["label"])
+        except ValueError as err:
+            problems.append(f"{where}: {err}")
+            continue
+        items.append(Item(audio, label, row.get("group") or None))  # group: an optional column
+    if problems:
+        shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        raise ValueError(
+            f"{len(problems)} bad row(s) in {path}; fix them and run again:\n  " + "\n  ".join(shown)
+        )
     return items
 
 
+def _csv_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    """(header names lowercased and stripped, [(line number, {name: stripped cell})]); blank rows dropped."""
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        reader = csv.reader(f)
+        header = [h.strip().lower() for h in next(reader, [])]
+        rows = []
+        for cells in reader:
+            if any(c.strip() for c in cells):
+                rows.append((reader.line_num, {h: c.strip() for h, c in zip(header, cells, strict=False)}))
+    return header, rows
+
+
 def _csv_header(path: Path) -> list[str]:
-    with open(path, newline="") as f:
-        return [h.strip().lower() for h in next(csv.reader(f), [])]
+    return _csv_rows(path)[0]
 
 
 def _read_columns(path: Path, min_columns: int) -> list[list[str]]:

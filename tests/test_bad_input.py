@@ -2,6 +2,7 @@
 paths, unusable calibration values. Each test failed before its fix."""
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import evaluate_custom
 import score
 from checkpoints import load_model, save_checkpoint
-from data import load_dataset
+from data import list_audio_files, load_dataset
 from scoring import read_scores, score_items
 
 BAD_NAME = b"bad\xff\xfe.flac"  # not UTF-8: os.listdir returns it with surrogateescape code points
@@ -142,3 +144,95 @@ def test_streamed_wav_without_a_length_is_scored_with_a_note(tiny, fake_file, tm
     (row,) = score_items(tiny, [str(path)], workers=0, progress=False)
     assert row["status"] == "ok" and row["duration_s"] == pytest.approx(2.614, abs=1e-3)
     assert "WAV header without the audio length" in row["note"]
+
+
+# --- item 5: symbolic links to folders are followed, loops read once ------------------------------------
+
+
+def test_symlinked_class_folders_and_sub_folders_are_followed(real_file, fake_file, tmp_path, capsys):
+    store = tmp_path / "store"  # where the audio really is
+    (store / "speakers").mkdir(parents=True)
+    (store / "tts").mkdir()
+    shutil.copy(real_file, store / "speakers" / "r.flac")
+    shutil.copy(fake_file, store / "tts" / "f.wav")
+    (store / "tts" / "loop").symlink_to(store / "tts")  # a link back to its own folder
+    data = tmp_path / "data"
+    (data / "fake").mkdir(parents=True)
+    (data / "real").symlink_to(store / "speakers")  # a class folder that is a link
+    (data / "fake" / "gen").symlink_to(store / "tts")  # a generator sub-folder that is a link
+    (data / "fake" / "gone.wav").symlink_to(tmp_path / "deleted.wav")  # dangling
+
+    items = load_dataset(data)
+    assert [(Path(i.path).relative_to(data).as_posix(), i.label, i.group) for i in items] == [
+        ("fake/gen/f.wav", "fake", "gen"),
+        ("fake/gone.wav", "fake", None),
+        ("real/r.flac", "real", None),
+    ]
+    assert "fake/gen/loop is a link to" in capsys.readouterr().err
+    assert list_audio_files([data / "real"]) == [str(data / "real" / "r.flac")]
+    (row,) = score_items(torch.nn.Identity(), [items[1]], workers=0, progress=False)
+    assert row["status"] == "file not found"
+
+
+# --- item 9: CSV layouts ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", ["Path,Label", "path, label", " PATH ,  Label ", "\ufeffpath,label"])
+def test_csv_header_variants_are_accepted(tmp_path, header):
+    (tmp_path / "list.csv").write_text(f"{header}\nreal/a.wav, real\n\nfake/b.wav,Spoof \n", encoding="utf-8")
+    items = load_dataset(tmp_path / "list.csv")
+    assert [(Path(i.path).relative_to(tmp_path).as_posix(), i.label) for i in items] == [
+        ("real/a.wav", "real"),
+        ("fake/b.wav", "fake"),
+    ]
+
+
+def test_csv_bad_rows_each_get_one_message_and_no_traceback(tmp_path, capsys):
+    rows = [
+        "path,label",
+        "a.wav,real",
+        "b.wav,",
+        "fake/./a2.wav,fake",
+        "fake/a2.wav,fake",
+        "c.wav,maybe",
+        ",real",
+    ]
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError) as err:
+        load_dataset(tmp_path / "list.csv")
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith(f"4 bad row(s) in {tmp_path / 'list.csv'}")
+    assert lines[1:] == [
+        f"  {tmp_path / 'list.csv'}:3: b.wav has an empty label (use real or fake)",
+        f"  {tmp_path / 'list.csv'}:5: fake/a2.wav is listed again (first on line 4)",
+        f"  {tmp_path / 'list.csv'}:6: unknown label 'maybe': use 'real' or 'fake' (or bonafide/spoof)",
+        f"  {tmp_path / 'list.csv'}:7: empty path cell",
+    ]
+    argv = ["--data", str(tmp_path / "list.csv"), "--out-dir", str(tmp_path / "run"), "--checkpoint", "x"]
+    with pytest.raises(SystemExit, match="error: 4 bad row"):
+        evaluate_custom.main(evaluate_custom.parse_args(argv))
+
+
+# --- item 10: one spelling per file; lists from stdin -------------------------------------------------------
+
+
+def test_paths_are_normalised_so_a_file_is_listed_once(fake_file, tmp_path, monkeypatch):
+    (tmp_path / "fake").mkdir()
+    shutil.copy(fake_file, tmp_path / "fake" / "x.wav")
+    monkeypatch.chdir(tmp_path)
+    assert list_audio_files(["fake/./x.wav", "fake/x.wav", "./fake//x.wav", "fake"]) == ["fake/x.wav"]
+
+
+def test_score_py_reads_a_list_of_paths_from_stdin(tiny_checkpoint, audio_dir, tmp_path, monkeypatch, capsys):
+    broken = audio_dir / "broken"
+    listing = f"# from find\n{broken / 'empty_0_bytes.wav'}\n\n{broken / 'text_not_audio.mp3'}\n"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(listing.encode())))
+    status, out, _ = run_score(["-", "--checkpoint", str(tiny_checkpoint), "--format", "csv"], capsys)
+    assert (
+        status == score.EXIT_NONE_SCORED
+    )  # both are unreadable: the point is that both were read from stdin
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(Path(r["path"]).name, r["reason"][:5]) for r in rows] == [
+        ("empty_0_bytes.wav", "empty"),
+        ("text_not_audio.mp3", "not a"),
+    ]
