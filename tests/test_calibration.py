@@ -1,0 +1,142 @@
+"""calibration.py: the fitted LLR map, its validation, storage beside a checkpoint, and refusals."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import calibration
+from calibration import CalibrationError
+from metrics import ASVSPOOF5, compute_cllr
+
+SHA = "ab" * 32
+OTHER_SHA = "cd" * 32
+
+
+def make(scale=2.0, offset=-0.5, policy="head n=64600", sha=SHA) -> dict:
+    real, fake = np.array([1.0, 2.0, 0.5]), np.array([-1.0, 0.7, -2.0])
+    cal = calibration.fit(real, fake, policy=policy, weights_sha256=sha)
+    return {**cal, "scale": scale, "offset": offset}
+
+
+@pytest.mark.parametrize("p_spoof_fit", [0.5, calibration.effective_p_spoof(), 0.05])
+def test_fit_recovers_the_true_llr(p_spoof_fit):
+    # Real ~ N(1, 1), fake ~ N(-1, 1): the true LLR is log N(s; 1, 1) / N(s; -1, 1) = 2 s, whatever the prior
+    # the classes are weighted with (a well-specified model is unbiased at any fitting prior).
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(1, 1, 20000), rng.normal(-1, 1, 15000)
+    scale, offset = calibration.fit_affine(real, fake, p_spoof_fit)
+    assert scale == pytest.approx(2.0, abs=0.06) and offset == pytest.approx(0.0, abs=0.05)
+    # Shifting and stretching the scores changes the map, not the LLRs.
+    scale2, offset2 = calibration.fit_affine(10 * real + 3, 10 * fake + 3, p_spoof_fit)
+    assert scale2 * 13 + offset2 == pytest.approx(scale * 1 + offset, abs=1e-6)
+
+
+def test_fit_minimizes_the_weighted_cross_entropy():
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(2, 1.5, 300), rng.normal(-1.5, 2, 200)
+    p = 0.3
+    scale, offset = calibration.fit_affine(real, fake, p)
+    t = np.r_[np.full(300, 301 / 302), np.full(200, 1 / 202)]  # Platt-smoothed labels
+    w = np.r_[np.full(300, (1 - p) / 300), np.full(200, p / 200)]
+    s = np.r_[real, fake]
+
+    def loss(a, b):
+        z = a * s + b + math.log((1 - p) / p)
+        return np.sum(w * (np.logaddexp(0, z) - t * z))
+
+    best = loss(scale, offset)
+    for da, db in [(1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)]:
+        assert best < loss(scale + da, offset + db)
+
+
+def test_separable_classes_give_a_finite_map():
+    cal = calibration.fit([3.0, 4.0, 5.0], [-3.0, -4.0, -5.0], policy="head n=64600", weights_sha256=SHA)
+    assert 0 < cal["scale"] < 10 and math.isfinite(cal["offset"])
+    llr = calibration.apply(cal, [4.0, -4.0])
+    assert llr[0] > ASVSPOOF5.llr_threshold > llr[1]
+    assert cal["fit"]["cllr_calibrated"] < 1 and cal["fit"]["min_cllr"] == 0
+
+
+def test_fit_refuses_inverted_or_one_class_data():
+    with pytest.raises(CalibrationError, match="does not grow with realness"):
+        calibration.fit([-3.0, -4.0], [3.0, 4.0], policy="head n=64600", weights_sha256=SHA)
+    with pytest.raises(CalibrationError, match="real and fake"):
+        calibration.fit([1.0], [], policy="head n=64600", weights_sha256=SHA)
+    with pytest.raises(CalibrationError, match="finite"):
+        calibration.fit([1.0, math.nan], [0.0], policy="head n=64600", weights_sha256=SHA)
+
+
+def test_p_fake_is_the_posterior_at_the_prior():
+    assert calibration.p_fake([0.0], 0.5)[0] == pytest.approx(0.5)
+    assert calibration.p_fake([0.0], 0.05)[0] == pytest.approx(0.05)
+    # At the Bayes threshold the posterior odds of fake equal Cmiss / Cfa.
+    p = calibration.p_fake([ASVSPOOF5.llr_threshold], ASVSPOOF5.p_spoof)[0]
+    assert p / (1 - p) == pytest.approx(ASVSPOOF5.c_miss / ASVSPOOF5.c_fa)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"scale": math.nan}, "scale must be a finite number"),
+        ({"offset": math.inf}, "offset must be a finite number"),
+        ({"scale": "2"}, "scale must be a finite number"),
+        ({"scale": True}, "scale must be a finite number"),
+        ({"scale": -1.0}, "scale must be positive"),
+        ({"policy": ""}, "no scoring policy"),
+        ({"weights_sha256": "abc"}, "64 hex digits"),
+        ({"format": "other/1"}, "expected 'ssl-aasist-calibration/1'"),
+    ],
+)
+def test_validate_refuses_malformed(change, message):
+    with pytest.raises(CalibrationError, match=message):
+        calibration.validate({**make(), **change}, "test")
+
+
+def test_validate_refuses_an_old_threshold_only_calibration():
+    with pytest.raises(CalibrationError, match="only an EER threshold"):
+        calibration.validate({"threshold": -1.2, "source": "validation EER"}, "best.pt")
+    with pytest.raises(CalibrationError, match="JSON object"):
+        calibration.validate([1, 2], "x")
+
+
+def test_check_applies_refuses_other_weights_or_policy():
+    cal = make()
+    calibration.check_applies(cal, policy="head n=64600", weights_sha256=SHA, where="w")
+    with pytest.raises(CalibrationError, match="other weights"):
+        calibration.check_applies(cal, policy="head n=64600", weights_sha256=OTHER_SHA, where="w")
+    with pytest.raises(CalibrationError, match="scoring policy 'head n=64600', not 'windows"):
+        calibration.check_applies(cal, policy="windows n=64600 hop=32300", weights_sha256=SHA, where="w")
+
+
+def test_side_file_round_trip_and_precedence(tmp_path):
+    checkpoint = tmp_path / "model.pth"
+    checkpoint.write_bytes(b"weights")
+    info = {"source": str(checkpoint), "calibration": None}
+    assert calibration.find(checkpoint, info) == (None, "")
+    inside = make(scale=1.0)
+    cal, where = calibration.find(checkpoint, {**info, "calibration": inside})
+    assert cal == inside and "stored in" in where
+    side = calibration.save(checkpoint, make(scale=3.0))
+    assert side == tmp_path / "model.pth.calibration.json"
+    cal, where = calibration.find(checkpoint, {**info, "calibration": inside})  # the side file wins
+    assert cal["scale"] == 3.0 and where == str(side)
+    assert json.loads(side.read_text())["weights_sha256"] == SHA
+    side.write_text('{"format": "ssl-aasist-calibration/1", "scale": NaN')
+    with pytest.raises(CalibrationError, match="cannot be read as JSON"):
+        calibration.find(checkpoint, info)
+    side.write_text(json.dumps({**make(), "scale": None}))
+    with pytest.raises(CalibrationError, match="scale must be a finite number"):
+        calibration.find(checkpoint, info)
+
+
+def test_calibration_lowers_cllr_on_held_out_scores():
+    # Raw scores that rank well but are shifted and too confident; a map fitted on one half helps the other.
+    rng = np.random.default_rng(3)
+    real, fake = 4 * rng.normal(1, 1, 400) - 6, 4 * rng.normal(-1, 1, 400) - 6
+    cal = calibration.fit(real[:200], fake[:200], policy="head n=64600", weights_sha256=SHA)
+    held_real, held_fake = real[200:], fake[200:]
+    raw = compute_cllr(held_real, held_fake)
+    calibrated = compute_cllr(calibration.apply(cal, held_real), calibration.apply(cal, held_fake))
+    assert calibrated < 0.6 * raw
