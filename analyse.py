@@ -108,14 +108,7 @@ def headline(run: an.Run) -> list[str]:
         f"{fr:.1f} of every 100 real files are rejected as fake (false rejects): {wrong:.1f} of every 100 "
         "files of this mix get the wrong verdict."
     )
-    dcf = [(name, key) for name, key in (("minDCF", "min_dcf"), ("actDCF", "act_dcf"), ("Cllr", "cllr"))]
-    have = [
-        f"{name} {m[key]:.4f}{' bits' if key == 'cllr' else ''}"
-        for name, key in dcf
-        if m.get(key) is not None
-    ]
-    if have:
-        out.append(f"{', '.join(have)} (ASVspoof 5 costs: Pspoof 0.05, Cmiss 1, Cfa 10; lower is better).")
+    out += dcf_lines(m)
     real_med = float(np.median(run.scores[run.labels == 1]))
     fake_med = float(np.median(run.scores[run.labels == 0]))
     if m["auc"] >= 0.5:
@@ -133,6 +126,38 @@ def headline(run: an.Run) -> list[str]:
         out.append(
             f"With {min(n_real, n_fake)} files in the smaller class the intervals are wide: read small "
             "differences between runs, groups or attributes as noise."
+        )
+    return out
+
+
+def dcf_lines(m: dict) -> list[str]:
+    """minDCF/actDCF/Cllr as metrics.json has them (none for runs that predate them), and what they mean."""
+    names = (
+        ("minDCF", "min_dcf", ""),
+        ("actDCF", "act_dcf", ""),
+        ("Cllr", "cllr", " bits"),
+        ("minCllr", "min_cllr", " bits"),
+    )
+    have = [
+        f"{name} {m[k]:.4f}{unit}{ci(m.get(f'{k}_ci95'), 1, '.4f')}"
+        for name, k, unit in names
+        if m.get(k) is not None
+    ]
+    if not have:
+        return []
+    rule = (m.get("operating_point") or {}).get("rule", "ASVspoof 5 Track 1 costs")
+    out = [
+        f"{', '.join(have)} at {rule} (lower is better; 1 = no better than always answering the same). "
+        "actDCF and Cllr read the score as a log-likelihood ratio: on a raw score they measure "
+        "miscalibration as much as separation; minDCF and minCllr do not depend on calibration."
+    ]
+    cal = m.get("calibrated")
+    if cal:
+        out.append(
+            f"Calibrated LLRs: actDCF {cal['act_dcf']:.4f}, Cllr {cal['cllr']:.4f} bits; their Bayes "
+            f"decisions (real when llr >= {cal['llr_threshold']:.3f}) accept "
+            f"{100 * cal['far_at_llr_threshold']:.1f} of every 100 fakes and reject "
+            f"{100 * cal['frr_at_llr_threshold']:.1f} of every 100 real files."
         )
     return out
 

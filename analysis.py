@@ -475,7 +475,7 @@ def subset_changes(before: Run, after: Run, attrs: dict[str, dict]) -> list[dict
     """AUC of every group and attribute stratum in both runs, and of the rest of the files."""
     sb, sa = subsets(before, attrs), subsets(after, attrs)
     out = []
-    for name in sorted(set(sb) & set(sa)):
+    for name in [k for k in sb if k in sa]:  # groups first, then attributes
         a, b = subset_auc(before, sb[name]), subset_auc(after, sa[name])
         rest_a = auc_or_none(before.labels[~sb[name]], before.scores[~sb[name]])
         rest_b = auc_or_none(after.labels[~sa[name]], after.scores[~sa[name]])
