@@ -9,6 +9,7 @@ else the run's EER threshold).
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 from metrics import compute_auc, metrics_by_group
 from scoring import read_scores
+from utils import atomic_write_text
 
 CONFOUND_AUC = 0.8  # an attribute that alone separates the classes this well gets a loud warning
 MIRROR_TOLERANCE = 0.05  # |AUC_after - (1 - AUC_before)| below this is a mirror image
@@ -103,7 +105,7 @@ def file_attributes(paths: list[str], data: Path | None, cache: Path, workers: i
 
     cached = {}
     if cache.is_file():
-        with open(cache, newline="") as f:
+        with open(cache, newline="", encoding="utf-8", errors="surrogateescape") as f:  # as written
             cached = {r["path"]: r for r in csv.DictReader(f)}
     out, todo = {}, []
     for path in dict.fromkeys(paths):
@@ -134,13 +136,14 @@ def file_attributes(paths: list[str], data: Path | None, cache: Path, workers: i
             )
         for (path, _, stamp), attrs in zip(todo, described, strict=True):
             out[path] = {**attrs, "stamp": stamp}
-        with open(cache, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=("path", "stamp", *RAW_KEYS), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(
-                {"path": p, **{k: ("" if a.get(k) is None else a[k]) for k in ("stamp", *RAW_KEYS)}}
-                for p, a in out.items()
-            )
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=("path", "stamp", *RAW_KEYS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(
+            {"path": p, **{k: ("" if a.get(k) is None else a[k]) for k in ("stamp", *RAW_KEYS)}}
+            for p, a in out.items()
+        )
+        atomic_write_text(cache, buf.getvalue())
     for attrs in out.values():
         attrs["format"] = format_name(attrs)
     return out

@@ -1,7 +1,6 @@
 """analyse.py on small made-up runs: generated audio (really encoded and decoded), scores.csv written by the
 scorer's writer and metrics.json by scoring.metrics_from_rows; the scores are chosen, the analysis is not."""
 
-import json
 import re
 import shutil
 import subprocess
@@ -13,6 +12,7 @@ import soundfile as sf
 import analyse
 import audio
 from scoring import ScoreWriter, metrics_from_rows
+from utils import write_json
 
 N = 8  # files per class
 
@@ -56,7 +56,7 @@ def write_run(folder, files: list[tuple[str, str, float, str | None]], n_bootstr
     writer.finish(rows)
     metrics = metrics_from_rows(rows, n_bootstrap=n_bootstrap)
     metrics.update(checkpoint=f"made-up {folder.name}", data="made-up")
-    (folder / "metrics.json").write_text(json.dumps(metrics, allow_nan=False, default=float))
+    write_json(folder / "metrics.json", metrics)
 
 
 def scores(seed: int, shift: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
