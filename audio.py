@@ -178,7 +178,7 @@ def describe(path: str | os.PathLike) -> dict:
         ),
     )
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))  # by its bytes: any name the filesystem allows
         out.update(
             container=info.format.lower(),
             codec=info.subtype.lower(),

@@ -1,9 +1,11 @@
 """analyse.py on small made-up runs: generated audio (really encoded and decoded), scores.csv written by the
 scorer's writer and metrics.json by scoring.metrics_from_rows; the scores are chosen, the analysis is not."""
 
+import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +29,7 @@ def tone(seconds: float, level: float, seed: int, sr: int) -> np.ndarray:
 
 def write_audio(path, x: np.ndarray, sr: int) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), x, sr)
+    sf.write(os.fsencode(path), x, sr)
     return str(path)
 
 
@@ -209,6 +211,9 @@ def test_describe_reads_format_level_and_silence(tmp_path):
     assert a["trail_silence_s"] == pytest.approx(0.5, abs=0.011)
     assert a["loudness_dbfs"] == pytest.approx(20 * np.log10(0.5 / np.sqrt(2) * np.sqrt(1 / 1.8)), abs=0.05)
     assert audio.describe(tmp_path / "missing.wav")["error"] == "file not found"
+    odd = os.fsdecode(os.fsencode(tmp_path) + b"/bad\xff\xfe.flac")  # a name that is not UTF-8
+    write_audio(Path(odd), x, sr)
+    assert audio.describe(odd)["codec"] == "pcm_16"  # read by libsndfile, not the ffprobe fallback
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
