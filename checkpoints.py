@@ -36,10 +36,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm import tqdm
 
 import formats
+import utils
 from formats import build_and_load, describe, short_list
 from model import ARCHS, _canonical_arch, _make_config
 
@@ -201,7 +202,6 @@ def download(
 _download = download  # resolve_checkpoint's `download` argument shadows the function's name
 
 
-
 # --------------------------------------------------------------------------------------------------
 # Saving and loading
 # --------------------------------------------------------------------------------------------------
@@ -233,33 +233,65 @@ def weights_sha256(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, **extra: Any) -> None:
-    """Write a self-describing project checkpoint atomically (temporary file, then os.replace).
-
-    Stores {"format", "arch", "config", "model": state_dict, **extra}. Everything in `extra` must load with
-    torch.load(weights_only=True): tensors, numbers, strings and containers of them (an argparse.Namespace
-    is stored as a dict).
-    """
+def project_state(model: nn.Module, calibration: dict | None = None) -> dict[str, Any]:
+    """What a deployable project checkpoint holds: {"format", "arch", "config", "model", "calibration"}."""
     model = _unwrap(model)
-    extra = {k: vars(v) if isinstance(v, argparse.Namespace) else v for k, v in extra.items()}
-    reserved = {"format", "arch", "config", "model"} & set(extra)
-    if reserved:
-        raise ValueError(f"save_checkpoint: {sorted(reserved)} are reserved names")
-    state = {
+    return {
         "format": PROJECT_FORMAT,
         "arch": model.arch,
         "config": asdict(model.config),
         "model": model.state_dict(),
-        **extra,
+        "calibration": calibration,
     }
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file beside `path`, then os.replace: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(state, tmp)
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def save_checkpoint(
+    path: str | Path, model: nn.Module, calibration: dict | None = None, *, format: str | None = None
+) -> Path:
+    """Write a lean, self-describing project checkpoint atomically: weights, config and calibration only.
+
+    format "pt" (torch.save; the default unless `path` ends in .safetensors) or "safetensors": the weights in
+    `path` (.safetensors, metadata {"format", "arch", "config", "calibration"} as JSON strings) plus the same
+    description, readable, in `<path without suffix>.json`. Both load with `load_model`; safetensors is the
+    one to share (no pickle at all). Returns the path written.
+    """
+    path = Path(path)
+    fmt = format or ("safetensors" if path.suffix == ".safetensors" else "pt")
+    state = project_state(model, calibration)
+    if fmt == "pt":
+        atomic_torch_save(state, path)
+        return path
+    if fmt != "safetensors":
+        raise ValueError(f"save_checkpoint: format must be 'pt' or 'safetensors', got {format!r}")
+    from safetensors.torch import save_file
+
+    description = {k: state[k] for k in ("format", "arch", "config", "calibration")}
+    metadata = {k: utils.json_text(v, indent=None) for k, v in description.items()}
+    weights = {k: v.detach().cpu().contiguous() for k, v in state["model"].items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(weights, tmp, metadata=metadata)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; results are shared as `open` would make them
+        utils.write_json(path.with_suffix(".json"), description)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 # --------------------------------------------------------------------------------------------------
@@ -319,11 +351,73 @@ def _unreadable(path: Path, err: BaseException) -> ValueError:
     )
 
 
+def read_safetensors(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """(tensors, metadata) of a .safetensors file, e.g. a Hugging Face `model.safetensors`.
+
+    The format holds no code and its reader checks that every tensor lies inside the file, so nothing is
+    allocated beyond what the file holds; a damaged file ends in a ValueError that says so.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            header_len = int.from_bytes(f.read(8), "little")
+        if header_len > path.stat().st_size - 8:
+            raise ValueError(f"its header claims {header_len:,} bytes, more than the file holds")
+        with safe_open(path, framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a Mapping
+    except (SafetensorError, ValueError, OSError) as err:
+        raise ValueError(
+            f"{path} cannot be read as a safetensors file ({type(err).__name__}: {err}); it is truncated or "
+            "not a safetensors file"
+        ) from None
+    return tensors, metadata
+
+
+def _safetensors_description(path: Path, metadata: dict[str, str]) -> dict[str, Any] | None:
+    """The project description of a .safetensors file: from its metadata, else from the JSON beside it
+    (`<stem>.json`, or `config.json` in the same folder) when that JSON names the project format."""
+    if "format" in metadata:
+        try:
+            return {
+                k: json.loads(metadata[k])
+                for k in ("format", "arch", "config", "calibration")
+                if k in metadata
+            }
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: its metadata is not valid JSON ({err})") from None
+    for beside in (path.with_suffix(".json"), path.with_name("config.json")):
+        if beside.is_file():
+            try:
+                description = json.loads(beside.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(f"{beside} (the config of {path.name}) is not valid JSON ({err})") from None
+            if isinstance(description, dict) and "format" in description:
+                return description
+    return None
+
+
+def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> Mapping:
+    """The contents of a checkpoint file, read without running any code: torch files with
+    `torch.load(weights_only=True)`, .safetensors files (a project export, or a bare state dict)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        tensors, metadata = read_safetensors(path)
+        description = _safetensors_description(path, metadata)
+        if description is None:
+            return tensors
+        return {**description, "model": tensors}
+    contents = _torch_load(path, map_location)
+    if not isinstance(contents, Mapping):
+        raise ValueError(f"{path} holds {describe(contents)}; {_EXPECTED}")
+    return contents
+
 
 def _check_arch(requested: str | None, found: str, source: str) -> None:
     if requested is not None and _canonical_arch(requested)[0] != found:
         raise ValueError(f"{source} holds a model of arch {found!r}, but arch={requested!r} was asked for")
-
 
 
 def _load_project(state: dict, arch, overrides, source: str) -> nn.Module:
@@ -363,8 +457,9 @@ def load_model(
 ) -> tuple[nn.Module, dict]:
     """Load any supported checkpoint (a path or a registry name such as 'la', 'df', 'aasist', 'aasist-l').
 
-    Returns (model in eval mode, info) with info = {"arch", "format", "source", "calibration", "extra"};
-    format is "reference" | "fairseq_pretrain" | "transformers" | "clovaai" | "project".
+    Returns (model in eval mode, info) with info = {"arch", "format", "source", "calibration"}; format is
+    "reference" | "fairseq_pretrain" | "transformers" | "clovaai" | "project" (a .pt or .safetensors file
+    written by `save_checkpoint`, or a fine-tuning run's last.pt, whose training state is not read here).
     A transformers Hub id (e.g. 'facebook/wav2vec2-xls-r-300m', read from the Hub cache) or folder starts a
     new detector around a pretrained front end, as does a fairseq pretraining checkpoint (the back end is
     then random, with a warning).
@@ -396,27 +491,33 @@ def load_model(
         model = formats.load_transformers(str(path), overrides, source)
         return _to_device(model, map_location), _info(model, "transformers", source)
 
-    state = _torch_load(path, map_location)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path} holds {describe(state)}; {_EXPECTED}")
+    model, info = model_from_checkpoint(read_checkpoint(path, map_location), source, arch=arch, config=config)
+    return _to_device(model, map_location), info
 
-    if str(state.get("format", "")).startswith("ssl-aasist-project/"):
-        if state["format"] != PROJECT_FORMAT:
+
+def model_from_checkpoint(
+    contents: Mapping, source: str, *, arch: str | None = None, config: Any = None
+) -> tuple[nn.Module, dict]:
+    """The model (train mode, CPU or where the tensors are) and info of contents `read_checkpoint` returned.
+
+    `load_model` = resolve the name + read_checkpoint + this; training's --resume calls it directly on the
+    last.pt it has read for its training state.
+    """
+    overrides = _config_overrides(config)
+    if str(contents.get("format", "")).startswith("ssl-aasist-project/"):
+        if contents["format"] != PROJECT_FORMAT:
             raise ValueError(
-                f"{path} is a project checkpoint of format {state['format']!r}; this code reads "
+                f"{source} is a project checkpoint of format {contents['format']!r}; this code reads "
                 f"{PROJECT_FORMAT!r}"
             )
-        model = _load_project(state, arch, overrides, source)
-        reserved = {"format", "arch", "config", "model", "calibration"}
-        extra = {k: v for k, v in state.items() if k not in reserved}
-        info = _info(model, "project", source, state.get("calibration"), extra)
-    elif (fmt := formats.detect(state)) is not None:
-        _check_arch(arch, fmt.arch, source)
-        model = fmt.load(state, overrides, source)
-        info = _info(model, fmt.name, source)
-    else:
-        raise ValueError(f"{path} holds {describe(state)}; {_EXPECTED}")
-    return _to_device(model, map_location), info
+        model = _load_project(contents, arch, overrides, source)
+        return model, _info(model, "project", source, contents.get("calibration"))
+    fmt = formats.detect(contents)
+    if fmt is None:
+        raise ValueError(f"{source} holds {describe(contents)}; {_EXPECTED}")
+    _check_arch(arch, fmt.arch, source)
+    model = fmt.load(contents, overrides, source)
+    return model, _info(model, fmt.name, source)
 
 
 def load_model_or_exit(checkpoint: str | Path, **kwargs: Any) -> tuple[nn.Module, dict]:
@@ -428,13 +529,5 @@ def load_model_or_exit(checkpoint: str | Path, **kwargs: Any) -> tuple[nn.Module
         raise SystemExit(f"error: cannot load checkpoint {checkpoint}: {err}") from err
 
 
-def _info(
-    model: nn.Module, fmt: str, source: str, calibration: dict | None = None, extra: dict | None = None
-):
-    return {
-        "arch": model.arch,
-        "format": fmt,
-        "source": source,
-        "calibration": calibration,
-        "extra": extra or {},
-    }
+def _info(model: nn.Module, fmt: str, source: str, calibration: dict | None = None) -> dict:
+    return {"arch": model.arch, "format": fmt, "source": source, "calibration": calibration}

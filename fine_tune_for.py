@@ -10,8 +10,9 @@ other layouts via --format and the --*-split names (ASVspoof 2019: --train-split
 the pretrained LA checkpoint); `--recipe reference` switches the unset flags to SSL_Anti-spoofing's recipe
 (Adam lr 1e-6, weight decay 1e-4, weighted cross-entropy 0.1 fake / 0.9 real, RawBoost 1+2, batch 14).
 
-RUN receives: last.pt and best.pt (project checkpoints; best = lowest validation EER; each stores its
-validation EER threshold as calibration; every --checkpoint flag of this project accepts them), history.json
+RUN receives: best.pt (the epoch of lowest validation EER: weights, config and its validation EER threshold
+as calibration; this is the file to keep or share), last.pt (the latest epoch with the whole training state
+for --resume); every --checkpoint flag of this project accepts both. Also history.json
 (per-step train loss, per-epoch train/val loss, val AUC/EER), loss_curves.png, test/ (scores.csv,
 metrics.json and plots of best.pt, as evaluate_custom.py writes), skipped_files.tsv (only when some files
 could not be read) and the wandb run (offline unless logged in; `wandb sync RUN/wandb/offline-run-*`

@@ -145,9 +145,7 @@ def frontend_sizes_from_fairseq(sd: Mapping[str, Tensor], source: str) -> dict[s
     }
 
 
-def fill_unreadable_sizes(
-    sizes: dict[str, Any], overrides: Mapping[str, Any], source: str
-) -> dict[str, Any]:
+def fill_unreadable_sizes(sizes: dict[str, Any], overrides: Mapping[str, Any], source: str) -> dict[str, Any]:
     """Add the attention heads and conv strides, which tensors do not show, from overrides or known models."""
     sizes = dict(sizes)
     default = SSLAASISTConfig()
@@ -266,7 +264,6 @@ def config_from_transformers(hf) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-
 def strict_load(model: nn.Module, state: Mapping[str, Tensor], source: str, assign: bool = False) -> None:
     """load_state_dict(strict=True), with an error that lists the missing and unexpected keys."""
     expected = model.state_dict()
@@ -304,7 +301,6 @@ def build_and_load(arch: str, cfg, state: Mapping[str, Tensor], source: str) -> 
     strict_load(model, state, source, assign=True)
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()]), "tensor left on meta"
     return model
-
 
 
 def strip_prefix(state: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:

@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -43,7 +42,15 @@ import metrics
 import plots
 import utils
 from audio import NB_SAMP, SAMPLE_RATE, AudioError, load_audio, pad_or_crop
-from checkpoints import load_model, load_model_or_exit, save_checkpoint
+from checkpoints import (
+    atomic_torch_save,
+    load_model,
+    load_model_or_exit,
+    model_from_checkpoint,
+    project_state,
+    read_checkpoint,
+    save_checkpoint,
+)
 from model import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
 from rawboost import RawBoostConfig, apply_rawboost
 
@@ -278,19 +285,6 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
-    """Make `dst` an atomic snapshot of `src` (a hard link when the filesystem allows, else a copy)."""
-    import shutil
-
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
 # ----------------------------------------------------------------------------------------------------
 # History and curves
 # ----------------------------------------------------------------------------------------------------
@@ -504,13 +498,23 @@ RESUME_FREE_FLAGS = {"resume", "epochs", "workers", "device", "wandb", "wandb_pr
                      "eval_batch_size", "test_split", "out_dir", "data", "checkpoint"}  # fmt: skip
 
 
-def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn.Module, dict]:
-    """load_model(source) with --model-config overrides, then --freeze-frontend / --gradient-checkpointing."""
+def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn.Module, dict, dict]:
+    """(model, info, training state): from --checkpoint for a new run (empty state), or from the run's own
+    last.pt for --resume (its weights and its "training" state, read once). --model-config overrides apply,
+    then --freeze-frontend / --gradient-checkpointing."""
     overrides = None
     if args.model_config:
         text = args.model_config
         overrides = json.loads(Path(text).read_text() if Path(text).is_file() else text)
-    model, info = load_model_or_exit(source, config=overrides)
+    if args.resume:
+        try:
+            contents = read_checkpoint(source)
+            model, info = model_from_checkpoint(contents, str(source), config=overrides)
+            state = contents["training"]
+        except (OSError, ValueError, RuntimeError, KeyError) as err:
+            raise SystemExit(f"error: --resume: cannot read the training state in {source}: {err}") from err
+    else:
+        (model, info), state = load_model_or_exit(source, config=overrides), {}
     for flag, method in (("freeze_frontend", "set_frontend_frozen"),
                          ("gradient_checkpointing", "set_gradient_checkpointing")):  # fmt: skip
         if getattr(args, flag):
@@ -519,7 +523,7 @@ def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn
                 raise SystemExit(f"error: --{name} applies to SSL-AASIST; {info['arch']} has no wav2vec 2.0 "
                                  "front end")  # fmt: skip
             getattr(model, method)(True)
-    return model, info
+    return model, info, state
 
 
 def build_loaders(args: argparse.Namespace, train_items: list, val_items: list) -> tuple:
@@ -574,8 +578,7 @@ def fit(args: argparse.Namespace) -> dict:
     utils.set_seed(args.seed)
 
     # A new run starts from --checkpoint; a resumed one from its own last.pt (weights and training state).
-    model, info = load_initial_model(args, last_path if args.resume else args.checkpoint)
-    state = info["extra"] if args.resume else {}
+    model, info, state = load_initial_model(args, last_path if args.resume else args.checkpoint)
     if args.resume and distributed.is_main():
         warn_changed_flags(state.get("args", {}), vars(args))
     model.to(device)
@@ -629,18 +632,17 @@ def fit(args: argparse.Namespace) -> dict:
                 best_eer = val["val_eer"]
                 history.best = {"epoch": epoch + 1, "val_eer": val["val_eer"], "val_auc": val["val_auc"],
                                 "val_threshold": val["val_threshold"]}  # fmt: skip
-            save_checkpoint(
-                last_path, model,
-                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                scaler=scaler.state_dict() if scaler else None, epoch=epoch + 1, step=trainer.step,
-                rng=rng_state(), args=vars(args),
-                calibration={"threshold": val["val_threshold"], "source": CALIBRATION_SOURCE,
-                             "eer": val["val_eer"], "epoch": epoch + 1},
-                metrics=val, history=history.as_dict(),
-                wandb_id=trainer.wandb_run.id if trainer.wandb_run is not None else None,
-            )  # fmt: skip
-            if improved:
-                link_or_copy(last_path, best_path)
+            calibration = {"threshold": val["val_threshold"], "source": CALIBRATION_SOURCE,
+                           "eer": val["val_eer"], "epoch": epoch + 1}  # fmt: skip
+            if improved:  # lean: weights, config and calibration
+                save_checkpoint(best_path, model, calibration)
+            training_state = {
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler else None, "epoch": epoch + 1, "step": trainer.step,
+                "rng": rng_state(), "args": vars(args), "history": history.as_dict(),
+                "wandb_id": trainer.wandb_run.id if trainer.wandb_run is not None else None,
+            }  # fmt: skip
+            atomic_torch_save({**project_state(model, calibration), "training": training_state}, last_path)
             history.save(run_dir)
             log_epoch(trainer.wandb_run, row, trainer.step)
             print(epoch_line(row, args.epochs, improved))
@@ -666,7 +668,8 @@ def score_test(args, best_path: Path, items: list[data.Item], run_dir: Path, dev
     import scoring
 
     model, info = load_model(best_path, map_location=device)
-    epoch, calibration = info["extra"].get("epoch"), info["calibration"] or {}
+    calibration = info["calibration"] or {}
+    epoch = calibration.get("epoch")
     if distributed.is_main():
         print(f"Scoring the test split ({len(items)} files) once, with best.pt (epoch {epoch})")
     m = scoring.evaluate(

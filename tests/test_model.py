@@ -5,7 +5,8 @@ Tolerance: atol = rtol = 1e-4, as golden/README.md recommends (correct implement
 every wrong key mapping tried moves the features by >= 1.8e-2 and the logits by >= 8e-4).
 """
 
-import argparse
+import json
+import os
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from torch.testing import assert_close
 
 import checkpoints as C
+import export
 import model as M
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}
@@ -60,7 +62,6 @@ def test_reference_state_dict_reproduces_golden_features_and_logits(tiny, tiny_i
         "format": "reference",
         "source": info["source"],
         "calibration": None,
-        "extra": {},
     }
     assert not model.training
     cfg = model.config
@@ -244,18 +245,16 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 
 def test_project_checkpoint_round_trip(tiny, tiny_io, tmp_path):
     model, _ = tiny
-    opt = torch.optim.Adam(model.parameters(), lr=1e-6)
     path = tmp_path / "run" / "best.pt"
     calibration = {"threshold": 0.25, "source": "validation EER"}
-    args = argparse.Namespace(lr=1e-6, epochs=5)
-    C.save_checkpoint(path, model, calibration=calibration, epoch=3, optimizer=opt.state_dict(), args=args)
+    C.save_checkpoint(path, model, calibration=calibration)
     assert [p.name for p in path.parent.iterdir()] == ["best.pt"]  # no temporary file left behind
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == C.PROJECT_FORMAT and raw["arch"] == "ssl_aasist" and raw["args"] == vars(args)
+    assert raw["format"] == C.PROJECT_FORMAT and raw["arch"] == "ssl_aasist"
+    assert set(raw) == {"format", "arch", "config", "model", "calibration"}  # lean: nothing else
 
     loaded, info = C.load_model(path)
     assert info["format"] == "project" and info["calibration"] == calibration
-    assert info["extra"]["epoch"] == 3 and "optimizer" in info["extra"]
     assert loaded.config == model.config
     with torch.no_grad():
         assert torch.equal(loaded(tiny_io[0]), model(tiny_io[0]))
@@ -357,9 +356,47 @@ def test_pickled_code_is_never_executed(tmp_path):
 
 def test_numpy_data_in_a_checkpoint_is_allowed(tiny, tmp_path):
     # numpy arrays/scalars (e.g. a numpy RNG state in a training checkpoint) rebuild data only.
-    C.save_checkpoint(tmp_path / "np.pt", tiny[0], rng={"numpy": np.random.get_state()}, best=np.float64(0.5))
-    _, info = C.load_model(tmp_path / "np.pt")
-    assert info["extra"]["best"] == 0.5 and info["extra"]["rng"]["numpy"][0] == "MT19937"
+    state = {**C.project_state(tiny[0]), "training": {"rng": np.random.get_state(), "best": np.float64(0.5)}}
+    torch.save(state, tmp_path / "np.pt")
+    contents = C.read_checkpoint(tmp_path / "np.pt")
+    assert contents["training"]["best"] == 0.5 and contents["training"]["rng"][0] == "MT19937"
+    C.load_model(tmp_path / "np.pt")
+
+
+def test_safetensors_export_loads_everywhere_a_checkpoint_is_read(golden, aasist_io, tmp_path):
+    model, _ = C.load_model(golden / "aasist" / "AASIST-L.pth")
+    calibration = {"threshold": 1.5, "source": "validation EER"}
+    path = C.save_checkpoint(tmp_path / "export" / "aasist-l.safetensors", model, calibration)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["aasist-l.json", "aasist-l.safetensors"]
+    description = json.loads((path.parent / "aasist-l.json").read_text())
+    assert description["format"] == C.PROJECT_FORMAT and description["arch"] == "aasist"
+    loaded, info = C.load_model(path)
+    assert info["format"] == "project" and info["calibration"] == calibration
+    assert C.weights_sha256(loaded) == C.weights_sha256(model)
+    with torch.no_grad():
+        assert_close(loaded(aasist_io[0][:1]), aasist_io[1]["AASIST-L"]["logits"][:1], **TOL)
+
+    # Without metadata, the JSON beside the file describes it; a bare state dict is detected as usual.
+    tensors, _ = C.read_safetensors(path)
+    from safetensors.torch import save_file
+
+    save_file(tensors, tmp_path / "export" / "bare.safetensors")
+    assert C.load_model(tmp_path / "export" / "bare.safetensors")[1]["format"] == "clovaai"  # by its keys
+    (tmp_path / "export" / "bare.json").write_text(json.dumps(description))
+    assert C.load_model(tmp_path / "export" / "bare.safetensors")[1]["format"] == "project"
+
+    # The command line: any checkpoint -> safetensors + JSON, with the mode `open` would give (not 0600).
+    out = export.main(
+        export.parse_args([str(golden / "aasist" / "AASIST-L.pth"), str(tmp_path / "l.safetensors")])
+    )
+    assert C.weights_sha256(C.load_model(out)[0]) == C.weights_sha256(model)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+    (tmp_path / "cut.safetensors").write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="cannot be read as a safetensors file"):
+        C.load_model(tmp_path / "cut.safetensors")
 
 
 def test_weights_sha256_names_the_weights_not_the_file(tmp_path):
