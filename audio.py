@@ -26,6 +26,7 @@ or overlapping windows (`windows`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -146,6 +147,102 @@ def windows(x: np.ndarray, n: int = NB_SAMP, hop: int = DEFAULT_HOP) -> tuple[np
         starts.append(len(x) - n)
     stacked = np.stack([x[s : s + n] for s in starts])
     return stacked, np.asarray(starts, dtype=np.float64) / SAMPLE_RATE
+
+
+SILENCE_TOP_DB = 40.0  # a 10 ms frame this far below the file's loudest frame counts as silence
+_FRAME = SAMPLE_RATE // 100  # 10 ms at 16 kHz
+
+
+def describe(path: str | os.PathLike) -> dict:
+    """What a file is, read from the file itself (for the analysis report's breakdowns and confound check).
+
+    Keys: container ("flac", "wav", "mp3", "ogg", ...), codec ("pcm_16", "mpeg_layer_iii", "vorbis", "aac",
+    ...), sample_rate and channels (native, from the header), duration_s, loudness_dbfs (RMS level of the
+    16 kHz mono signal `load_audio` gives the model; a full-scale square wave is 0 dBFS, digital silence
+    -120), lead_silence_s / trail_silence_s (10 ms frames more than `SILENCE_TOP_DB` below the loudest frame,
+    at the start / end), and error (None, or why the file could not be read: then only what the header
+    told is filled, the rest is None). Never raises for a bad file.
+    """
+    path = Path(path)
+    out = dict.fromkeys(
+        (
+            "container",
+            "codec",
+            "sample_rate",
+            "channels",
+            "duration_s",
+            "loudness_dbfs",
+            "lead_silence_s",
+            "trail_silence_s",
+            "error",
+        ),
+    )
+    try:
+        info = sf.info(os.fsencode(path))  # by its bytes: any name the filesystem allows
+        out.update(
+            container=info.format.lower(),
+            codec=info.subtype.lower(),
+            sample_rate=info.samplerate,
+            channels=info.channels,
+            duration_s=info.frames / max(info.samplerate, 1),
+        )
+    except Exception:  # noqa: BLE001 - libsndfile does not know it (m4a, ...) or cannot read it: ask ffprobe
+        out.update(_ffprobe(path))
+    try:
+        x, meta = load_audio(path, return_info=True)
+    except AudioError as err:
+        out["error"] = str(err)
+        return out
+    except Exception as err:  # noqa: BLE001 - one odd file must not end an analysis of thousands
+        out["error"] = f"unexpected error while decoding: {type(err).__name__}: {err}"
+        return out
+    out["duration_s"] = meta.duration_s
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+    out["loudness_dbfs"] = max(-120.0, 20 * math.log10(rms)) if rms > 0 else -120.0
+    n = len(x) // _FRAME
+    frames = x[: n * _FRAME].reshape(n, _FRAME).astype(np.float64)  # (frames, 160)
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)  # dB per 10 ms frame
+    loud = np.flatnonzero(level > level.max() - SILENCE_TOP_DB) if rms > 0 else np.zeros(0, dtype=int)
+    if len(loud) == 0:  # digital silence: all of it is silence
+        out["lead_silence_s"] = out["trail_silence_s"] = len(x) / SAMPLE_RATE
+    else:
+        out["lead_silence_s"] = float(loud[0] * _FRAME / SAMPLE_RATE)
+        out["trail_silence_s"] = float((len(x) - (loud[-1] + 1) * _FRAME) / SAMPLE_RATE)
+    return out
+
+
+def _ffprobe(path: Path) -> dict:
+    """Container, codec, rate, channels and duration from ffprobe; the extension alone if it is missing."""
+    import json
+    import subprocess
+
+    out = {"container": path.suffix.lower().lstrip(".") or None}
+    cmd = [
+        "ffprobe",
+        "-v",
+        "error",
+        "-select_streams",
+        "a:0",
+        "-print_format",
+        "json",
+        "-show_entries",
+        "format=format_name,duration:stream=codec_name,sample_rate,channels",
+        str(path),
+    ]
+    try:
+        probe = json.loads(subprocess.run(cmd, capture_output=True, timeout=60, check=True).stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return out
+    names = probe.get("format", {}).get("format_name", "").split(",")
+    if out["container"] not in names:  # "mov,mp4,m4a,3gp,3g2,mj2": keep the extension when it is one of them
+        out["container"] = names[0] or out["container"]
+    stream = (probe.get("streams") or [{}])[0]
+    out.update(codec=stream.get("codec_name"), channels=stream.get("channels"))
+    with contextlib.suppress(TypeError, ValueError):
+        out["sample_rate"] = int(stream["sample_rate"])
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        out["duration_s"] = float(probe["format"]["duration"])
+    return out
 
 
 class _UnknownFormatError(Exception):

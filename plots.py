@@ -1,5 +1,6 @@
 """The PNGs: ROC, DET and score histogram of a scores.csv (positive class = real, higher score = more real),
-and the fine-tuning loss curves."""
+the fine-tuning loss curves, and the analysis report's figures (scores per group, score vs duration, before vs
+after)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
+from audio import NB_SAMP  # noqa: E402
 from metrics import det_curve  # noqa: E402
 
 PLOT_FILES = ("roc.png", "det.png", "score_hist.png")
@@ -121,6 +124,72 @@ def plot_loss_curves(steps: list[dict], epochs: list[dict], path: Path) -> None:
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_score_panels(panels: list[tuple[str, np.ndarray, np.ndarray]], threshold: float, path: Path) -> None:
+    """Score histograms per class, one panel per (title, real scores, fake scores), with the operating
+    threshold dashed: the analysis report's "all files" panel, then one per group."""
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False, layout="constrained")
+    every = np.concatenate([np.r_[real, fake] for _, real, fake in panels])
+    bins = np.histogram_bin_edges(every, bins=min(40, max(10, len(every) // 10)))
+    for ax, (title, real, fake) in zip(axes.flat, panels, strict=False):
+        ax.hist(real, bins=bins, alpha=0.6, color="tab:green", label=f"real ({len(real)})")
+        ax.hist(fake, bins=bins, alpha=0.6, color="tab:red", label=f"fake ({len(fake)})")
+        ax.axvline(threshold, color="black", ls="--", lw=1)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    fig.supxlabel(f"score (higher = more real); dashed: threshold {threshold:.3f}", fontsize=9)
+    _save(fig, path)
+
+
+def plot_score_vs_duration(
+    durations: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float, path: Path
+) -> None:
+    """Each file's score against its duration (labels 1 = real), log time axis, with the threshold and the
+    4.04 s the reference model sees."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    for cls, name, color in ((1, "real", "tab:green"), (0, "fake", "tab:red")):
+        m = labels == cls
+        ax.scatter(durations[m], scores[m], s=12, alpha=0.6, color=color, label=f"{name} ({m.sum()})")
+    ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.3f}")
+    ax.axvline(NB_SAMP / 16000, color="0.6", ls=":", lw=1, label="4.04 s model input")
+    ax.set(
+        xscale="log", xlabel="duration (s)", ylabel="score (higher = more real)", title="Score vs duration"
+    )
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))  # 2, 3, 4 s rather than 2 x 10^0
+    ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_before_after(
+    before: np.ndarray, after: np.ndarray, labels: np.ndarray, thresholds: tuple[float, float], path: Path
+) -> None:
+    """Per-file score in two runs (labels 1 = real, as in the later run), with each run's threshold: files in
+    the off-diagonal quadrants changed verdict."""
+    fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
+    for cls, name, color in ((1, "real", "tab:green"), (0, "fake", "tab:red")):
+        m = labels == cls
+        ax.scatter(before[m], after[m], s=12, alpha=0.6, color=color, label=f"{name} ({m.sum()})")
+    ax.axvline(
+        thresholds[0],
+        color="0.4",
+        ls="--",
+        lw=1,
+        label=f"thresholds {thresholds[0]:.3f} / {thresholds[1]:.3f}",
+    )
+    ax.axhline(thresholds[1], color="0.4", ls="--", lw=1)
+    ax.set(
+        xlabel="score before (higher = more real)",
+        ylabel="score after",
+        title="Per-file score, before vs after",
+    )
+    ax.legend(fontsize=7)
     _save(fig, path)
 
 

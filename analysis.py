@@ -1,0 +1,608 @@
+"""The numbers behind analyse.py's report: audio attributes of the scored files, per-group and per-attribute
+breakdowns, the confound check, and the comparison of two runs with its diagnosis.
+
+Conventions: labels 1 = real, 0 = fake (positive class = real); higher score = more real; a file's verdict is
+"real" when score > the run's operating threshold (the checkpoint's calibrated threshold when the run has one,
+else the run's EER threshold).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from metrics import compute_auc, metrics_by_group
+from scoring import read_scores
+from utils import atomic_write_text
+
+CONFOUND_AUC = 0.8  # an attribute that alone separates the classes this well gets a loud warning
+MIRROR_TOLERANCE = 0.05  # |AUC_after - (1 - AUC_before)| below this is a mirror image
+COLLAPSE_DROP = 0.15  # a group whose AUC falls this much while the rest holds (within REST_STABLE)...
+REST_STABLE = 0.05  # ...points to domain shift
+WORST_FILES = 5
+
+# (key, title, kind, bin edges for numbers): what the report breaks the results down by.
+ATTRIBUTES = (
+    ("format", "format", "category", None),
+    ("container", "container", "category", None),
+    ("codec", "codec", "category", None),
+    ("sample_rate", "sample rate", "category", None),
+    ("channels", "channels", "category", None),
+    ("duration_s", "duration", "number", (2.0, 4.04, 8.0, 16.0)),  # 4.04 s: what the reference model sees
+    ("loudness_dbfs", "loudness", "number", (-40.0, -30.0, -20.0, -10.0)),
+    ("lead_silence_s", "leading silence", "number", (0.05, 0.2, 0.5, 1.0)),
+    ("trail_silence_s", "trailing silence", "number", (0.05, 0.2, 0.5, 1.0)),
+)
+FORMAT_KEYS = ("format", "container", "codec", "sample_rate", "channels")
+UNITS = {"duration_s": " s", "loudness_dbfs": " dBFS", "lead_silence_s": " s", "trail_silence_s": " s"}
+WHAT_IT_SCORES = {
+    "duration_s": "the length",
+    "loudness_dbfs": "the recording level",
+    "lead_silence_s": "the silence",
+    "trail_silence_s": "the silence",
+}
+RAW_KEYS = (
+    "container",
+    "codec",
+    "sample_rate",
+    "channels",
+    "duration_s",
+    "loudness_dbfs",
+    "lead_silence_s",
+    "trail_silence_s",
+    "error",
+)
+
+
+# ---------------------------------------------------------------------------------------------------- runs
+class Run:
+    """A run folder: its scored rows (status ok), metrics.json, and the operating threshold."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        for name in ("scores.csv", "metrics.json"):
+            if not (self.folder / name).is_file():
+                raise FileNotFoundError(
+                    f"{self.folder / name} not found: run evaluate_custom.py --out-dir {folder} first"
+                )
+        self.all_rows = read_scores(self.folder / "scores.csv")
+        self.rows = [r for r in self.all_rows if r["status"] == "ok" and r["label"] in ("real", "fake")]
+        self.metrics = json.loads((self.folder / "metrics.json").read_text())
+        if self.metrics.get("threshold") is not None:
+            self.threshold = float(self.metrics["threshold"])
+            self.threshold_source = "the calibrated threshold stored with the checkpoint"
+        else:
+            self.threshold = self.metrics.get("eer_threshold")
+            self.threshold_source = "this run's EER threshold (chosen on these same files, so optimistic)"
+        self.labels = np.array([r["label"] == "real" for r in self.rows], dtype=np.int64)  # 1 = real
+        self.scores = np.array([r["score"] for r in self.rows], dtype=np.float64)
+
+    def verdict_real(self) -> np.ndarray:
+        return self.scores > self.threshold
+
+
+def resolve(path: str, data: Path | None) -> Path:
+    """The file a scores.csv path names now: as written, or under --data (the path's tail below DIR)."""
+    p = Path(path)
+    if p.exists() or data is None:
+        return p
+    parts = p.parts[1:] if p.is_absolute() else p.parts
+    for k in range(len(parts)):  # data/sample/real/x.flac -> DIR/data/sample/real/x.flac, DIR/sample/..., ...
+        candidate = data.joinpath(*parts[k:])
+        if candidate.exists():
+            return candidate
+    return p
+
+
+def file_attributes(paths: list[str], data: Path | None, cache: Path, workers: int) -> dict[str, dict]:
+    """`audio.describe` of every path (cached in `cache` by path, size and mtime), plus "format" from it."""
+    import audio
+
+    cached = {}
+    if cache.is_file():
+        with open(cache, newline="", encoding="utf-8", errors="surrogateescape") as f:  # as written
+            cached = {r["path"]: r for r in csv.DictReader(f)}
+    out, todo = {}, []
+    for path in dict.fromkeys(paths):
+        file = resolve(path, data)
+        stamp = f"{file.stat().st_size}:{file.stat().st_mtime_ns}" if file.is_file() else ""
+        row = cached.get(path)
+        if row and stamp and row.get("stamp") == stamp:
+            out[path] = _typed(row)
+        elif stamp:
+            todo.append((path, file, stamp))
+        else:
+            out[path] = {**dict.fromkeys(RAW_KEYS), "error": "audio not found (pass --data DIR)", "stamp": ""}
+    if todo:
+        from multiprocessing import Pool
+
+        from tqdm import tqdm
+
+        files = [str(f) for _, f, _ in todo]
+        with Pool(workers) if workers > 1 else _InProcess() as pool:
+            described = list(
+                tqdm(
+                    pool.imap(audio.describe, files, chunksize=8),
+                    total=len(files),
+                    desc="reading audio attributes",
+                    unit="file",
+                    disable=len(files) < 50,
+                )
+            )
+        for (path, _, stamp), attrs in zip(todo, described, strict=True):
+            out[path] = {**attrs, "stamp": stamp}
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=("path", "stamp", *RAW_KEYS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(
+            {"path": p, **{k: ("" if a.get(k) is None else a[k]) for k in ("stamp", *RAW_KEYS)}}
+            for p, a in out.items()
+        )
+        atomic_write_text(cache, buf.getvalue())
+    for attrs in out.values():
+        attrs["format"] = format_name(attrs)
+    return out
+
+
+class _InProcess:
+    """Pool stand-in for --workers 1 (no child processes)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def imap(self, fn, items, chunksize=1):
+        return map(fn, items)
+
+
+def _typed(row: dict) -> dict:
+    out = {k: (row.get(k) or None) for k in ("stamp", *RAW_KEYS)}
+    for k in ("sample_rate", "channels"):
+        out[k] = int(out[k]) if out[k] else None
+    for k in ("duration_s", "loudness_dbfs", "lead_silence_s", "trail_silence_s"):
+        out[k] = float(out[k]) if out[k] else None
+    return out
+
+
+def format_name(a: dict) -> str | None:
+    """'FLAC (pcm_16) at 16 kHz, mono': the container, codec, rate and channels in one phrase."""
+    if a.get("container") is None:
+        return None
+    text = a["container"].upper() + (f" ({a['codec']})" if a.get("codec") else "")
+    if a.get("sample_rate"):
+        text += f" at {a['sample_rate'] / 1000:g} kHz"
+    return text + (f", {channels_name(a['channels'])}" if a.get("channels") else "")
+
+
+def channels_name(n: int) -> str:
+    return {1: "mono", 2: "stereo"}.get(n, f"{n} channels")
+
+
+def attribute_value(key: str, kind: str, edges, attrs: dict):
+    """The table cell an attribute puts a file in: the category, or the bin its number falls in."""
+    v = attrs.get(key)
+    if v is None:
+        return None
+    if key == "sample_rate":
+        return f"{v / 1000:g} kHz"
+    if key == "channels":
+        return channels_name(v)
+    if kind == "category":
+        return str(v)
+    return bin_label(v, edges, UNITS.get(key, ""))
+
+
+def bin_label(v: float, edges, unit: str) -> str:
+    i = int(np.searchsorted(edges, v, side="right"))
+    if i == 0:
+        return f"< {edges[0]:g}{unit}"
+    if i == len(edges):
+        return f">= {edges[-1]:g}{unit}"
+    return f"{edges[i - 1]:g} to {edges[i]:g}{unit}"
+
+
+def bin_order(key: str, kind: str, edges, values: list) -> list:
+    """Table rows in a readable order: bins low to high, categories most common first."""
+    present = Counter(v for v in values if v is not None)
+    if kind == "number":
+        unit = UNITS.get(key, "")
+        labels = [bin_label(e - 1e-9, edges, unit) for e in edges] + [bin_label(edges[-1], edges, unit)]
+        return [b for b in labels if b in present]
+    return [v for v, _ in present.most_common()]
+
+
+# ----------------------------------------------------------------------------------------------- measures
+def auc_or_none(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """AUC (real positive), or None when a class is missing."""
+    return compute_auc(labels, scores) if 0 < labels.sum() < len(labels) else None
+
+
+def error_rates(labels: np.ndarray, verdict_real: np.ndarray) -> tuple[float | None, float | None]:
+    """(false accepts per 100 fake files, false rejects per 100 real files); None for a missing class."""
+    fake, real = labels == 0, labels == 1
+    fa = 100 * float(np.mean(verdict_real[fake])) if fake.any() else None
+    fr = 100 * float(np.mean(~verdict_real[real])) if real.any() else None
+    return fa, fr
+
+
+def stratified_auc(labels: np.ndarray, scores: np.ndarray, strata: list) -> tuple[float | None, float]:
+    """The detector's AUC counting only real/fake pairs in the same stratum, and the share of pairs that are.
+
+    The pooled Mann-Whitney statistic: each stratum's AUC weighted by its real x fake pairs. It is what is
+    left of the detector's separation once the attribute is held fixed; None when no stratum holds both
+    classes.
+    """
+    total = float(labels.sum() * (len(labels) - labels.sum()))
+    num = den = 0.0
+    for s in set(strata) - {None}:
+        m = np.array([x == s for x in strata])
+        pairs = float(labels[m].sum() * (m.sum() - labels[m].sum()))
+        if pairs:
+            num += pairs * compute_auc(labels[m], scores[m])
+            den += pairs
+    return (num / den if den else None), (den / total if total else 0.0)
+
+
+def confounds(run: Run, attrs: dict[str, dict]) -> list[dict]:
+    """For each attribute: its AUC alone as a score (both directions), and the detector's stratified AUC."""
+    out = []
+    for key, title, kind, edges in ATTRIBUTES:
+        raw = [attrs[r["path"]].get(key) for r in run.rows]
+        known = np.array([v is not None for v in raw])
+        if known.sum() < 2:
+            continue
+        y, s = run.labels[known], run.scores[known]
+        values = [v for v in raw if v is not None]
+        if len(set(values)) < 2 or not 0 < y.sum() < len(y):
+            alone, direction = 0.5, "one value for every file"
+        elif kind == "number":
+            auc = compute_auc(y, np.array(values, dtype=np.float64))
+            alone = max(auc, 1 - auc)
+            direction = f"AUC {auc:.3f} with higher = real, {1 - auc:.3f} with lower = real"
+        else:  # categories in their best order (by share of real files): the most any use of it can separate
+            share = {v: y[[x == v for x in values]].mean() for v in set(values)}
+            alone = compute_auc(y, np.array([share[v] for v in values]))
+            direction = "categories ordered by their share of real files"
+        cells = [attribute_value(key, kind, edges, attrs[r["path"]]) for r in run.rows]
+        strat, covered = stratified_auc(y, s, [c for c, k in zip(cells, known, strict=True) if k])
+        item = {
+            "key": key,
+            "title": title,
+            "alone_auc": alone,
+            "direction": direction,
+            "detector_auc": auc_or_none(y, s),
+            "stratified_auc": strat,
+            "pairs_within": covered,
+            "warning": alone >= CONFOUND_AUC,
+        }
+        out.append((item, kind, values, y))
+    # The format attributes overlap (FLAC vs MP3 is also a container split): one warning for them, the first.
+    family = [c["title"] for c, *_ in out if c["warning"] and c["key"] in FORMAT_KEYS]
+    for c, kind, values, y in out:
+        if c["warning"] and c["title"] not in family[1:]:
+            also = family[1:] if c["key"] in FORMAT_KEYS else []
+            c["message"] = confound_message(c, kind, values, y, also)
+    return [c for c, *_ in out]
+
+
+def confound_message(c: dict, kind: str, values: list, y: np.ndarray, also: list[str]) -> str:
+    """E.g. "real files are all FLAC at 16 kHz; fakes are all MP3 at 24 kHz: the detector may be scoring the
+    format", with the detector's AUC within the attribute's strata beside it."""
+    key, title = c["key"], c["title"]
+    if kind == "category":
+        sides = []
+        for label, cls in (("real files are", 1), ("fakes are", 0)):
+            vals = Counter(v for v, k in zip(values, y, strict=True) if k == cls)
+            top, n = vals.most_common(1)[0]
+            share = "all" if n == sum(vals.values()) else f"{100 * n / sum(vals.values()):.0f} %"
+            sides.append(f"{label} {share} {format_value(key, top)}")
+        what = "the format" if key in FORMAT_KEYS else f"the {title}"
+    else:
+        v = np.array(values, dtype=np.float64)
+        unit = UNITS.get(key, "")
+        sides = [
+            f"real files have a median {title} of {np.median(v[y == 1]):.2f}{unit}",
+            f"fakes {np.median(v[y == 0]):.2f}{unit}",
+        ]
+        what = WHAT_IT_SCORES.get(key, f"the {title}")
+    also = f"; so does the {', '.join(also)}" if also else ""
+    if c["stratified_auc"] is None:
+        within = f"No {title} value holds both classes, so the detector cannot be checked with it held fixed."
+    else:
+        within = (
+            f"With the {title} held fixed the detector's AUC is {c['stratified_auc']:.3f} (overall "
+            f"{c['detector_auc']:.3f}; {100 * c['pairs_within']:.0f} % of real/fake pairs share a value)."
+        )
+    return (
+        f"{'; '.join(sides)}: the detector may be scoring {what} (the {title} alone separates the classes "
+        f"with AUC {c['alone_auc']:.3f}{also}). {within}"
+    )
+
+
+def format_value(key: str, v) -> str:
+    if key == "sample_rate":
+        return f"{v / 1000:g} kHz"
+    if key == "channels":
+        return channels_name(v)
+    return str(v).upper() if key == "container" else str(v)
+
+
+def breakdown(run: Run, attrs: dict[str, dict]) -> list[dict]:
+    """Per attribute: each value (or bin) with its files per class, the AUC within it and the errors at the
+    operating threshold. An attribute with one value for every file is a single line."""
+    verdict = run.verdict_real()
+    out = []
+    for key, title, kind, edges in ATTRIBUTES:
+        cells = [attribute_value(key, kind, edges, attrs[r["path"]]) for r in run.rows]
+        table = []
+        for value in bin_order(
+            key, kind, edges, [attrs[r["path"]].get(key) and c for r, c in zip(run.rows, cells, strict=True)]
+        ):
+            m = np.array([c == value for c in cells])
+            y, s = run.labels[m], run.scores[m]
+            fa, fr = error_rates(y, verdict[m])
+            table.append(
+                {
+                    "value": value,
+                    "n_real": int(y.sum()),
+                    "n_fake": int(len(y) - y.sum()),
+                    "auc": auc_or_none(y, s),
+                    "fa": fa,
+                    "fr": fr,
+                }
+            )
+        if table:
+            out.append({"key": key, "title": title, "rows": table, "unknown": sum(c is None for c in cells)})
+    return out
+
+
+def groups(run: Run) -> list[dict]:
+    """metrics.json's by_group (each group against every file of the other class), with its errors at the
+    operating threshold and median score."""
+    by_group = run.metrics.get("by_group") or metrics_by_group(run.rows)
+    verdict = run.verdict_real()
+    out = []
+    for name, g in by_group.items():
+        label, group = name.split("/", 1)
+        m = np.array([r["label"] == label and r.get("group") == group for r in run.rows])
+        wrong = verdict[m] if label == "fake" else ~verdict[m]
+        out.append(
+            {
+                "group": name,
+                "n": g["n"],
+                "auc": g["auc"],
+                "eer": g["eer"],
+                "errors": 100 * float(wrong.mean()) if m.any() else None,
+                "median": float(np.median(run.scores[m])) if m.any() else None,
+            }
+        )
+    return out
+
+
+def worst_files(run: Run, k: int = WORST_FILES) -> tuple[list[int], list[int]]:
+    """Row indices of the fakes scored most real and the real files scored most fake."""
+    order = np.argsort(run.scores, kind="mergesort")
+    fakes = [int(i) for i in order[::-1] if run.labels[i] == 0][:k]
+    reals = [int(i) for i in order if run.labels[i] == 1][:k]
+    return fakes, reals
+
+
+# ------------------------------------------------------------------------------------------------ compare
+METRIC_ROWS = (  # (name, metrics.json key, scale, format)
+    ("AUC", "auc", 1, ".4f"),
+    ("EER (%)", "eer", 100, ".2f"),
+    ("EER threshold", "eer_threshold", 1, ".3f"),
+    ("minDCF", "min_dcf", 1, ".4f"),
+    ("actDCF", "act_dcf", 1, ".4f"),
+    ("Cllr (bits)", "cllr", 1, ".4f"),
+    ("min Cllr (bits)", "min_cllr", 1, ".4f"),
+)
+
+
+def metric_changes(before: Run, after: Run) -> list[dict]:
+    """Each metric both runs have: before, after, change, 95 % intervals and whether they overlap (None when
+    a run has no interval), then the errors per 100 files at each run's own operating threshold."""
+    out = []
+    for name, key, scale, spec in METRIC_ROWS:
+        a, b = before.metrics.get(key), after.metrics.get(key)
+        if a is not None and b is not None:
+            ci_a, ci_b = before.metrics.get(f"{key}_ci95"), after.metrics.get(f"{key}_ci95")
+            overlap = None if not (ci_a and ci_b) else ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1]
+            ci_a, ci_b = (ci and [scale * v for v in ci] for ci in (ci_a, ci_b))
+            out.append(
+                dict(
+                    metric=name,
+                    before=a * scale,
+                    after=b * scale,
+                    change=(b - a) * scale,
+                    ci_before=ci_a,
+                    ci_after=ci_b,
+                    overlap=overlap,
+                    spec=spec,
+                )
+            )
+    rates = [error_rates(run.labels, run.verdict_real()) for run in (before, after)]
+    for k, name in enumerate(("false accepts / 100 fakes", "false rejects / 100 reals")):
+        a, b = rates[0][k], rates[1][k]
+        if a is not None and b is not None:
+            out.append(
+                dict(
+                    metric=name,
+                    before=a,
+                    after=b,
+                    change=b - a,
+                    ci_before=None,
+                    ci_after=None,
+                    overlap=None,
+                    spec=".1f",
+                )
+            )
+    return out
+
+
+def subset_auc(run: Run, mask: np.ndarray) -> float | None:
+    """AUC of the files in `mask`: within them when they hold both classes, else against every file of the
+    other class (as metrics.json's by_group)."""
+    y = run.labels[mask]
+    if not mask.any():
+        return None
+    if 0 < y.sum() < len(y):
+        return compute_auc(y, run.scores[mask])
+    other = (run.labels != y[0]) & ~mask
+    both = mask | other
+    return auc_or_none(run.labels[both], run.scores[both])
+
+
+def subsets(run: Run, attrs: dict[str, dict]) -> dict[str, np.ndarray]:
+    """Masks of the groups ("group fake/xtts") and attribute strata ("container = mp3") of a run."""
+    out = {}
+    for name in {f"{r['label']}/{r['group']}" for r in run.rows if r.get("group")}:
+        label, group = name.split("/", 1)
+        out[f"group {name}"] = np.array([r["label"] == label and r.get("group") == group for r in run.rows])
+    for key, title, kind, edges in ATTRIBUTES:
+        cells = [attribute_value(key, kind, edges, attrs[r["path"]]) for r in run.rows]
+        if key != "format" and len(set(cells) - {None}) > 1:
+            for value in set(cells) - {None}:
+                out[f"{title} {value}"] = np.array([c == value for c in cells])
+    return out
+
+
+def subset_changes(before: Run, after: Run, attrs: dict[str, dict]) -> list[dict]:
+    """AUC of every group and attribute stratum in both runs, and of the rest of the files."""
+    sb, sa = subsets(before, attrs), subsets(after, attrs)
+    out = []
+    for name in [k for k in sb if k in sa]:  # groups first, then attributes
+        a, b = subset_auc(before, sb[name]), subset_auc(after, sa[name])
+        rest_a = auc_or_none(before.labels[~sb[name]], before.scores[~sb[name]])
+        rest_b = auc_or_none(after.labels[~sa[name]], after.scores[~sa[name]])
+        change = None if a is None or b is None else b - a
+        out.append(
+            dict(
+                subset=name,
+                n_before=int(sb[name].sum()),
+                n_after=int(sa[name].sum()),
+                before=a,
+                after=b,
+                change=change,
+                rest_before=rest_a,
+                rest_after=rest_b,
+            )
+        )
+    return out
+
+
+def paired(before: Run, after: Run) -> dict:
+    """The files both runs scored: their labels, scores and verdicts in each run."""
+    index = {r["path"]: i for i, r in enumerate(before.rows)}
+    pairs = [(index[r["path"]], j) for j, r in enumerate(after.rows) if r["path"] in index]
+    ib = np.array([i for i, _ in pairs], dtype=np.int64)
+    ia = np.array([j for _, j in pairs], dtype=np.int64)
+    return {
+        "paths": [after.rows[j]["path"] for j in ia],
+        "label_before": before.labels[ib],
+        "label_after": after.labels[ia],
+        "before": before.scores[ib],
+        "after": after.scores[ia],
+        "verdict_before": before.verdict_real()[ib],
+        "verdict_after": after.verdict_real()[ia],
+    }
+
+
+def diagnose(before: Run, after: Run, pair: dict, changes: list[dict]) -> list[tuple[str, str]]:
+    """What the numbers support, as (kind, text): "labels" (files whose label differs between the runs),
+    "inversion", "domain_shift", "calibration", or "change" when no single cause stands out."""
+    from scipy.stats import spearmanr
+
+    a, b = before.metrics.get("auc"), after.metrics.get("auc")
+    n = len(pair["paths"])
+    relabelled = int(np.sum(pair["label_before"] != pair["label_after"]))
+    rho = float(spearmanr(pair["before"], pair["after"]).statistic) if n > 2 else float("nan")
+    found = []
+    if relabelled:
+        found.append(
+            (
+                "labels",
+                f"{relabelled} of {n} files scored in both runs carry the opposite label in "
+                "the two runs: the runs do not share their ground truth.",
+            )
+        )
+    if a is None or b is None:
+        return found
+    mirrored = abs(b - (1 - a)) <= MIRROR_TOLERANCE and abs(a - 0.5) >= 0.2
+    if mirrored or b < 0.3:
+        if mirrored:
+            how = f"a mirrored AUC ({a:.3f} before, {b:.3f} after, and 1 - {a:.3f} = {1 - a:.3f})"
+        else:
+            how = f"an AUC far below 0.5 ({b:.3f}; with the direction flipped it would be {1 - b:.3f})"
+        if relabelled >= 0.9 * n and rho > 0.9:
+            cause = (
+                "the labels were inverted between the runs (the real and fake folders, or a CSV's label "
+                "column, swapped): the scores themselves barely changed"
+            )
+        elif rho < -0.9:
+            cause = (
+                f"the score direction flipped: the scores mirror the earlier ones (Spearman {rho:.2f} per "
+                "file), as from a checkpoint trained with real -> 0 or p_real read as p_fake"
+            )
+        else:
+            cause = (
+                "the model now ranks fakes above real files: the signature of a fine-tune that mapped "
+                "real -> 0 (see model.LABEL_TO_INDEX), not of overfitting, which pulls AUC towards 0.5"
+            )
+        found.append(("inversion", f"Label or score inversion: {how}. Most likely {cause}."))
+        return found
+    for c in changes:
+        if None in (c["change"], c["rest_before"], c["rest_after"]):
+            continue
+        if c["change"] <= -COLLAPSE_DROP and c["rest_after"] - c["rest_before"] >= -REST_STABLE:
+            found.append(
+                (
+                    "domain_shift",
+                    f"Domain shift: {c['subset']} collapsed (AUC {c['before']:.3f} -> "
+                    f"{c['after']:.3f}) while the other files held (AUC {c['rest_before']:.3f} -> "
+                    f"{c['rest_after']:.3f}): the new model no longer covers files like these; training "
+                    "data unlike them is the usual cause.",
+                )
+            )
+    delta = (pair["after"] - pair["before"])[pair["label_before"] == pair["label_after"]]
+    if len(delta) > 2 and abs(b - a) <= 0.02 and rho >= 0.9:
+        shift = float(np.median(delta))
+        spread = float(np.subtract(*np.percentile(delta, [75, 25])))
+        if abs(shift) >= 0.5 * float(np.std(pair["before"])) and spread <= 0.5 * abs(shift):
+            ta, tb = before.metrics.get("eer_threshold"), after.metrics.get("eer_threshold")
+            found.append(
+                (
+                    "calibration",
+                    f"Calibration change: every score moved by about {shift:+.3f} "
+                    f"(interquartile range of the per-file change {spread:.3f}) while the ranking held "
+                    f"(AUC {a:.3f} -> {b:.3f}, Spearman {rho:.2f}): the model separates the classes as "
+                    f"before, but a fixed threshold now means something else (EER threshold {ta:.3f} -> "
+                    f"{tb:.3f}).",
+                )
+            )
+    if all(kind == "labels" for kind, _ in found):
+        ci_a, ci_b = before.metrics.get("auc_ci95"), after.metrics.get("auc_ci95")
+        noise = ""
+        if ci_a and ci_b:
+            overlap = ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1]
+            noise = (
+                " The 95 % intervals overlap: the change is within what resampling the same files gives."
+                if overlap
+                else " The 95 % intervals do not overlap: the change is beyond resampling noise."
+            )
+        word = "rose" if b > a else "fell" if b < a else "stayed"
+        found.append(
+            (
+                "change",
+                f"No single cause stands out: AUC {word} from {a:.3f} to {b:.3f} across groups "
+                f"and attributes (Spearman {rho:.2f} per file).{noise}",
+            )
+        )
+    return found

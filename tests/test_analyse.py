@@ -1,0 +1,226 @@
+"""analyse.py on small made-up runs: generated audio (really encoded and decoded), scores.csv written by the
+scorer's writer and metrics.json by scoring.metrics_from_rows; the scores are chosen, the analysis is not."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import analyse
+import audio
+from scoring import ScoreWriter, metrics_from_rows
+from utils import write_json
+
+N = 8  # files per class
+
+
+def tone(seconds: float, level: float, seed: int, sr: int) -> np.ndarray:
+    """A voiced-ish signal: a 180 Hz tone with harmonics and a little noise, peak about `level`."""
+    t = np.arange(int(seconds * sr)) / sr
+    x = sum(np.sin(2 * np.pi * 180 * k * t) / k for k in (1, 2, 3))
+    x = x + 0.05 * np.random.default_rng(seed).standard_normal(len(t))
+    return (level * x / np.abs(x).max()).astype(np.float32)
+
+
+def write_audio(path, x: np.ndarray, sr: int) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(os.fsencode(path), x, sr)
+    return str(path)
+
+
+def write_run(folder, files: list[tuple[str, str, float, str | None]], n_bootstrap: int = 50) -> None:
+    """A run folder as evaluate_custom.py leaves it: scores.csv (the scorer's writer) and metrics.json."""
+    rows = []
+    for path, label, score, group in files:
+        p_fake = float(1 / (1 + np.exp(score)))  # any monotone stand-in; the analysis reads `score`
+        rows.append(
+            dict(
+                path=path,
+                label=label,
+                score=float(score),
+                p_fake=p_fake,
+                status="ok",
+                duration_s=1.0,
+                scored_s=1.0,
+                n_windows=1,
+                note="",
+                group=group,
+                windows=[],
+            )
+        )
+    writer = ScoreWriter(folder / "scores.csv", resume=False)
+    writer.write(rows)
+    writer.finish(rows)
+    metrics = metrics_from_rows(rows, n_bootstrap=n_bootstrap)
+    metrics.update(checkpoint=f"made-up {folder.name}", data="made-up")
+    write_json(folder / "metrics.json", metrics)
+
+
+def scores(seed: int, shift: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping real/fake scores (AUC well above 0.5, below 1)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(shift / 2, 1, N), rng.normal(-shift / 2, 1, N)
+
+
+def run_analyse(*argv) -> dict:
+    return analyse.main(analyse.parse_args([*map(str, argv), "--workers", "1"]))
+
+
+@pytest.fixture(scope="module")
+def clean_audio(tmp_path_factory):
+    """Real and fake files that differ in nothing the audio shows: pair i shares its waveform and format
+    (half FLAC 16 kHz, half MP3 24 kHz in each class)."""
+    root = tmp_path_factory.mktemp("clean")
+    files = []
+    for i in range(N):
+        ext, sr = ("flac", 16000) if i % 2 else ("mp3", 24000)
+        x = tone(0.6 + 0.1 * i, 0.1 + 0.05 * i, seed=i, sr=sr)
+        for label in ("real", "fake"):
+            files.append((write_audio(root / label / f"{label}_{i}.{ext}", x, sr), label))
+    return files
+
+
+def test_mp3_fakes_and_flac_reals_raise_the_confound_warning(tmp_path, capsys):
+    real_scores, fake_scores = scores(0)
+    files = []
+    for i in range(N):  # same levels and lengths in both classes: only the format tells them apart
+        x16, x24 = tone(0.6 + 0.1 * i, 0.3, i, 16000), tone(0.6 + 0.1 * i, 0.3, i, 24000)
+        files.append(
+            (write_audio(tmp_path / "data/real" / f"r{i}.flac", x16, 16000), "real", real_scores[i], None)
+        )
+        files.append(
+            (write_audio(tmp_path / "data/fake" / f"f{i}.mp3", x24, 24000), "fake", fake_scores[i], None)
+        )
+    write_run(tmp_path / "run", files)
+
+    found = run_analyse(tmp_path / "run")
+
+    fmt = next(c for c in found["confounds"] if c["key"] == "format")
+    assert fmt["warning"] and fmt["alone_auc"] == 1.0
+    assert fmt["stratified_auc"] is None  # no format holds both classes: the detector cannot be checked
+    assert "real files are all FLAC (pcm_16) at 16 kHz, mono; fakes are all MP3" in fmt["message"]
+    assert "at 24 kHz" in fmt["message"] and "may be scoring the format" in fmt["message"]
+    assert [c["key"] for c in found["confounds"] if c.get("message")] == [
+        "format"
+    ]  # one warning for the family
+    loudness = next(c for c in found["confounds"] if c["key"] == "loudness_dbfs")
+    assert not loudness["warning"]
+    printed = capsys.readouterr().out
+    assert "CONFOUND WARNING (format)" in printed
+    assert "CONFOUND WARNING (format)" in (tmp_path / "run/report.md").read_text()
+
+
+def test_clean_run_raises_neither_warning_nor_inversion(tmp_path, clean_audio, capsys):
+    real_scores, fake_scores = scores(1)
+    later_real, later_fake = real_scores + np.linspace(-0.3, 0.3, N), fake_scores - 0.2
+    for name, (r, f) in (("before", (real_scores, fake_scores)), ("after", (later_real, later_fake))):
+        it_r, it_f = iter(r), iter(f)
+        write_run(
+            tmp_path / name,
+            [(p, lab, next(it_r) if lab == "real" else next(it_f), None) for p, lab in clean_audio],
+        )
+
+    found = run_analyse(tmp_path / "after", "--compare", tmp_path / "before")
+
+    assert not [c for c in found["confounds"] if c["warning"]]
+    assert all(c["alone_auc"] == pytest.approx(0.5) for c in found["confounds"])
+    kinds = [kind for kind, _ in found["diagnosis"]]
+    assert "inversion" not in kinds and "labels" not in kinds
+    printed = capsys.readouterr().out
+    assert "WARNING" not in printed and "inversion" not in printed
+
+
+def test_label_flipped_twin_is_diagnosed_as_inversion_and_report_renders(tmp_path, clean_audio):
+    real_scores, fake_scores = scores(2, shift=4.0)
+    it_r, it_f = iter(real_scores), iter(fake_scores)
+    files = [
+        (p, lab, next(it_r) if lab == "real" else next(it_f), f"g{i % 2}")
+        for i, (p, lab) in enumerate(clean_audio)
+    ]
+    flip = {"real": "fake", "fake": "real"}
+    write_run(tmp_path / "run", files)
+    write_run(tmp_path / "twin", [(p, flip[lab], s, g) for p, lab, s, g in files])
+
+    found = run_analyse(tmp_path / "twin", "--compare", tmp_path / "run")
+
+    kinds = dict(found["diagnosis"])
+    assert "inversion" in kinds and "labels were inverted" in kinds["inversion"]
+    assert kinds["labels"].startswith(f"{2 * N} of {2 * N} files")
+    report = (tmp_path / "twin/report.md").read_text()
+    for heading in ("## 1. Headline", "## 2. Where it fails", "## 3. Confound check", "## 4. Change from"):
+        assert heading in report
+    assert "Label or score inversion" in report
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert {"report_scores.png", "report_duration.png", "report_change.png"} <= set(images)
+    for name in images:
+        assert (tmp_path / "twin" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    written = {p.name for p in (tmp_path / "twin").glob("report_*.png")}
+    assert written == set(images)  # every figure written is shown, none is missing
+    assert (tmp_path / "twin/attributes.csv").is_file()
+
+
+def test_negated_scores_and_uniform_shift_get_their_diagnoses(tmp_path, clean_audio):
+    real_scores, fake_scores = scores(3, shift=4.0)
+    it_r, it_f = iter(real_scores), iter(fake_scores)
+    files = [(p, lab, next(it_r) if lab == "real" else next(it_f), None) for p, lab in clean_audio]
+    write_run(tmp_path / "base", files)
+    write_run(tmp_path / "negated", [(p, lab, -s, g) for p, lab, s, g in files])
+    write_run(tmp_path / "shifted", [(p, lab, s + 5.0, g) for p, lab, s, g in files])
+
+    negated = dict(run_analyse(tmp_path / "negated", "--compare", tmp_path / "base")["diagnosis"])
+    shifted = dict(run_analyse(tmp_path / "shifted", "--compare", tmp_path / "base")["diagnosis"])
+
+    assert "score direction flipped" in negated["inversion"] and "labels" not in negated
+    assert list(shifted) == ["calibration"] and "+5.000" in shifted["calibration"]
+
+
+def test_collapse_of_one_group_is_domain_shift(tmp_path, clean_audio):
+    rng = np.random.default_rng(4)
+    # pairs 0-3 (MP3 and FLAC) are xtts, 4-7 vits: the group cuts across the formats
+    groups = {p: ("xtts" if i // 2 < N // 2 else "vits") for i, (p, _) in enumerate(clean_audio)}
+    before, after = [], []
+    for p, lab in clean_audio:
+        s = rng.normal(2 if lab == "real" else -2, 0.5)
+        before.append((p, lab, s, groups[p] if lab == "fake" else None))
+        collapsed = lab == "fake" and groups[p] == "xtts"
+        after.append((p, lab, rng.normal(2, 0.5) if collapsed else s, groups[p] if lab == "fake" else None))
+    write_run(tmp_path / "before", before)
+    write_run(tmp_path / "after", after)
+
+    diagnosis = run_analyse(tmp_path / "after", "--compare", tmp_path / "before")["diagnosis"]
+
+    shifts = [text for kind, text in diagnosis if kind == "domain_shift"]
+    assert shifts and "group fake/xtts collapsed" in shifts[0]
+    assert not any("fake/vits" in text for text in shifts)
+
+
+def test_describe_reads_format_level_and_silence(tmp_path):
+    sr = 16000
+    x = np.concatenate(
+        [np.zeros(int(0.3 * sr)), 0.5 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr), np.zeros(int(0.5 * sr))]
+    ).astype(np.float32)
+    a = audio.describe(write_audio(tmp_path / "x.flac", x, sr))
+    assert (a["container"], a["codec"], a["sample_rate"], a["channels"]) == ("flac", "pcm_16", 16000, 1)
+    assert a["duration_s"] == pytest.approx(1.8)
+    assert a["lead_silence_s"] == pytest.approx(0.3, abs=0.011)
+    assert a["trail_silence_s"] == pytest.approx(0.5, abs=0.011)
+    assert a["loudness_dbfs"] == pytest.approx(20 * np.log10(0.5 / np.sqrt(2) * np.sqrt(1 / 1.8)), abs=0.05)
+    assert audio.describe(tmp_path / "missing.wav")["error"] == "file not found"
+    odd = os.fsdecode(os.fsencode(tmp_path) + b"/bad\xff\xfe.flac")  # a name that is not UTF-8
+    write_audio(Path(odd), x, sr)
+    assert audio.describe(odd)["codec"] == "pcm_16"  # read by libsndfile, not the ffprobe fallback
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+def test_describe_asks_ffprobe_for_what_libsndfile_cannot_read(tmp_path):
+    wav = write_audio(tmp_path / "x.wav", tone(1.0, 0.3, 0, 22050), 22050)
+    m4a = tmp_path / "x.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", wav, "-ac", "2", str(m4a)], check=True)
+    a = audio.describe(m4a)
+    assert (a["container"], a["codec"], a["sample_rate"], a["channels"]) == ("m4a", "aac", 22050, 2)
+    assert a["error"] is None and a["loudness_dbfs"] < 0
