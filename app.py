@@ -4,11 +4,13 @@
     python app.py --checkpoint runs/exp/best.pth --port 7860
     python app.py --checkpoint LA_model.pth --share  # also a public gradio.live link
 
-The page shows the verdict, p_fake, a timeline of per-window scores (64,600-sample windows, 50 % overlap) and
-the waveform with its spectrogram. Scoring is score.py's: the same loader, windows, verdict rule and
-checkpoint calibration (see score.py for the score direction and threshold). Inputs are limited in size,
-duration and type (--max-mb, --max-seconds, data.AUDIO_EXTENSIONS); a refused or unreadable file is explained
-on the page.
+The page shows the verdict, p_fake, the scores over time and the waveform with its spectrogram. Scoring is
+score.py's: the same loader, input policy, verdict rule and checkpoint calibration (see score.py for the score
+direction and threshold). By default a clip is scored under the model's input policy (SSL-AASIST and AASIST:
+the first 4.04 s, as the references); the "windows" box (default --window) scores the whole clip as 4.04 s
+windows with 50 % overlap (mean logit) and draws each window on the timeline. The page states the policy.
+Inputs are limited in size, duration and type (--max-mb, --max-seconds, data.AUDIO_EXTENSIONS); a refused or
+unreadable file is explained on the page.
 """
 
 import argparse
@@ -27,7 +29,7 @@ from audio import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
 from checkpoints import REGISTRY, load_model, resolve_checkpoint  # noqa: E402
 from data import AUDIO_EXTENSIONS, Item  # noqa: E402
 from score import UNTRAINED_BACK_END, Decision, add_verdicts, decision_for, is_scored  # noqa: E402
-from scoring import default_batch_size, score_items  # noqa: E402
+from scoring import default_batch_size, policy_for, score_definition, score_items, score_kind  # noqa: E402
 from utils import pick_device  # noqa: E402
 
 DEFAULT_MAX_MB = 50.0
@@ -75,21 +77,23 @@ class Detector:
             self._models[label] = model, info
         return self._models[label]
 
-    def score(self, path: str, label: str) -> tuple[dict, Decision]:
+    def score(self, path: str, label: str, window: bool = False) -> tuple[dict, Decision, str]:
+        """(row, verdict rule, score definition) of one file, under the model's policy or windows."""
         with self._lock:
             model, info = self.model(label)
             decision = decision_for(info)  # an unusable calibration is refused before scoring
+            policy = policy_for(model, window)
             rows = score_items(
                 model,
                 [Item(path, None)],
-                window=True,
+                policy=policy,
                 batch_size=default_batch_size(self.device),
                 workers=0,
                 device=self.device,
                 progress=False,
             )
         add_verdicts(rows, decision)
-        return rows[0], decision
+        return rows[0], decision, score_definition(policy, score_kind(model))
 
 
 def check_limits(path: str | None, max_mb: float) -> str:
@@ -126,8 +130,11 @@ def timeline_figure(row: dict, decision: Decision, duration_s: float) -> Figure:
     ax.set_ylim(min(levels) - 1, max(levels) + 1)
     ax.set_xlim(0, duration_s)
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("score (real logit)")
-    ax.set_title("Per-window score (higher = more real): green = real, red = fake", fontsize=10)
+    ax.set_ylabel("score")
+    ax.set_title(
+        f"Score of each scored span ({row['policy']}; higher = more real): green = real, red = fake",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     return fig
 
@@ -174,15 +181,15 @@ def format_probability(p: float) -> str:
     return f"= {p:.3f}"
 
 
-def verdict_markdown(row: dict, decision: Decision, label: str, duration_s: float) -> str:
-    """The verdict, p_fake, score, the rule that decided, and where the most fake window is."""
+def verdict_markdown(row: dict, decision: Decision, label: str, duration_s: float, definition: str) -> str:
+    """The verdict, p_fake, score, the policy and rule that decided, and where the most fake window is."""
     verdict = row["verdict"].upper()
     n = len(row["windows"])
     lines = [
         f"## Verdict: {verdict}",
-        f"**p_fake {format_probability(row['p_fake'])}** · "
-        f"score = {row['score']:.3f} (real-class logit: higher = more real)",
+        f"**p_fake {format_probability(row['p_fake'])}** · score = {row['score']:.3f} (higher = more real)",
         f"Checkpoint `{label}` · rule: {decision.describe()} · {duration_s:.1f} s, {n} window(s)",
+        f"Input policy `{row['policy']}`: {definition}",
     ]
     fakes = [w for w in row["windows"] if w["verdict"] == "fake"]
     if n > 1 and fakes:
@@ -198,12 +205,13 @@ def build_app(
     default: str | None = PREFERRED_DEFAULT,
     max_mb: float = DEFAULT_MAX_MB,
     max_seconds: float = DEFAULT_MAX_SECONDS,
+    window: bool = False,
 ):
-    """The Gradio Blocks page; `default` is the checkpoint selected at first."""
+    """The Gradio page; `default`: the checkpoint selected at first; `window`: the windows box's state."""
     labels = list(detector.choices)
     default = default if default in labels else (labels[0] if labels else None)
 
-    def check(path: str | None, label: str):
+    def check(path: str | None, label: str, windows: bool):
         empty = ("", None, None)
         try:
             check_limits(path, max_mb)
@@ -214,7 +222,7 @@ def build_app(
                 raise ValueError(
                     f"Too long: {info.duration_s:.0f} s (limit {max_seconds:g} s). Cut it, or use score.py."
                 )
-            row, decision = detector.score(path, label)
+            row, decision, definition = detector.score(path, label, windows)
             if not is_scored(row):
                 raise ValueError(f"Could not score this file: {row['status']}")
         except (ValueError, AudioError) as err:
@@ -225,7 +233,7 @@ def build_app(
         status = f"Checked {Path(path).name}." + (f" Note: {row['note']}." if row["note"] else "")
         return (
             status,
-            verdict_markdown(row, decision, label, info.loaded_s),
+            verdict_markdown(row, decision, label, info.loaded_s, definition),
             timeline_figure(row, decision, info.loaded_s),
             waveform_figure(x),
         )
@@ -235,7 +243,8 @@ def build_app(
             "# Is this recording real or fake?\n"
             f"Upload or record speech (at most {max_seconds:g} s and {max_mb:g} MB; "
             f"{' '.join(AUDIO_EXTENSIONS)}). "
-            "The detector scores every ~4 s window and the whole clip."
+            "The detector scores the clip as its reference does (SSL-AASIST, AASIST: the first ~4 s); tick "
+            "*windows* to score the whole clip in ~4 s windows and see where it hears a fake."
         )
         with gr.Row():
             audio = gr.Audio(
@@ -243,6 +252,11 @@ def build_app(
             )
             with gr.Column():
                 checkpoint = gr.Dropdown(labels, value=default, label="Checkpoint", elem_id="checkpoint")
+                windows = gr.Checkbox(
+                    window,
+                    label="windows: score the whole clip in ~4 s windows (mean logit)",
+                    elem_id="window",
+                )
                 button = gr.Button("Check", variant="primary", elem_id="check-button")
                 status = gr.Markdown(
                     "Upload or record a clip." if labels else "**Error:** no checkpoint found; see README.",
@@ -253,9 +267,10 @@ def build_app(
         waveform = gr.Plot(label="Waveform and spectrogram", elem_id="waveform")
 
         outputs = [status, verdict, timeline, waveform]
-        button.click(check, [audio, checkpoint], outputs)
-        audio.upload(check, [audio, checkpoint], outputs)
-        audio.stop_recording(check, [audio, checkpoint], outputs)
+        inputs = [audio, checkpoint, windows]
+        button.click(check, inputs, outputs)
+        audio.upload(check, inputs, outputs)
+        audio.stop_recording(check, inputs, outputs)
     return demo
 
 
@@ -273,6 +288,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    parser.add_argument(
+        "--window", action="store_true", help="tick the windows box at start (score whole clips in windows)"
+    )
     parser.add_argument("--max-mb", type=float, default=DEFAULT_MAX_MB, help="largest upload accepted")
     parser.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="longest clip accepted"
@@ -290,7 +308,7 @@ def main(args: argparse.Namespace) -> None:
     # The first --checkpoint given is selected at first; otherwise AASIST when it is in pretrained/.
     default = next(iter(choices)) if args.checkpoint else PREFERRED_DEFAULT
     detector = Detector(choices, args.device)
-    demo = build_app(detector, default, args.max_mb, args.max_seconds)
+    demo = build_app(detector, default, args.max_mb, args.max_seconds, args.window)
     demo.queue(default_concurrency_limit=1)
     _, local_url, share_url = demo.launch(
         server_name=args.host,

@@ -5,11 +5,16 @@
         --out-dir runs/aasist_la19
     torchrun --nproc_per_node 4 evaluate_custom.py --data DIR --checkpoint la --out-dir runs/eval_la
 
+Each file is scored under the model's input policy (SSL-AASIST and AASIST: the reference's first 64,600
+samples, 4.04 s, tiled if shorter) or, with --window, as overlapping windows (mean logit); the run prints the
+policy and every output records it.
+
 Writes into --out-dir: scores.csv (path,label,score,p_fake,status,duration_s,scored_s,n_windows,note,group,
-windows; written as it goes, so --resume finishes an interrupted run), metrics.json (auc, eer, eer_threshold,
-95 % bootstrap intervals, counts, skipped files by reason, positive class and score direction, and by_group:
-AUC/EER per generator sub-folder or ASVspoof attack), roc.png, det.png, score_hist.png and args.json; prints
-one summary line. score = the real-class logit (higher = more real), p_fake = softmax probability of fake.
+policy,score_kind,windows; written as it goes, so --resume finishes an interrupted run), metrics.json (auc,
+eer, eer_threshold, 95 % bootstrap intervals, counts, skipped files by reason, positive class, policy and
+score definition, and by_group: AUC/EER per generator sub-folder or ASVspoof attack), roc.png, det.png,
+score_hist.png and args.json; prints one summary line. score = the model's reference score (SSL-AASIST and
+AASIST: the real-class logit; higher = more real), p_fake = softmax probability of fake.
 Unreadable files are skipped with their reason in `status` and counted; the exit status is 0 whenever metrics
 could be computed (see metrics.json's n_skipped), 1 when no metrics could be computed (e.g. every file of a
 class failed).
@@ -23,7 +28,6 @@ from pathlib import Path
 
 import distributed as dist
 import scoring
-from audio import DEFAULT_HOP, MAX_DURATION_S
 from data import FORMATS, load_dataset
 from utils import init_wandb, raw_names_on_stdio, set_seed, write_json
 
@@ -55,17 +59,17 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
     p.add_argument(
         "--window",
         action="store_true",
-        help="score whole files as overlapping 4.04 s windows (mean logit) instead of the "
-        "reference's first 4.04 s",
+        help="score whole files as overlapping 4.04 s windows (mean logit) instead of the model's input "
+        "policy (SSL-AASIST, AASIST: the reference's first 4.04 s)",
     )
     p.add_argument(
-        "--hop", type=float, default=DEFAULT_HOP / 16000, help="window hop in seconds (with --window)"
+        "--hop", type=float, default=None, help="window hop in seconds (with --window; default half a window)"
     )
     p.add_argument(
         "--max-duration",
         type=float,
-        default=MAX_DURATION_S,
-        help="with --window, score at most this many seconds of each file (bounds memory per file)",
+        default=None,
+        help="with --window, score at most this many seconds of each file (default 600; bounds memory)",
     )
     p.add_argument(
         "--batch-size", type=int, default=None, help="model inputs per pass (default: 64 on CUDA, 4 on CPU)"
@@ -120,11 +124,14 @@ def main(args: argparse.Namespace) -> dict:
     device = dist.device(args.device)
     model, info = load_model_or_exit(args.checkpoint, map_location="cpu")
     calibration = info.get("calibration") or {}
+    policy = scoring.policy_for(model, args.window, args.hop, args.max_duration)
     if dist.is_main():
         n_real = sum(i.label == "real" for i in items)
         print(
             f"{len(items)} files ({n_real} real, {len(items) - n_real} fake) from {args.data}; "
-            f"checkpoint {info['source']} ({info['arch']}, {info['format']})"
+            f"checkpoint {info['source']} ({info['arch']}, {info['format']})\n"
+            f"input policy: {policy.describe()} ({'--window' if args.window else 'the model default'}); "
+            f"{scoring.score_definition(policy, scoring.score_kind(model))}"
         )
         args.out_dir.mkdir(parents=True, exist_ok=True)
         write_json(args.out_dir / "args.json", vars(args))
@@ -148,9 +155,7 @@ def main(args: argparse.Namespace) -> dict:
         batch_size=args.batch_size or scoring.default_batch_size(device),
         workers=args.workers,
         device=device,
-        window=args.window,
-        hop=round(args.hop * 16000),
-        max_duration=args.max_duration,
+        policy=policy,
         resume=args.resume,
         compile=args.compile,
         amp=args.amp,

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 POSITIVE_CLASS = "real (bona fide)"
-SCORE_DIRECTION = "higher score = more likely real (score = real-class logit)"
+SCORE_DIRECTION = "higher score = more likely real (score_definition says how the score is computed)"
 LLR_NOTE = (
     "act_dcf and cllr read `score` as a natural-log likelihood ratio (bona fide vs spoof); a raw detector "
     "score is not one, so on raw scores they also measure miscalibration. min_dcf, min_cllr, eer and auc "

@@ -32,6 +32,42 @@ FAKE_INDEX = 0  # spoof
 LABEL_TO_INDEX = {"fake": FAKE_INDEX, "real": REAL_INDEX}
 
 ARCHS = ("ssl_aasist", "aasist")
+POLICY_MODES = ("head", "windows", "whole")
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    """What the model sees of a file, and how a file's score comes from it.
+
+    mode "head": the first `n_samples` (tiled if shorter), as the reference scripts; "windows": windows of
+    `n_samples` every `hop` samples over the whole file, the file's logits = the mean of its windows' logits;
+    "whole": the whole file (up to `max_seconds`) in one pass, for models trained on whole utterances.
+    `normalize`: layer-norm each input waveform (zero mean, unit variance) before the model.
+    """
+
+    mode: str = "head"
+    n_samples: int = 64600
+    hop: int = 32300
+    max_seconds: float = 600.0
+    normalize: bool = False
+
+    def __post_init__(self):
+        if self.mode not in POLICY_MODES:
+            raise ValueError(f"input policy mode must be one of {POLICY_MODES}, got {self.mode!r}")
+        if self.n_samples < 1 or self.hop < 1 or self.max_seconds <= 0:
+            raise ValueError(f"input policy needs n_samples, hop, max_seconds > 0, got {self}")
+
+    def describe(self) -> str:
+        """A short stable string stored with every score, e.g. "head n=64600", "windows n=64600 hop=32300"."""
+        text = {
+            "head": f"head n={self.n_samples}",
+            "windows": f"windows n={self.n_samples} hop={self.hop}",
+            "whole": f"whole max_s={self.max_seconds:g}",
+        }[self.mode]
+        return text + (" normalize" if self.normalize else "")
+
+
+REFERENCE_HEAD = InputPolicy("head")  # SSL_Anti-spoofing and clovaai: the first 64,600 samples, tiled
 
 
 # --------------------------------------------------------------------------------------------------
@@ -338,6 +374,8 @@ class SSLAASIST(_GraphBackEnd):
     """wav2vec 2.0 (XLS-R) front end + AASIST back end. forward: 16 kHz waveform (B, T) -> logits (B, 2)."""
 
     arch = "ssl_aasist"
+    default_policy = REFERENCE_HEAD
+    score_kind = "logit_real"  # the score the reference writes: logits[:, REAL_INDEX]
 
     def __init__(self, config: SSLAASISTConfig | None = None):
         super().__init__()
@@ -440,6 +478,8 @@ class AASIST(_GraphBackEnd):
     """clovaai AASIST / AASIST-L on raw 16 kHz waveform. forward: (B, T) -> logits (B, 2)."""
 
     arch = "aasist"
+    default_policy = REFERENCE_HEAD
+    score_kind = "logit_real"  # the score the reference writes: logits[:, REAL_INDEX]
 
     def __init__(self, config: AASISTConfig | None = None):
         super().__init__()

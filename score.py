@@ -2,15 +2,17 @@
 
     python score.py clip.wav folder/ "more/*.flac" list.txt --checkpoint aasist
     python score.py folder/ --checkpoint runs/exp/best.pth --format csv --output scores.csv
-    python score.py clip.wav --checkpoint LA_model.pth --threshold 0.5 --format json
+    python score.py long_call.wav --window --checkpoint LA_model.pth --threshold 0.5 --format json
 
 Inputs: audio files, folders (searched recursively), globs, or .txt/.lst files listing one path a line.
-Each file is scored by scoring.score_items (the code evaluation uses) over 64,600-sample (~4.04 s) windows
-with 50 % overlap (--hop); the file's score and p_fake come from the mean of its windows' logits, and files
-longer than one window also report every window's score with its start time.
+Each file is scored by scoring.score_items (the code evaluation uses) under the model's input policy, as
+evaluate_custom.py does: for SSL-AASIST and AASIST the reference's first 64,600 samples (~4.04 s, tiled if
+shorter). With --window the whole file is scored as 4.04 s windows with 50 % overlap (--hop): the file's
+score and p_fake come from the mean of its windows' logits, and every window's score is listed with its
+start time. The output states the policy and the score definition.
 
-Score direction: `score` is the real-class logit (model output index 1): higher = more likely real.
-`p_fake` = softmax(logits)[0], the probability of the fake (spoof) class.
+Score direction: `score` is the model's reference score (SSL-AASIST and AASIST: the real-class logit, model
+output index 1): higher = more likely real. `p_fake` = softmax(logits)[0], the probability of the fake class.
 Verdict: "real" when score >= threshold. The threshold is --threshold if given, else the calibration stored
 in the checkpoint (the validation EER threshold written by fine_tune_for.py). A checkpoint without one (e.g.
 the released AASIST / SSL-AASIST weights) falls back to "fake" when p_fake >= 0.5 (the larger logit wins);
@@ -30,10 +32,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from audio import DEFAULT_HOP, MAX_DURATION_S, SAMPLE_RATE
 from checkpoints import load_model
 from data import Item, list_audio_files
-from scoring import default_batch_size, default_workers, score_items
+from scoring import default_batch_size, default_workers, policy_for, score_definition, score_items, score_kind
 from utils import atomic_write_text, json_text, pick_device, raw_names_on_stdio
 
 DEFAULT_CHECKPOINT = "aasist"  # registry name: clovaai AASIST, small enough for a CPU
@@ -47,6 +48,8 @@ CSV_FIELDS = (
     "duration_s",
     "n_windows",
     "windows",
+    "policy",
+    "score_kind",
     "rule",
     "reason",
     "note",
@@ -132,12 +135,13 @@ def _fmt(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def format_table(rows: list[dict], decision: Decision, checkpoint: str) -> str:
+def format_table(rows: list[dict], decision: Decision, checkpoint: str, policy: str, definition: str) -> str:
     """Human-readable table; a file with more than one window lists its windows below its row."""
     width = max([len("file")] + [len(row["path"]) for row in rows])
     lines = [
         f"checkpoint: {checkpoint}",
-        "score = real-class logit (higher = more real); p_fake = probability of the fake class",
+        f"input policy: {policy}",
+        definition,
         f"verdict rule: {decision.describe()}",
         "",
         f"{'file':<{width}}  {'verdict':<7}  {'p_fake':>6}  {'score':>8}  {'length':>7}  note",
@@ -185,6 +189,8 @@ def format_csv(rows: list[dict], decision: Decision) -> str:
                 "duration_s": _fmt(row["duration_s"], 3),
                 "n_windows": row["n_windows"] if ok else "",
                 "windows": json_text(row["windows"], indent=None) if ok else "",
+                "policy": row["policy"],
+                "score_kind": row["score_kind"],
                 "rule": decision.describe(),
                 "reason": "" if ok else row["status"],
                 "note": row["note"],
@@ -193,8 +199,8 @@ def format_csv(rows: list[dict], decision: Decision) -> str:
     return buffer.getvalue()
 
 
-def format_json(rows: list[dict], decision: Decision, checkpoint: str) -> str:
-    """{"checkpoint", "score_direction", "decision", "files": [...]}, every file with its windows."""
+def format_json(rows: list[dict], decision: Decision, checkpoint: str, policy: str, definition: str) -> str:
+    """{"checkpoint", "policy", "score_definition", "score_direction", "decision", "files": [...]}."""
     files = []
     for row in rows:
         if is_scored(row):
@@ -204,7 +210,9 @@ def format_json(rows: list[dict], decision: Decision, checkpoint: str) -> str:
             files.append({"path": row["path"], "status": "error", "reason": row["status"]})
     document = {
         "checkpoint": checkpoint,
-        "score_direction": "score = real-class logit (model output index 1); higher = more likely real",
+        "policy": policy,
+        "score_definition": definition,
+        "score_direction": "higher = more likely real",
         "decision": decision.as_dict(),
         "files": files,
     }
@@ -248,13 +256,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=default_workers(), help="audio decoding processes")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument(
-        "--hop", type=float, default=DEFAULT_HOP / SAMPLE_RATE, help="seconds between window starts"
+        "--window",
+        action="store_true",
+        help="score whole files as overlapping 4.04 s windows (mean logit; every window listed) instead of "
+        "the model's input policy (SSL-AASIST, AASIST: the first 4.04 s)",
+    )
+    parser.add_argument(
+        "--hop", type=float, default=None, help="seconds between window starts (default half a window)"
     )
     parser.add_argument(
         "--max-duration",
         type=float,
-        default=MAX_DURATION_S,
-        help="seconds scored per file (the rest: a note)",
+        default=None,
+        help="with --window, seconds scored per file (default 600; the rest: a note)",
     )
     return parser.parse_args(argv)
 
@@ -293,15 +307,17 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
+    policy = policy_for(model, args.window, args.hop, args.max_duration)
+    definition = score_definition(policy, score_kind(model))
+    if args.format != "table" or args.output is not None:  # the table states it in its header
+        print(f"input policy: {policy.describe()}; {definition}", file=sys.stderr)
     rows = score_items(
         model,
         [Item(str(path), None) for path in files],
         batch_size=args.batch_size or default_batch_size(device),
         workers=args.workers,
         device=device,
-        window=True,
-        hop=round(args.hop * SAMPLE_RATE),
-        max_duration=args.max_duration,
+        policy=policy,
     )
     add_verdicts(rows, decision)
 
@@ -309,9 +325,9 @@ def main(args: argparse.Namespace) -> int:
     if args.format == "csv":
         text = format_csv(rows, decision)
     elif args.format == "json":
-        text = format_json(rows, decision, checkpoint)
+        text = format_json(rows, decision, checkpoint, policy.describe(), definition)
     else:
-        text = format_table(rows, decision, checkpoint)
+        text = format_table(rows, decision, checkpoint, policy.describe(), definition)
     if args.output is None:
         sys.stdout.write(text)
     else:

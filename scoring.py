@@ -9,15 +9,19 @@ process runs batches through the model (bf16 autocast on CUDA, fp32 on CPU unles
 what it scored and `resume=True` scores only the rest. Under `torchrun` the files are sharded across ranks
 and rank 0 gathers each round of batches and writes the file (nothing scored twice, nothing lost).
 
-What the model sees per file:
-- default (`window=False`), the reference's rule: the first `NB_SAMP` samples (4.04 s), shorter files tiled.
-  A longer file gets the note "cropped: ..." (its `duration_s` says how long it was).
-- `window=True`: overlapping windows of `NB_SAMP` samples every `hop` samples (default 50 % overlap) cover
-  the whole file (up to `audio.MAX_DURATION_S`). The file's logits are the **mean of its windows' logits**;
-  `score` and `p_fake` come from that mean, and every window's own score stays in `windows`.
+What the model sees per file is its input policy (`model.InputPolicy`): the model's own `default_policy`
+unless the caller passes another (`policy_for(model, window=True)` for the scripts' --window):
+- "head", the reference's rule: the first `n_samples` (64,600 = 4.04 s), shorter files tiled. A longer file
+  gets the note "cropped: ..." (its `duration_s` says how long it was).
+- "windows": overlapping windows of `n_samples` every `hop` samples (default 50 % overlap) cover the whole
+  file (up to `max_seconds`). The file's logits are the **mean of its windows' logits**; `score` and `p_fake`
+  come from that mean, and every window's own score stays in `windows`.
+- "whole": the whole file in one pass (for models trained on whole utterances; not implemented here yet).
 
-Scores: `score` = the real-class logit `logits[:, REAL_INDEX]` (higher = more likely real), `p_fake` =
-softmax(logits)[:, FAKE_INDEX]. `status` is "ok" or the reason the file was skipped.
+Scores: `score` = `reference_score(logits, model.score_kind)`, the score the model's reference writes (for
+SSL-AASIST and AASIST the real-class logit `logits[:, REAL_INDEX]`); higher = more likely real. `p_fake` =
+softmax(logits)[:, FAKE_INDEX] for every model. Every row, scores.csv and metrics.json carry the policy
+(`InputPolicy.describe()`) and the score kind. `status` is "ok" or the reason the file was skipped.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import os
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,20 +44,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 import distributed as dist
-from audio import (
-    DEFAULT_HOP,
-    MAX_DURATION_S,
-    NB_SAMP,
-    SAMPLE_RATE,
-    AudioError,
-    is_silent,
-    load_audio,
-    pad_or_crop,
-)
+from audio import SAMPLE_RATE, AudioError, is_silent, load_audio, pad_or_crop
 from audio import windows as cut_windows
 from data import Item
 from metrics import compute_metrics, group_table, metrics_by_group
-from model import FAKE_INDEX, REAL_INDEX
+from model import FAKE_INDEX, REAL_INDEX, REFERENCE_HEAD, InputPolicy
 from utils import atomic_write_text, json_text, seed_worker, write_json
 
 CSV_COLUMNS = (
@@ -66,16 +62,73 @@ CSV_COLUMNS = (
     "n_windows",
     "note",
     "group",
+    "policy",
+    "score_kind",
     "windows",
 )
-AGGREGATION = "mean of the window logits (score and p_fake from the mean); per-window scores in `windows`"
 AMP_CHOICES = ("auto", "bf16", "fp16", "fp32")
+# model.score_kind -> what `score` is (index 1 = real in every model here).
+SCORE_KINDS = {
+    "logit_real": "logits[:, 1], the real-class logit",
+    "log_softmax_real": "log_softmax(logits)[:, 1], the log-probability of real",
+    "softmax_real": "softmax(logits)[:, 1], the probability of real",
+}
 
 
-def logits_to_scores(logits: Tensor) -> tuple[Tensor, Tensor]:
-    """(score, p_fake) from logits (B, 2): the real-class logit and the softmax probability of fake."""
+def reference_score(logits: Tensor, kind: str) -> Tensor:
+    """The score (B,) a model's reference writes, from logits (B, 2); higher = more likely real."""
     logits = logits.float()
-    return logits[:, REAL_INDEX], logits.softmax(dim=-1)[:, FAKE_INDEX]
+    if kind == "logit_real":
+        return logits[:, REAL_INDEX]
+    if kind == "log_softmax_real":
+        return logits.log_softmax(dim=-1)[:, REAL_INDEX]
+    if kind == "softmax_real":
+        return logits.softmax(dim=-1)[:, REAL_INDEX]
+    raise ValueError(f"unknown score kind {kind!r}; known: {', '.join(SCORE_KINDS)}")
+
+
+def logits_to_scores(logits: Tensor, kind: str = "logit_real") -> tuple[Tensor, Tensor]:
+    """(score, p_fake) from logits (B, 2): `reference_score` and the softmax probability of fake."""
+    return reference_score(logits, kind), logits.float().softmax(dim=-1)[:, FAKE_INDEX]
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a DDP wrapper (a compiled model forwards attribute reads itself)."""
+    return getattr(model, "module", model)
+
+
+def score_kind(model: nn.Module) -> str:
+    """The model's declared score kind (a bare nn.Module scores like the references: the real logit)."""
+    return getattr(_unwrap(model), "score_kind", "logit_real")
+
+
+def policy_for(
+    model: nn.Module, window: bool = False, hop_s: float | None = None, max_seconds: float | None = None
+) -> InputPolicy:
+    """The model's declared input policy, or overlapping windows with `window` (the scripts' --window).
+
+    `hop_s`: seconds between window starts; `max_seconds`: how much of a file windows / whole mode score.
+    """
+    policy = getattr(_unwrap(model), "default_policy", REFERENCE_HEAD)
+    if window:
+        policy = replace(policy, mode="windows")
+    if hop_s is not None:
+        policy = replace(policy, hop=round(hop_s * SAMPLE_RATE))
+    if max_seconds is not None:
+        policy = replace(policy, max_seconds=max_seconds)
+    return policy
+
+
+def score_definition(policy: InputPolicy, kind: str) -> str:
+    """One sentence saying how a file's score is made (metrics.json, score.py, the app)."""
+    n_s = policy.n_samples / SAMPLE_RATE
+    of = {
+        "head": f"of the first {n_s:.2f} s (tiled if shorter)",
+        "windows": f"of the mean logits of {n_s:.2f} s windows every {policy.hop / SAMPLE_RATE:.2f} s",
+        "whole": f"of the whole file (up to {policy.max_seconds:g} s)",
+    }[policy.mode]
+    norm = ", waveform layer-normalized" if policy.normalize else ""
+    return f"score = {SCORE_KINDS[kind]}, {of}{norm}; higher = more real; p_fake = softmax(logits)[:, 0]"
 
 
 def default_batch_size(device: str | torch.device) -> int:
@@ -90,13 +143,11 @@ def default_workers() -> int:
 
 
 class AudioFiles(Dataset):
-    """Items -> the model's input windows, decoded in DataLoader workers; a bad file becomes a status."""
+    """Items -> the model's inputs under `policy`, decoded in DataLoader workers; a bad file is a status."""
 
-    def __init__(self, items: list[Item], window: bool = False, hop: int = DEFAULT_HOP, max_duration=None):
+    def __init__(self, items: list[Item], policy: InputPolicy):
         self.items = items
-        self.window = window
-        self.hop = hop
-        self.max_duration = max_duration or MAX_DURATION_S
+        self.policy = policy
 
     def __len__(self) -> int:
         return len(self.items)
@@ -114,8 +165,10 @@ class AudioFiles(Dataset):
             "scored_s": None,
             "note": "",
         }
-        # Without windows only the head is used: decode no more than that.
-        max_duration = self.max_duration if self.window else NB_SAMP / SAMPLE_RATE
+        policy = self.policy
+        head_s = policy.n_samples / SAMPLE_RATE
+        # The head policy uses the first n_samples only: decode no more than that.
+        max_duration = head_s if policy.mode == "head" else policy.max_seconds
         try:
             audio, info = load_audio(item.path, max_duration=max_duration, return_info=True)
         except AudioError as err:
@@ -125,26 +178,29 @@ class AudioFiles(Dataset):
             sample["status"] = f"unexpected error while decoding: {type(err).__name__}: {err}"
             return sample
         notes = []
-        if self.window:
-            x, starts = cut_windows(audio, NB_SAMP, self.hop)
+        if policy.mode == "head":
+            x, starts = pad_or_crop(audio, policy.n_samples)[None, :], np.zeros(1)
+            scored_s = min(info.duration_s, head_s)
+            if info.duration_s > head_s:
+                notes.append(f"cropped: scored the first {head_s:.2f} s of {info.duration_s:.2f} s")
+        elif policy.mode == "windows":
+            x, starts = cut_windows(audio, policy.n_samples, policy.hop)
             scored_s = info.loaded_s
             if info.capped:
                 notes.append(
                     f"long file: only the first {scored_s:.1f} s of {info.duration_s:.1f} s were scored"
                 )
-        else:
-            x, starts = pad_or_crop(audio)[None, :], np.zeros(1)
-            scored_s = min(info.duration_s, NB_SAMP / SAMPLE_RATE)
-            if info.duration_s > NB_SAMP / SAMPLE_RATE:
-                notes.append(
-                    f"cropped: scored the first {NB_SAMP / SAMPLE_RATE:.2f} s of {info.duration_s:.2f} s"
-                )
+        else:  # "whole": one input of the file's own length; needs length-bucketed batches (score_items)
+            raise NotImplementedError("input policy 'whole'")
         if info.note:
             notes.append(info.note)
         if is_silent(audio):
             notes.append("silent: every sample is zero")
+        x = torch.from_numpy(np.ascontiguousarray(x))  # (inputs, n_samples) float32
+        if policy.normalize:
+            x = torch.nn.functional.layer_norm(x, x.shape[-1:])
         sample.update(
-            x=torch.from_numpy(np.ascontiguousarray(x)),
+            x=x,
             starts=starts.tolist(),
             duration_s=info.duration_s,
             scored_s=scored_s,
@@ -161,29 +217,29 @@ def score_items(
     batch_size: int = 16,
     workers: int | None = None,
     device: str | torch.device = "auto",
-    window: bool = False,
-    hop: int = DEFAULT_HOP,
+    policy: InputPolicy | None = None,
     resume: bool = False,
     compile: bool = False,
     amp: str = "auto",
-    max_duration: float | None = None,
     progress: bool = True,
 ) -> list[dict]:
-    """Score `items` (labels may be None); returns one row per item, in item order.
+    """Score `items` (labels may be None) under `policy` (None: the model's `default_policy`); returns one
+    row per item, in item order.
 
-    Row keys: path, label, score, p_fake, status ("ok" or the reason), duration_s, scored_s, n_windows, note,
-    windows (list of {"start", "end", "score", "p_fake"}, seconds; one entry without `window`). Skipped files
-    have score/p_fake None. `out_csv`: write rows as they are scored (flushed per batch) and, at the end,
-    rewrite the file in item order; `resume=True` keeps its rows (skipped files included) and scores only
+    Row keys: path, label, group, score, p_fake, status ("ok" or the reason), duration_s, scored_s, n_windows,
+    note, policy (`policy.describe()`), score_kind, windows (list of {"start", "end", "score", "p_fake"},
+    seconds; one entry unless the policy is "windows"). Skipped files have score/p_fake None.
+    `out_csv`: write rows as they are scored (flushed per batch) and, at the end, rewrite the file in item
+    order; `resume=True` keeps its rows (skipped files included) and scores only
     the missing items. `batch_size` counts model inputs (windows). `workers`: decoding processes (None =
     `default_workers()`, 0 = decode in this process). `amp`: "auto" = bf16 autocast on CUDA, none on CPU;
     "bf16" / "fp16" force autocast; "fp32" never. `compile`: `torch.compile` the model (batches are padded to
     `batch_size` so it compiles once). Under torchrun, call it on every rank with the same items: rank 0
     returns all rows and writes the CSV, other ranks return [].
 
-    Memory: a step holds `batch_size` files; at most (2 * workers + 1) steps are in flight. Without `window`
-    a file is NB_SAMP samples (258 kB); with it, up to 2 x `max_duration` (default `audio.MAX_DURATION_S`)
-    of float32 audio (50 % overlap), so lower --max-duration, --batch-size or --workers for long files.
+    Memory: a step holds `batch_size` files; at most (2 * workers + 1) steps are in flight. Under "head" a
+    file is n_samples (258 kB); under "windows" up to 2 x `policy.max_seconds` of float32 audio (50 %
+    overlap), so lower --max-duration, --batch-size or --workers for long files.
     """
     items = [Item(str(i), None) if isinstance(i, (str, os.PathLike)) else i for i in items]
     paths = [i.path for i in items]
@@ -194,6 +250,12 @@ def score_items(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if amp not in AMP_CHOICES:
         raise ValueError(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
+    policy = policy or policy_for(model)
+    if policy.mode == "whole":
+        raise NotImplementedError(
+            "input policy 'whole' (one variable-length pass per file) is not supported by score_items yet"
+        )
+    kind = score_kind(model)
     device = dist.device(device) if isinstance(device, str) else torch.device(device)
     workers = default_workers() if workers is None else workers
 
@@ -203,7 +265,7 @@ def score_items(
     todo = dist.shard([i for i in items if i.path not in done])
 
     loader = DataLoader(
-        AudioFiles(todo, window=window, hop=hop, max_duration=max_duration),
+        AudioFiles(todo, policy),
         batch_size=batch_size,  # files per step; their windows then go through the model batch_size at a time
         num_workers=workers,
         collate_fn=collate,
@@ -222,7 +284,7 @@ def score_items(
     for _ in range(dist.all_max(len(loader))):
         # A rank with fewer files joins the collective with an empty batch.
         batch = next(batches, None) or collate([])
-        rows = _score_batch(forward, batch, device, amp, batch_size, pad=compile)
+        rows = _score_batch(forward, batch, device, amp, batch_size, pad=compile, policy=policy, kind=kind)
         gathered = dist.gather(rows)
         if dist.is_main():
             round_rows = [r for rank_rows in gathered for r in rank_rows]
@@ -248,13 +310,15 @@ def _autocast(device: torch.device, amp: str):
 
 
 def collate(samples: list[dict]) -> dict:
-    """DataLoader collate (runs in the worker): the step's windows as one (total windows, NB_SAMP) tensor."""
+    """DataLoader collate (runs in the worker): the step's inputs as one (total inputs, n_samples) tensor."""
     xs = [s.pop("x") for s in samples if s["status"] == "ok"]
-    return {"x": torch.cat(xs) if xs else torch.empty(0, NB_SAMP), "files": samples}
+    return {"x": torch.cat(xs) if xs else torch.empty(0, 0), "files": samples}
 
 
-def _score_batch(forward, batch: dict, device, amp: str, batch_size: int, pad: bool) -> list[dict]:
-    """Run a collated step through the model, `batch_size` windows at a time; one row per file."""
+def _score_batch(
+    forward, batch: dict, device, amp: str, batch_size: int, pad: bool, policy: InputPolicy, kind: str
+) -> list[dict]:
+    """Run a collated step through the model, `batch_size` inputs at a time; one row per file."""
     x, samples = batch["x"], batch["files"]
     chunks = [torch.empty(0, 2)]
     with torch.inference_mode(), _autocast(device, amp):
@@ -269,31 +333,28 @@ def _score_batch(forward, batch: dict, device, amp: str, batch_size: int, pad: b
     for s in samples:
         row = {k: s[k] for k in ("path", "label", "group", "status", "duration_s", "scored_s", "note")}
         row.update(score=None, p_fake=None, n_windows=0, windows=[])
+        row.update(policy=policy.describe(), score_kind=kind)
         n = len(s["starts"]) if s["status"] == "ok" else 0
         file_logits = logits[offset : offset + n]  # (n windows, 2)
         offset += n
         if n and not torch.isfinite(file_logits).all():
             row["status"] = "non-finite model output (NaN/inf logits)"
         elif n:
-            row.update(_file_scores(file_logits, s["starts"], s["duration_s"]))
+            row.update(_file_scores(file_logits, s["starts"], s["duration_s"], policy.n_samples, kind))
         rows.append(row)
     return rows
 
 
-def _file_scores(logits: Tensor, starts: list[float], duration_s: float) -> dict:
-    """A file's score from its windows' logits (n, 2): the mean logit, plus each window's own score."""
-    score, p_fake = logits_to_scores(logits.mean(dim=0, keepdim=True))
-    win_scores, win_p_fake = logits_to_scores(logits)
+def _file_scores(logits: Tensor, starts: list[float], duration_s: float, n_samples: int, kind: str) -> dict:
+    """A file's score from its inputs' logits (n, 2): the mean logit, plus each window's own score."""
+    score, p_fake = logits_to_scores(logits.mean(dim=0, keepdim=True), kind)
+    win_scores, win_p_fake = logits_to_scores(logits, kind)
+    # A window ends n_samples after its start, or at the end of a shorter file.
     windows = [
-        {"start": start, "end": _window_end(start, duration_s), "score": sc, "p_fake": pf}
+        {"start": start, "end": min(start + n_samples / SAMPLE_RATE, duration_s), "score": sc, "p_fake": pf}
         for start, sc, pf in zip(starts, win_scores.tolist(), win_p_fake.tolist(), strict=True)
     ]
     return {"score": score.item(), "p_fake": p_fake.item(), "n_windows": len(starts), "windows": windows}
-
-
-def _window_end(start: float, duration_s: float) -> float:
-    """Where a window starting at `start` s ends: NB_SAMP samples later, or at the end of a shorter file."""
-    return min(start + NB_SAMP / SAMPLE_RATE, duration_s)
 
 
 class ScoreWriter:
@@ -370,8 +431,8 @@ def read_scores(path: str | os.PathLike) -> list[dict]:
 def _single_window(row: dict) -> list[dict]:
     if row["n_windows"] != 1:
         return []
-    end = _window_end(0.0, row["duration_s"])
-    return [{"start": 0.0, "end": end, "score": row["score"], "p_fake": row["p_fake"]}]
+    # One input from the start: it covers what was scored (the head, or the whole of a short file).
+    return [{"start": 0.0, "end": row["scored_s"], "score": row["score"], "p_fake": row["p_fake"]}]
 
 
 def evaluate(
@@ -384,11 +445,13 @@ def evaluate(
     plots: bool = True,
     wandb_run=None,
     extra: dict | None = None,
+    policy: InputPolicy | None = None,
     **score_opts,
 ) -> dict:
     """Score labelled `items` into OUT_DIR/scores.csv, then compute metrics.json and plots from that file.
 
-    `score_opts` go to `score_items` (batch_size, workers, device, window, resume, compile, amp, ...).
+    `policy`: the input policy (None: the model's default). `score_opts` go to `score_items` (batch_size,
+    workers, device, resume, compile, amp, ...).
     `threshold`: a calibrated decision threshold on the score, reported with its error rates. `extra` is
     stored in metrics.json (e.g. the checkpoint). Prints one summary line (and a loud warning if AUC < 0.5).
     Returns the metrics on rank 0 and {} on other ranks.
@@ -400,15 +463,17 @@ def evaluate(
             f"e.g. {unlabelled[0]} (use score.py to score unlabelled files)"
         )
     out_dir = Path(out_dir)
+    policy = policy or policy_for(model)
     start = time.perf_counter()
-    score_items(model, items, out_csv=out_dir / "scores.csv", **score_opts)
+    score_items(model, items, out_csv=out_dir / "scores.csv", policy=policy, **score_opts)
     if not dist.is_main():
         return {}
     seconds = time.perf_counter() - start
     rows = read_scores(out_dir / "scores.csv")  # metrics come from the score file, as written
     metrics = metrics_from_rows(rows, n_bootstrap=n_bootstrap, threshold=threshold)
-    metrics["window"] = bool(score_opts.get("window", False))
-    metrics["aggregation"] = AGGREGATION if metrics["window"] else "first 64,600 samples (reference)"
+    metrics["policy"] = policy.describe()
+    metrics["score_kind"] = score_kind(model)
+    metrics["score_definition"] = score_definition(policy, metrics["score_kind"])
     metrics["scoring_seconds"] = round(seconds, 2)
     metrics.update(extra or {})
     if plots:

@@ -168,6 +168,18 @@ def test_real_recording_gets_real_verdict(page, audio_dir, tmp_path):
         shutil.copy(shot, os.environ["APP_SCREENSHOT_DIR"])
 
 
+def test_model_policy_by_default_and_windows_on_request(page, audio_dir):
+    """A 6.2 s clip: the model's policy (AASIST: the first 4.04 s) first, then the windows box (3 windows)."""
+    upload(page, audio_dir / "sample_custom" / "real" / "1183-124566-0000.flac")
+    verdict = page.locator("#verdict")
+    expect(verdict).to_contain_text("Input policy head n=64600", timeout=SCORE_TIMEOUT_MS)
+    expect(verdict).to_contain_text("1 window(s)")
+    page.locator("#window input").check()
+    page.locator("#check-button").click()
+    expect(verdict).to_contain_text("Input policy windows n=64600 hop=32300", timeout=SCORE_TIMEOUT_MS)
+    expect(verdict).to_contain_text("3 window(s)")
+
+
 def test_espeak_recording_gets_fake_verdict(page, audio_dir):
     upload(page, audio_dir / "sample_custom" / "fake" / "espeak_01.wav")
     expect(page.locator("#verdict")).to_contain_text("Verdict: FAKE", timeout=SCORE_TIMEOUT_MS)

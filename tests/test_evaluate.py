@@ -19,6 +19,7 @@ import evaluate_custom_for
 from checkpoints import load_model, save_checkpoint
 from data import Item, load_dataset
 from metrics import compute_act_dcf, compute_cllr, compute_eer, compute_min_cllr, compute_min_dcf
+from model import InputPolicy
 from scoring import CSV_COLUMNS, ScoreWriter, evaluate, metrics_by_group, read_scores, score_items
 from utils import init_wandb
 
@@ -158,7 +159,8 @@ def test_reference_score_and_polarity_guard_with_aasist(golden, audio_dir, tmp_p
 
 def test_windows_cover_long_files_and_aggregate_by_mean_logit(tiny, audio_dir, tmp_path):
     item = Item(str(audio_dir / "broken" / "long_70s.wav"), None)  # unlabelled, as score.py passes them
-    (row,) = score_items(tiny, [item], window=True, max_duration=12.0, out_csv=tmp_path / "s.csv", workers=0)
+    windows = InputPolicy("windows", max_seconds=12.0)
+    (row,) = score_items(tiny, [item], policy=windows, out_csv=tmp_path / "s.csv", workers=0)
     assert row["status"] == "ok" and row["n_windows"] == 5
     starts = [w["start"] for w in row["windows"]]
     assert starts == pytest.approx([0.0, 2.01875, 4.0375, 6.05625, 12.0 - 64600 / 16000])

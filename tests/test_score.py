@@ -50,10 +50,20 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def report(aasist, inputs, audio_dir, tmp_path_factory) -> dict:
-    """One JSON run over 2 real + 2 espeak files + every file of broken/ (a folder argument)."""
+    """One --window JSON run over 2 real + 2 espeak files + every file of broken/ (a folder argument)."""
     out = tmp_path_factory.mktemp("score") / "scores.json"
     argv = [*inputs, str(audio_dir / "broken"), "--checkpoint", str(aasist), "--format", "json"]
-    argv += ["--output", str(out), "--max-duration", MAX_DURATION, "--device", "cpu", "--workers", "0"]
+    argv += [
+        "--output",
+        str(out),
+        "--window",
+        "--max-duration",
+        MAX_DURATION,
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+    ]
     status = score.main(score.parse_args(argv))
     document = json.loads(out.read_text())
     document["exit_status"] = status
@@ -205,6 +215,8 @@ def test_command_line_table(aasist, inputs, audio_dir):
     assert result.returncode == score.EXIT_SOME_FAILED, result.stderr
     lines = result.stdout.splitlines()
     assert "verdict rule: fake if p_fake >= 0.5" in result.stdout
+    assert "input policy: head n=64600" in result.stdout  # the model's policy unless --window
+    assert "score = logits[:, 1], the real-class logit, of the first 4.04 s" in result.stdout
     assert any("118-121721-0000.flac" in line and " real " in line for line in lines)
     assert any("espeak_01.wav" in line and " fake " in line for line in lines)
     assert any("empty_0_bytes.wav" in line and "ERROR" in line and "empty file" in line for line in lines)
