@@ -1,6 +1,6 @@
-"""The PNGs: ROC, DET and score histogram of a scores.csv (positive class = real, higher score = more real),
-the fine-tuning loss curves, and the analysis report's figures (scores per group, score vs duration, before vs
-after)."""
+"""The PNGs: ROC, DET (EER, minDCF and actDCF points), score histogram and reliability diagram of a scores.csv
+(positive class = real, higher score = more real), the fine-tuning loss curves, and the analysis report's
+figures (scores per group, score vs duration, before vs after)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,15 @@ from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 from audio import NB_SAMP  # noqa: E402
-from metrics import det_curve  # noqa: E402
+from metrics import ASVSPOOF5, OperatingPoint, dcf_curve, det_curve  # noqa: E402
 
-PLOT_FILES = ("roc.png", "det.png", "score_hist.png")
+PLOT_FILES = ("roc.png", "det.png", "score_hist.png", "reliability.png")
 
 
 def save_all(rows: list[dict], out_dir: str | os.PathLike, metrics: dict) -> list[str]:
-    """Write the three plots of scores.csv `rows` into `out_dir`; returns their file names (none when a class
-    is missing)."""
+    """Write the plots of scores.csv `rows` into `out_dir`; returns their file names (none when a class is
+    missing). Rows with an `llr` (a calibration applied) put calibrated values in the DET and reliability
+    plots."""
     rows = [r for r in rows if r["status"] == "ok"]
     real = np.array([r["score"] for r in rows if r["label"] == "real"])
     fake = np.array([r["score"] for r in rows if r["label"] == "fake"])
@@ -32,9 +33,23 @@ def save_all(rows: list[dict], out_dir: str | os.PathLike, metrics: dict) -> lis
     out_dir = Path(out_dir)
     frr, far, _ = det_curve(real, fake)
     title = f"AUC {metrics['auc']:.4f}, EER {100 * metrics['eer']:.2f} % ({len(real)} real, {len(fake)} fake)"
+    op = OperatingPoint(**{k: metrics["operating_point"][k] for k in ("p_spoof", "c_miss", "c_fa")})
+    calibrated = all(r.get("llr") is not None for r in rows)
+    if calibrated:  # the actual decisions are made on the calibrated LLR
+        real_llr = np.array([r["llr"] for r in rows if r["label"] == "real"])
+        fake_llr = np.array([r["llr"] for r in rows if r["label"] == "fake"])
+        act = (float(np.mean(real_llr < op.llr_threshold)), float(np.mean(fake_llr >= op.llr_threshold)))
+        act_label = "actDCF (calibrated llr)"
+    else:
+        act = (float(np.mean(real < op.llr_threshold)), float(np.mean(fake >= op.llr_threshold)))
+        act_label = "actDCF (raw score read as llr)"
     plot_roc(frr, far, metrics, title, out_dir / "roc.png")
-    plot_det(frr, far, metrics, title, out_dir / "det.png")
+    plot_det(frr, far, metrics, title, out_dir / "det.png", op=op, act_point=act, act_label=act_label)
     plot_hist(real, fake, metrics, title, out_dir / "score_hist.png")
+    labels = np.array([r["label"] == "fake" for r in rows])
+    raw_p_fake = np.array([r["p_fake"] for r in rows])
+    llr = np.array([r["llr"] for r in rows]) if calibrated else None
+    plot_reliability(labels, raw_p_fake, llr, out_dir / "reliability.png")
     return list(PLOT_FILES)
 
 
@@ -62,22 +77,94 @@ def plot_roc(frr: np.ndarray, far: np.ndarray, metrics: dict, title: str, path: 
     _save(fig, path)
 
 
-def plot_det(frr: np.ndarray, far: np.ndarray, metrics: dict, title: str, path: Path) -> None:
-    """DET curve on probit axes: miss rate (real rejected) against false alarm rate (fake accepted)."""
-    eps = 1e-4  # probit(0) is -inf: clip the rates to [0.01 %, 99.99 %]
+def plot_det(
+    frr: np.ndarray,
+    far: np.ndarray,
+    metrics: dict,
+    title: str,
+    path: Path,
+    *,
+    op: OperatingPoint = ASVSPOOF5,
+    act_point: tuple[float, float] | None = None,
+    act_label: str = "actDCF",
+) -> None:
+    """DET curve on probit axes: miss rate (real rejected) against false alarm rate (fake accepted), with the
+    EER, minDCF and actDCF operating points.
+
+    A rate of 0 has no probit: it is drawn on the axis edge marked "0", so a system without errors (classes
+    that separate perfectly) still shows its curve hugging the two zero edges, with a note, instead of an
+    empty frame. The edge sits below the smallest non-zero rate these counts allow (1 / files in a class).
+    """
+    n_max = max(metrics["n_real"], metrics["n_fake"])
+    zero = min(5e-4, 0.25 / n_max)  # where a rate of 0 is drawn
+    lo, hi = norm.ppf(zero) - 0.15, norm.ppf(0.995)
+
+    def probit(rate):
+        return norm.ppf(np.clip(rate, zero, 1 - zero))
+
     fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
-    ax.plot(norm.ppf(np.clip(far, eps, 1 - eps)), norm.ppf(np.clip(frr, eps, 1 - eps)), lw=1.5)
-    eer = norm.ppf(np.clip(metrics["eer"], eps, 1 - eps))
-    ax.plot([eer], [eer], "o", color="tab:red", label=f"EER {100 * metrics['eer']:.2f} %")
-    ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99])
-    ax.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
-    ax.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
-    lim = norm.ppf([0.0005, 0.995])
-    ax.set(xlim=lim, ylim=lim, title=title)
+    ax.plot(probit(far), probit(frr), lw=1.5, color="tab:blue")
+    eer = metrics["eer"]
+    ax.plot([probit(eer)], [probit(eer)], "o", color="tab:red", label=f"EER {100 * eer:.2f} %")
+    i = int(np.argmin(dcf_curve(frr, far, op)))
+    ax.plot([probit(far[i])], [probit(frr[i])], "s", color="tab:green", mfc="none", ms=9, mew=1.5,
+            label=f"minDCF {metrics['min_dcf']:.4f}")  # fmt: skip
+    if act_point is not None:
+        miss, fa = act_point
+        act_dcf = float(dcf_curve(np.float64(miss), np.float64(fa), op))
+        ax.plot(
+            [probit(fa)], [probit(miss)], "^", color="tab:purple", ms=8, label=f"{act_label} {act_dcf:.4f}"
+        )
+    if eer == 0:
+        ax.text(0.97, 0.6, "no errors at the EER point:\nthe classes separate perfectly",
+                transform=ax.transAxes, ha="right", fontsize=8, color="0.3")  # fmt: skip
+    ticks = np.array([t for t in (0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99) if t > 2 * zero])
+    positions = np.r_[norm.ppf(zero), norm.ppf(ticks)]
+    names = ["0"] + [f"{100 * t:g}" for t in ticks]
+    ax.set_xticks(positions, names)
+    ax.set_yticks(positions, names)
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), title=title)
     ax.set(xlabel="false alarm rate, fake accepted (%)", ylabel="miss rate, real rejected (%)")
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", fontsize=8, title=f"Pspoof {op.p_spoof:g}, Cmiss {op.c_miss:g}, "
+              f"Cfa {op.c_fa:g}", title_fontsize=7)  # fmt: skip
+    _save(fig, path)
+
+
+def plot_reliability(is_fake: np.ndarray, raw_p_fake: np.ndarray, llr: np.ndarray | None, path: Path) -> None:
+    """Reliability diagram: predicted p_fake (10 bins) against the observed fraction of fake files.
+
+    The calibrated p_fake is the posterior at this data set's own share of fakes (what the observed fraction
+    estimates); the raw softmax p_fake is drawn beside it. On the diagonal = the probabilities mean what they
+    say. Marker area ~ files in the bin.
+    """
+    import calibration  # late: plots.py stays importable without it
+
+    share = float(np.mean(is_fake))
+    series = [("raw softmax p_fake", raw_p_fake, "tab:gray", "o")]
+    if llr is not None and 0 < share < 1:
+        series.append(
+            (f"calibrated p_fake (prior {share:.2f})", calibration.p_fake(llr, share), "tab:blue", "s")
+        )
+    edges = np.linspace(0, 1, 11)
+    fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
+    ax.plot([0, 1], [0, 1], ls=":", color="0.5", label="perfect calibration")
+    for name, p, color, marker in series:
+        which = np.clip(np.digitize(p, edges[1:-1]), 0, 9)  # bin index 0..9
+        counts = np.bincount(which, minlength=10)
+        used = counts > 0
+        mean_p = np.bincount(which, weights=p, minlength=10)[used] / counts[used]
+        observed = np.bincount(which, weights=is_fake.astype(float), minlength=10)[used] / counts[used]
+        ax.plot(mean_p, observed, "-", color=color, lw=1)
+        ax.scatter(mean_p, observed, s=20 + 200 * counts[used] / counts.max(), color=color, marker=marker,
+                   alpha=0.7, label=name)  # fmt: skip
+    note = "" if llr is not None else " (no calibration: fit one with calibrate.py)"
+    ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel="predicted p_fake (bin mean)")
+    ax.set(ylabel="observed fraction of fake files", title=f"Reliability, {len(is_fake)} files{note}")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
     _save(fig, path)
 
 

@@ -140,3 +140,39 @@ def test_calibration_lowers_cllr_on_held_out_scores():
     raw = compute_cllr(held_real, held_fake)
     calibrated = compute_cllr(calibration.apply(cal, held_real), calibration.apply(cal, held_fake))
     assert calibrated < 0.6 * raw
+
+
+def _blue_pixels(png) -> int:
+    """Pixels of the DET curve's colour (matplotlib tab:blue) in a PNG."""
+    import matplotlib.image
+
+    rgb = (matplotlib.image.imread(png)[..., :3] * 255).astype(int)
+    return int(np.sum(np.all(np.abs(rgb - [31, 119, 180]) < 30, axis=-1)))
+
+
+def test_plots_det_with_operating_points_and_reliability(tmp_path):
+    import plots
+    from metrics import compute_metrics
+
+    rng = np.random.default_rng(0)
+    for name, (real, fake) in {
+        "separable": (rng.uniform(1, 5, 20), rng.uniform(-8, -3, 20)),  # was an empty DET frame
+        "overlapping": (rng.normal(1, 1, 60), rng.normal(-1, 1.5, 40)),
+    }.items():
+        labels = ["real"] * len(real) + ["fake"] * len(fake)
+        scores = np.r_[real, fake]
+        llrs = 0.8 * scores - 0.3
+        metrics = compute_metrics(labels, scores, n_bootstrap=0, llrs=llrs)
+        rows = [
+            {"status": "ok", "label": lab, "score": s, "p_fake": 1 / (1 + math.exp(s)), "llr": llr}
+            for lab, s, llr in zip(labels, scores, llrs, strict=True)
+        ]
+        out = tmp_path / name
+        assert plots.save_all(rows, out, metrics) == [
+            "roc.png",
+            "det.png",
+            "score_hist.png",
+            "reliability.png",
+        ]
+        assert _blue_pixels(out / "det.png") > 300, name  # the curve is inside the frame
+        assert _blue_pixels(out / "reliability.png") > 100, name  # the calibrated series is drawn

@@ -125,13 +125,13 @@ def test_every_broken_file_gets_its_reason_and_the_run_still_gives_metrics(tiny,
     assert (saved["n_real"], saved["n_fake"], saved["n_skipped"]) == (2, 7, 4)
     assert sum(saved["skipped_reasons"].values()) == 4
     assert saved["auc_ci95"][0] <= saved["auc"] <= saved["auc_ci95"][1]
-    for png in ("roc.png", "det.png", "score_hist.png"):
+    for png in ("roc.png", "det.png", "score_hist.png", "reliability.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert (out / "scores.csv").read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
     assert "4 skipped" in capsys.readouterr().out
-    (wandb_dir,) = (out / "wandb").glob("offline-run-*")  # metrics, the three plots and the score table
+    (wandb_dir,) = (out / "wandb").glob("offline-run-*")  # metrics, the four plots and the score table
     media = wandb_dir / "files" / "media"
-    assert len(list((media / "images").rglob("*.png"))) == 3
+    assert len(list((media / "images").rglob("*.png"))) == 4
     assert list((media / "table").rglob("*.table.json"))
 
 
