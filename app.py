@@ -28,8 +28,18 @@ from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no global state
 from audio import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
 from checkpoints import REGISTRY, load_model, resolve_checkpoint  # noqa: E402
 from data import AUDIO_EXTENSIONS, Item  # noqa: E402
-from score import UNTRAINED_BACK_END, Decision, add_verdicts, decision_for, is_scored  # noqa: E402
-from scoring import default_batch_size, policy_for, score_definition, score_items, score_kind  # noqa: E402
+from scoring import (  # noqa: E402
+    UNTRAINED_BACK_END,
+    Decision,
+    add_verdicts,
+    decision_for,
+    default_batch_size,
+    is_scored,
+    policy_for,
+    score_definition,
+    score_items,
+    score_kind,
+)
 from utils import pick_device  # noqa: E402
 
 DEFAULT_MAX_MB = 50.0

@@ -13,10 +13,10 @@ start time. The output states the policy and the score definition.
 
 Score direction: `score` is the model's reference score (SSL-AASIST and AASIST: the real-class logit, model
 output index 1): higher = more likely real. `p_fake` = softmax(logits)[0], the probability of the fake class.
-Verdict: "real" when score >= threshold. The threshold is --threshold if given, else the calibration stored
-in the checkpoint (the validation EER threshold written by fine_tune_for.py). A checkpoint without one (e.g.
-the released AASIST / SSL-AASIST weights) falls back to "fake" when p_fake >= 0.5 (the larger logit wins);
-the output always states the rule it used.
+Verdict (scoring.decision_for): "real" when score >= threshold. The threshold is --threshold if given, else
+the calibration stored in the checkpoint (the validation EER threshold written by fine_tune_for.py). A
+checkpoint without one (e.g. the released AASIST / SSL-AASIST weights) falls back to "fake" when p_fake >= 0.5
+(the larger logit wins); the output always states the rule it used.
 
 Files that cannot be read get a row with status "error" and the reason; the others are still scored.
 Notes (silence, a file longer than --max-duration) are in the `note` column.
@@ -29,16 +29,27 @@ import csv
 import io
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from checkpoints import load_model
 from data import Item, list_audio_files
-from scoring import default_batch_size, default_workers, policy_for, score_definition, score_items, score_kind
+from scoring import (
+    DEFAULT_P_FAKE_THRESHOLD,
+    UNTRAINED_BACK_END,
+    Decision,
+    add_verdicts,
+    decision_for,
+    default_batch_size,
+    default_workers,
+    is_scored,
+    policy_for,
+    score_definition,
+    score_items,
+    score_kind,
+)
 from utils import atomic_write_text, json_text, pick_device, raw_names_on_stdio
 
 DEFAULT_CHECKPOINT = "aasist"  # registry name: clovaai AASIST, small enough for a CPU
-DEFAULT_P_FAKE_THRESHOLD = 0.5
 CSV_FIELDS = (
     "path",
     "status",
@@ -55,72 +66,7 @@ CSV_FIELDS = (
     "note",
 )
 
-# load_model formats that wrap a pretrained front end around a random back end: not a detector yet.
-UNTRAINED_BACK_END = ("fairseq_pretrain", "transformers")
-
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NONE_SCORED = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class Decision:
-    """How a score becomes a verdict. `threshold` is on the score (real-class logit); None = p_fake >= 0.5."""
-
-    threshold: float | None
-    source: str
-
-    def verdict(self, score: float, p_fake: float) -> str:
-        """'real' or 'fake' for one file or window."""
-        if self.threshold is None:
-            return "fake" if p_fake >= DEFAULT_P_FAKE_THRESHOLD else "real"
-        return "real" if score >= self.threshold else "fake"
-
-    def describe(self) -> str:
-        if self.threshold is None:
-            return f"fake if p_fake >= {DEFAULT_P_FAKE_THRESHOLD} ({self.source})"
-        return f"real if score >= {self.threshold:.4g} ({self.source})"
-
-    def as_dict(self) -> dict:
-        return {
-            "threshold": self.threshold,
-            "applies_to": "p_fake" if self.threshold is None else "score",
-            "source": self.source,
-            "rule": self.describe(),
-        }
-
-
-def decision_for(info: dict, threshold: float | None = None) -> Decision:
-    """The verdict rule: --threshold, else the checkpoint's calibration, else the p_fake >= 0.5 default."""
-    if threshold is not None:
-        return Decision(float(threshold), "--threshold")
-    calibration = info.get("calibration")
-    if calibration and calibration.get("threshold") is not None:
-        value = calibration["threshold"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            # A NaN threshold would make every verdict "fake" (score >= NaN is always false).
-            raise ValueError(
-                f"the checkpoint's calibration threshold is {value!r}, not a finite number: re-calibrate it "
-                "(fine_tune_for.py) or pass --threshold"
-            )
-        source = calibration.get("source", "calibration")
-        return Decision(float(value), f"{source} threshold stored in the checkpoint")
-    return Decision(None, "default: the checkpoint stores no calibration")
-
-
-def is_scored(row: dict) -> bool:
-    """score_items rows: status is "ok", or the reason the file was skipped."""
-    return row["status"] == "ok"
-
-
-def add_verdicts(rows: list[dict], decision: Decision) -> list[dict]:
-    """Add `verdict` to every scored row and window of score_items rows (in place); returns `rows`."""
-    for row in rows:
-        if not is_scored(row):
-            row["verdict"] = ""
-            continue
-        row["verdict"] = decision.verdict(row["score"], row["p_fake"])
-        for window in row.get("windows") or []:
-            window["verdict"] = decision.verdict(window["score"], window["p_fake"])
-    return rows
 
 
 def exit_status(rows: list[dict]) -> int:

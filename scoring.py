@@ -30,11 +30,12 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import sys
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -355,6 +356,74 @@ def _file_scores(logits: Tensor, starts: list[float], duration_s: float, n_sampl
         for start, sc, pf in zip(starts, win_scores.tolist(), win_p_fake.tolist(), strict=True)
     ]
     return {"score": score.item(), "p_fake": p_fake.item(), "n_windows": len(starts), "windows": windows}
+
+
+# The verdict rule (score.py, app.py): a threshold on the score, or p_fake >= 0.5 without one.
+DEFAULT_P_FAKE_THRESHOLD = 0.5
+# load_model formats that wrap a pretrained front end around a random back end: not a detector yet.
+UNTRAINED_BACK_END = ("fairseq_pretrain", "transformers")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a score becomes a verdict: `threshold` on the score (higher = more real); None = p_fake >= 0.5."""
+
+    threshold: float | None
+    source: str
+
+    def verdict(self, score: float, p_fake: float) -> str:
+        """'real' or 'fake' for one file or window."""
+        if self.threshold is None:
+            return "fake" if p_fake >= DEFAULT_P_FAKE_THRESHOLD else "real"
+        return "real" if score >= self.threshold else "fake"
+
+    def describe(self) -> str:
+        if self.threshold is None:
+            return f"fake if p_fake >= {DEFAULT_P_FAKE_THRESHOLD} ({self.source})"
+        return f"real if score >= {self.threshold:.4g} ({self.source})"
+
+    def as_dict(self) -> dict:
+        return {
+            "threshold": self.threshold,
+            "applies_to": "p_fake" if self.threshold is None else "score",
+            "source": self.source,
+            "rule": self.describe(),
+        }
+
+
+def decision_for(info: dict, threshold: float | None = None) -> Decision:
+    """The verdict rule: --threshold, else the checkpoint's calibration, else the p_fake >= 0.5 default."""
+    if threshold is not None:
+        return Decision(float(threshold), "--threshold")
+    calibration = info.get("calibration")
+    if calibration and calibration.get("threshold") is not None:
+        value = calibration["threshold"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            # A NaN threshold would make every verdict "fake" (score >= NaN is always false).
+            raise ValueError(
+                f"the checkpoint's calibration threshold is {value!r}, not a finite number: re-calibrate it "
+                "(fine_tune_for.py) or pass --threshold"
+            )
+        source = calibration.get("source", "calibration")
+        return Decision(float(value), f"{source} threshold stored in the checkpoint")
+    return Decision(None, "default: the checkpoint stores no calibration")
+
+
+def is_scored(row: dict) -> bool:
+    """score_items rows: status is "ok", or the reason the file was skipped."""
+    return row["status"] == "ok"
+
+
+def add_verdicts(rows: list[dict], decision: Decision) -> list[dict]:
+    """Add `verdict` to every scored row and window of score_items rows (in place); returns `rows`."""
+    for row in rows:
+        if not is_scored(row):
+            row["verdict"] = ""
+            continue
+        row["verdict"] = decision.verdict(row["score"], row["p_fake"])
+        for window in row.get("windows") or []:
+            window["verdict"] = decision.verdict(window["score"], window["p_fake"])
+    return rows
 
 
 class ScoreWriter:
