@@ -430,10 +430,11 @@ def num(v, spec: str) -> str:
 def summary(run: an.Run, found: dict) -> str:
     """What is printed: the headline, loud confound warnings, the diagnosis, where the report is."""
     lines = [line.replace("**", "") for line in found["headline"]]
-    bar = "!" * 100
-    for c in found["confounds"]:
-        if c.get("message"):
-            lines += [bar, f"CONFOUND WARNING ({c['title']}): {c['message']}", bar]
+    warnings = [
+        f"CONFOUND WARNING ({c['title']}): {c['message']}" for c in found["confounds"] if c.get("message")
+    ]
+    if warnings:
+        lines += ["!" * 100, *warnings, "!" * 100]
     for _, text in found.get("diagnosis", []):
         lines.append(f"change: {text}")
     lines.append(f"report: {run.folder / 'report.md'}")

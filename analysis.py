@@ -316,9 +316,10 @@ def confound_message(c: dict, kind: str, values: list, y: np.ndarray, also: list
     if c["stratified_auc"] is None:
         within = f"No {title} value holds both classes, so the detector cannot be checked with it held fixed."
     else:
+        share = "value" if kind == "category" else "bin"
         within = (
             f"With the {title} held fixed the detector's AUC is {c['stratified_auc']:.3f} (overall "
-            f"{c['detector_auc']:.3f}; {100 * c['pairs_within']:.0f} % of real/fake pairs share a value)."
+            f"{c['detector_auc']:.3f}; {100 * c['pairs_within']:.0f} % of real/fake pairs share a {share})."
         )
     return (
         f"{'; '.join(sides)}: the detector may be scoring {what} (the {title} alone separates the classes "

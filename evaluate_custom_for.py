@@ -5,8 +5,9 @@
 
 The same evaluation as evaluate_custom.py (every option and output is the same; see its --help), with the
 fine-tuned FoR checkpoint (fine_tune_for.py's best.pt) as the default --checkpoint. With --compare RUN, it
-prints the LA run's metrics (RUN/metrics.json) and this run's side by side with the change, and writes them
-to OUT_DIR/comparison.json.
+prints the LA run's metrics (RUN/metrics.json) and this run's side by side with the change, writes them
+to OUT_DIR/comparison.json, and runs analyse.py OUT_DIR --compare RUN: OUT_DIR/report.md explains the change
+(per group and audio attribute, verdict flips, and the diagnosis: inversion, domain shift or calibration).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def main(args) -> dict:
         print(table)
         comparison = {"baseline": str(args.compare), "run": str(args.out_dir), "rows": rows}
         write_json(args.out_dir / "comparison.json", comparison)
+        if metrics.get("auc") is not None and (args.compare / "scores.csv").is_file():
+            import analyse  # the analysis a reviewer would do: OUT_DIR/report.md with the change diagnosed
+
+            argv = [str(args.out_dir), "--compare", str(args.compare), "--workers", str(max(1, args.workers))]
+            analyse.main(analyse.parse_args(argv))
     return metrics
 
 

@@ -270,6 +270,8 @@ def test_for_script_compares_with_the_la_run(six_files, tiny_checkpoint, uninter
     assert "LA run" in printed and "FoR run" in printed and "change" in printed
     rows = {r["metric"]: r for r in json.loads((out / "comparison.json").read_text())["rows"]}
     assert rows["AUC"]["change"] == 0 and rows["EER (%)"]["before"] == rows["EER (%)"]["after"]
+    report = (out / "report.md").read_text()  # analyse.py's report of the change
+    assert "## 4. Change from" in report and "No single cause stands out: AUC stayed" in report
 
 
 def test_for_script_defaults_to_the_fine_tuned_checkpoint(six_files, tmp_path, monkeypatch):
