@@ -214,6 +214,9 @@ def render(run: an.Run, before: an.Run | None, attrs: dict, found: dict, figures
         f"Checkpoint `{m.get('checkpoint', '?')}` on `{m.get('data', '?')}`; positive class = real, higher "
         f"score = more real; a file is called real when its score is above {run.threshold:.3f}."
     )
+    scoring = m.get("policy") or m.get("aggregation")
+    if scoring:
+        md += ["", f"Scoring: {scoring}."]
     md += ["", "## 1. Headline", ""] + [f"- {line}" for line in found["headline"]]
     md += ["", f"![score histograms per class and per group]({figures['scores']})", ""]
 
@@ -437,6 +440,11 @@ def summary(run: an.Run, found: dict) -> str:
         lines += ["!" * 100, *warnings, "!" * 100]
     for _, text in found.get("diagnosis", []):
         lines.append(f"change: {text}")
+    if found["unreadable"]:
+        lines.append(
+            f"note: the attributes of {found['unreadable']} files could not be read (missing audio? "
+            "pass --data DIR); RUN/attributes.csv says why"
+        )
     lines.append(f"report: {run.folder / 'report.md'}")
     return "\n".join(lines)
 

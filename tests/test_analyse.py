@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 import analyse
+import analysis
 import audio
 from scoring import ScoreWriter, metrics_from_rows
 from utils import write_json
@@ -224,3 +225,12 @@ def test_describe_asks_ffprobe_for_what_libsndfile_cannot_read(tmp_path):
     a = audio.describe(m4a)
     assert (a["container"], a["codec"], a["sample_rate"], a["channels"]) == ("m4a", "aac", 22050, 2)
     assert a["error"] is None and a["loudness_dbfs"] < 0
+
+
+def test_moved_audio_is_found_under_data(tmp_path):
+    moved = tmp_path / "new/sample/real/x.flac"
+    moved.parent.mkdir(parents=True)
+    moved.write_bytes(b"")
+    assert analysis.resolve("data/sample/real/x.flac", tmp_path / "new") == moved
+    assert analysis.resolve("/old/home/sample/real/x.flac", tmp_path / "new/sample") == moved
+    assert analysis.resolve("data/sample/real/y.flac", tmp_path / "new") == Path("data/sample/real/y.flac")
