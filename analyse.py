@@ -214,7 +214,7 @@ def render(run: an.Run, before: an.Run | None, attrs: dict, found: dict, figures
         f"Checkpoint `{m.get('checkpoint', '?')}` on `{m.get('data', '?')}`; positive class = real, higher "
         f"score = more real; a file is called real when its score is above {run.threshold:.3f}."
     )
-    scoring = m.get("policy") or m.get("aggregation")
+    scoring = m.get("score_definition") or m.get("policy") or m.get("aggregation")
     if scoring:
         md += ["", f"Scoring: {scoring}."]
     md += ["", "## 1. Headline", ""] + [f"- {line}" for line in found["headline"]]
@@ -324,6 +324,11 @@ def render_change(run: an.Run, before: an.Run, found: dict, figures: dict) -> li
         md.append(
             f"**The runs scored different data** (`{before.metrics.get('data')}` vs "
             f"`{run.metrics.get('data')}`): not a like-for-like comparison."
+        )
+    if before.metrics.get("policy") != run.metrics.get("policy"):
+        md.append(
+            f"**The runs scored the files differently** (input policy `{before.metrics.get('policy')}` vs "
+            f"`{run.metrics.get('policy')}`): part of the change may come from that."
         )
     md += ["", "**Diagnosis**:", ""] + [f"- {text}" for _, text in found["diagnosis"]] + [""]
     rows = []

@@ -208,9 +208,9 @@ def bin_label(v: float, edges, unit: str) -> str:
     return f"{edges[i - 1]:g} to {edges[i]:g}{unit}"
 
 
-def bin_order(key: str, kind: str, edges, values: list) -> list:
-    """Table rows in a readable order: bins low to high, categories most common first."""
-    present = Counter(v for v in values if v is not None)
+def bin_order(key: str, kind: str, edges, cells: list) -> list:
+    """The table cells present, in a readable order: bins low to high, categories most common first."""
+    present = Counter(c for c in cells if c is not None)
     if kind == "number":
         unit = UNITS.get(key, "")
         labels = [bin_label(e - 1e-9, edges, unit) for e in edges] + [bin_label(edges[-1], edges, unit)]
@@ -343,9 +343,7 @@ def breakdown(run: Run, attrs: dict[str, dict]) -> list[dict]:
     for key, title, kind, edges in ATTRIBUTES:
         cells = [attribute_value(key, kind, edges, attrs[r["path"]]) for r in run.rows]
         table = []
-        for value in bin_order(
-            key, kind, edges, [attrs[r["path"]].get(key) and c for r, c in zip(run.rows, cells, strict=True)]
-        ):
+        for value in bin_order(key, kind, edges, cells):
             m = np.array([c == value for c in cells])
             y, s = run.labels[m], run.scores[m]
             fa, fr = error_rates(y, verdict[m])

@@ -111,6 +111,9 @@ def test_mp3_fakes_and_flac_reals_raise_the_confound_warning(tmp_path, capsys):
     ]  # one warning for the family
     loudness = next(c for c in found["confounds"] if c["key"] == "loudness_dbfs")
     assert not loudness["warning"]
+    # every attribute is tabulated, each file in one row (no silence at all is the "< 0.05 s" bin)
+    assert [b["key"] for b in found["breakdown"]] == [key for key, *_ in analysis.ATTRIBUTES]
+    assert all(sum(r["n_real"] + r["n_fake"] for r in b["rows"]) == 2 * N for b in found["breakdown"])
     printed = capsys.readouterr().out
     assert "CONFOUND WARNING (format)" in printed
     assert "CONFOUND WARNING (format)" in (tmp_path / "run/report.md").read_text()
