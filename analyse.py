@@ -29,6 +29,7 @@ import numpy as np
 
 import analysis as an
 from metrics import polarity_message
+from scoring import DEFAULT_P_FAKE_THRESHOLD
 from utils import atomic_write_text
 
 
@@ -108,6 +109,13 @@ def headline(run: an.Run) -> list[str]:
         f"{fr:.1f} of every 100 real files are rejected as fake (false rejects): {wrong:.1f} of every 100 "
         "files of this mix get the wrong verdict."
     )
+    if m.get("threshold") is None:  # what score.py and the app would answer with this checkpoint
+        fa, fr = an.error_rates(run.labels, run.p_fake < DEFAULT_P_FAKE_THRESHOLD)
+        out.append(
+            f"score.py and the app, with no calibration in the checkpoint, call a file fake when p_fake >= "
+            f"{DEFAULT_P_FAKE_THRESHOLD}: on these files that accepts {fa:.1f} of every 100 fakes and "
+            f"rejects {fr:.1f} of every 100 real files (calibrate on data like yours to do better)."
+        )
     out += dcf_lines(m)
     real_med = float(np.median(run.scores[run.labels == 1]))
     fake_med = float(np.median(run.scores[run.labels == 0]))

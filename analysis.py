@@ -81,6 +81,7 @@ class Run:
             self.threshold_source = "this run's EER threshold (chosen on these same files, so optimistic)"
         self.labels = np.array([r["label"] == "real" for r in self.rows], dtype=np.int64)  # 1 = real
         self.scores = np.array([r["score"] for r in self.rows], dtype=np.float64)
+        self.p_fake = np.array([r["p_fake"] for r in self.rows], dtype=np.float64)
 
     def verdict_real(self) -> np.ndarray:
         return self.scores > self.threshold
