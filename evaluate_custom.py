@@ -13,8 +13,10 @@ Writes into --out-dir: scores.csv (path,label,score,p_fake,status,duration_s,sco
 policy,score_kind,windows; written as it goes, so --resume finishes an interrupted run), metrics.json (auc,
 eer, eer_threshold, 95 % bootstrap intervals, counts, skipped files by reason, positive class, policy and
 score definition, and by_group: AUC/EER per generator sub-folder or ASVspoof attack), roc.png, det.png,
-score_hist.png and args.json; prints one summary line. score = the model's reference score (SSL-AASIST and
-AASIST: the real-class logit; higher = more real), p_fake = softmax probability of fake.
+score_hist.png, args.json and run.json (the checkpoint, its weights' sha256 and the scoring settings:
+--resume refuses to mix runs, and an existing run is replaced only with --overwrite; see runs.py); prints
+one summary line. score = the model's reference score (SSL-AASIST and AASIST: the real-class logit; higher =
+more real), p_fake = softmax probability of fake.
 Unreadable files are skipped with their reason in `status` and counted; the exit status is 0 whenever metrics
 could be computed (see metrics.json's n_skipped), 1 when no metrics could be computed (e.g. every file of a
 class failed).
@@ -29,6 +31,7 @@ from pathlib import Path
 import distributed as dist
 import scoring
 from data import FORMATS, load_dataset
+from runs import RunFolderError, prepare_run_dir, run_record
 from utils import init_wandb, raw_names_on_stdio, set_seed, write_json
 
 DEFAULT_CHECKPOINT = "la"  # registry name of the reference LA_model.pth (see pretrained/README.md)
@@ -83,7 +86,13 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
         "--compile", action="store_true", help="torch.compile the model (pays off on large GPU runs)"
     )
     p.add_argument(
-        "--resume", action="store_true", help="keep the rows of an existing scores.csv, score the rest"
+        "--resume",
+        action="store_true",
+        help="finish the run in --out-dir: keep its rows, score the rest (refused if run.json's checkpoint "
+        "weights or scoring settings differ)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="delete the earlier run in --out-dir first, then start anew"
     )
     p.add_argument(
         "--limit", type=int, default=None, help="score only N files, spread over the dataset (smoke runs)"
@@ -125,6 +134,27 @@ def main(args: argparse.Namespace) -> dict:
     model, info = load_model_or_exit(args.checkpoint, map_location="cpu")
     calibration = info.get("calibration") or {}
     policy = scoring.policy_for(model, args.window, args.hop, args.max_duration)
+    record = run_record(
+        model,
+        info,
+        checkpoint=args.checkpoint,
+        settings={
+            "policy": policy.describe(),
+            "max_duration_s": None if policy.mode == "head" else policy.max_seconds,
+            "score_kind": scoring.score_kind(model),
+            "precision": scoring.precision(device, args.amp),
+        },
+        data={"data": str(args.data), "format": args.format, "split": args.split, "limit": args.limit},
+    )
+    refused = None
+    if dist.is_main():
+        try:
+            prepare_run_dir(args.out_dir, record, resume=args.resume, overwrite=args.overwrite)
+        except RunFolderError as err:
+            refused = str(err)
+    refused = dist.broadcast(refused)  # every rank stops, not only the one that checked
+    if refused:
+        sys.exit(f"error: {refused}")
     if dist.is_main():
         n_real = sum(i.label == "real" for i in items)
         print(
@@ -133,7 +163,6 @@ def main(args: argparse.Namespace) -> dict:
             f"input policy: {policy.describe()} ({'--window' if args.window else 'the model default'}); "
             f"{scoring.score_definition(policy, scoring.score_kind(model))}"
         )
-        args.out_dir.mkdir(parents=True, exist_ok=True)
         write_json(args.out_dir / "args.json", vars(args))
     wandb_run = None
     if dist.is_main():
@@ -149,6 +178,7 @@ def main(args: argparse.Namespace) -> dict:
             "checkpoint": info["source"],
             "arch": info["arch"],
             "checkpoint_format": info["format"],
+            "weights_sha256": record["weights_sha256"],
             "data": str(args.data),
             "calibration": calibration or None,
         },

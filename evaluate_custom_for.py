@@ -37,18 +37,14 @@ def parse_args(argv: list[str] | None = None):
 
 
 def main(args) -> dict:
-    if args.compare is not None and not (args.compare / "metrics.json").is_file():
-        sys.exit(
-            f"error: {args.compare}/metrics.json not found: "
-            f"run evaluate_custom.py --out-dir {args.compare} first"
-        )
+    # The baseline is read first: a bad one must not cost an evaluation before it fails.
+    baseline = load_baseline(args.compare, args.out_dir) if args.compare is not None else None
     if args.checkpoint == FOR_CHECKPOINT and not Path(FOR_CHECKPOINT).is_file():
         sys.exit(
             f"error: {FOR_CHECKPOINT} not found: fine-tune first (fine_tune_for.py) or pass --checkpoint"
         )
     metrics = evaluate_custom.main(args)
-    if args.compare is not None and dist.is_main():
-        baseline = json.loads((args.compare / "metrics.json").read_text())
+    if baseline is not None and dist.is_main():
         table, rows = compare(baseline, metrics)
         print(table)
         comparison = {"baseline": str(args.compare), "run": str(args.out_dir), "rows": rows}
@@ -59,6 +55,31 @@ def main(args) -> dict:
             argv = [str(args.out_dir), "--compare", str(args.compare), "--workers", str(max(1, args.workers))]
             analyse.main(analyse.parse_args(argv))
     return metrics
+
+
+def load_baseline(run: Path, out_dir: Path) -> dict:
+    """RUN/metrics.json, checked to be an evaluation's metrics (numbers where compare() needs them);
+    exits with a message otherwise."""
+    path = run / "metrics.json"
+    if run.resolve() == out_dir.resolve():
+        sys.exit(f"error: --compare {run} is the --out-dir of this run: compare with another run folder")
+    if not path.is_file():
+        sys.exit(f"error: {path} not found: run evaluate_custom.py --out-dir {run} first")
+    redo = f"re-run evaluate_custom.py --out-dir {run} --overwrite, or leave out --compare"
+    try:
+        baseline = json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        sys.exit(f"error: {path} is not readable JSON ({err}): {redo}")
+    if not isinstance(baseline, dict) or "auc" not in baseline:
+        sys.exit(f"error: {path} is not an evaluation's metrics.json (no 'auc'): {redo}")
+    for key in COMPARED:
+        value = baseline.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            sys.exit(f"error: {path}: {key} is {value!r}, not a number: {redo}")
+    return baseline
+
+
+COMPARED = ("auc", "eer", "eer_threshold", "n_real", "n_fake", "n_skipped")
 
 
 def compare(before: dict, after: dict) -> tuple[str, list[dict]]:

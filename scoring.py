@@ -303,8 +303,15 @@ def score_items(
     return rows
 
 
-def _autocast(device: torch.device, amp: str):
+def precision(device: torch.device, amp: str) -> str:
+    """What `amp` means on `device`: "fp32", "bf16" or "fp16" (recorded in run.json: it changes scores)."""
     if amp == "fp32" or (amp == "auto" and device.type != "cuda"):
+        return "fp32"
+    return "fp16" if amp == "fp16" else "bf16"
+
+
+def _autocast(device: torch.device, amp: str):
+    if precision(device, amp) == "fp32":
         return contextlib.nullcontext()
     dtype = torch.float16 if amp == "fp16" else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype)

@@ -262,6 +262,7 @@ def test_for_script_compares_with_the_la_run(six_files, tiny_checkpoint, uninter
     out.mkdir()
     # Reuse the scores of the same checkpoint (via --resume) so this test exercises only the comparison.
     shutil.copy(uninterrupted / "scores.csv", out / "scores.csv")
+    shutil.copy(uninterrupted / "run.json", out / "run.json")  # what produced them: --resume checks it
     args = evaluate_custom_for.parse_args(
         cli_args(six_files, tiny_checkpoint, out, "--resume", "--compare", str(uninterrupted))
     )

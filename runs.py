@@ -1,0 +1,122 @@
+"""Run folders: what produced their rows (run.json), and when a folder may be reused.
+
+    record = run_record(model, info, checkpoint="la", settings={...})
+    prepare_run_dir(out_dir, record, resume=False, overwrite=False)  # before anything is scored
+
+An evaluation folder holds one run. `run.json` records what produced its rows: the checkpoint (as given,
+the file it resolved to, that file's sha256 when cheap to compute), `checkpoints.weights_sha256` of the
+weights (which survives re-saving), and every setting that changes a score (`SCORE_SETTINGS`: the input
+policy's `describe()`, max-duration, the score kind, precision). The dataset is recorded too, but not
+compared: rows are keyed by path, so resuming over a larger or smaller file list keeps them consistent.
+
+Rules, applied before anything is scored:
+- a folder with no run in it is used as it is;
+- `--resume` continues a run only if run.json's weights and scoring settings equal this run's; otherwise it
+  refuses and names each difference (a folder without run.json cannot be checked and is refused too);
+- `--overwrite` deletes the earlier run's files first (`RUN_FILES`, plots, temporary files);
+- anything else with an earlier run in the folder is refused.
+Files computed from scores.csv (metrics.json, plots, comparison.json) are deleted before scoring starts,
+also on resume, and rewritten at the end: a killed run never leaves old metrics beside new scores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from torch import nn
+
+from utils import json_text, write_json
+
+RUN_FILE = "run.json"
+DERIVED_FILES = ("metrics.json", "comparison.json")  # + *.png: recomputed from scores.csv at the end
+RUN_FILES = (RUN_FILE, "args.json", "scores.csv", *DERIVED_FILES)
+SCORE_SETTINGS = ("weights_sha256", "arch", "policy", "max_duration_s", "score_kind", "precision")
+CHEAP_HASH_BYTES = 256 * 2**20  # the checkpoint file itself is hashed up to this size (~1 s)
+
+
+class RunFolderError(ValueError):
+    """The run folder cannot be used as asked; the message says what to do."""
+
+
+def run_record(model: nn.Module, info: dict, *, checkpoint: str, settings: dict, data: dict) -> dict:
+    """run.json's content: the checkpoint and weights fingerprint, `settings` (the SCORE_SETTINGS that apply)
+    and `data` (what was scored; informational)."""
+    from checkpoints import sha256sum, weights_sha256  # imported here: torch-free callers never need them
+
+    source = str(info.get("source") or checkpoint)
+    file_sha256 = None
+    if Path(source).is_file() and Path(source).stat().st_size <= CHEAP_HASH_BYTES:
+        file_sha256 = sha256sum(source)
+    return {
+        "checkpoint": str(checkpoint),
+        "checkpoint_source": source,
+        "checkpoint_file_sha256": file_sha256,
+        "weights_sha256": weights_sha256(model),
+        "arch": info.get("arch"),
+        **settings,
+        "data": data,
+    }
+
+
+def differences(before: dict, now: dict) -> list[str]:
+    """One line per scoring setting that differs between two run records."""
+    lines = []
+    for key in SCORE_SETTINGS:
+        if key in before or key in now:
+            old, new = before.get(key, "(not recorded)"), now.get(key, "(not recorded)")
+            if old != new:
+                lines.append(f"{key}: {json_text(old, None)} in run.json, {json_text(new, None)} now")
+                if key == "weights_sha256":
+                    lines[-1] += f" (checkpoint {before.get('checkpoint')} then, {now.get('checkpoint')} now)"
+    return lines
+
+
+def prepare_run_dir(out_dir: str | os.PathLike, record: dict, *, resume: bool, overwrite: bool) -> None:
+    """Apply the module's rules to `out_dir` and write run.json; RunFolderError when the folder is refused."""
+    out_dir = Path(out_dir)
+    if resume and overwrite:
+        raise RunFolderError("--resume and --overwrite contradict each other: pass one of them")
+    earlier = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if earlier and overwrite:
+        _delete_run_files(out_dir)
+    elif earlier and resume:
+        if not (out_dir / RUN_FILE).is_file():
+            raise RunFolderError(
+                f"{out_dir} has no {RUN_FILE}, so what produced its rows cannot be checked: pass --overwrite "
+                "(or another --out-dir) to start over"
+            )
+        try:
+            before = json.loads((out_dir / RUN_FILE).read_text())
+        except (OSError, ValueError) as err:
+            raise RunFolderError(f"{out_dir / RUN_FILE} is unreadable ({err}): pass --overwrite") from err
+        diff = differences(before, record)
+        if diff:
+            raise RunFolderError(
+                f"{out_dir} holds rows scored with other settings; resuming would mix two runs:\n  "
+                + "\n  ".join(diff)
+                + "\nResume with the settings of run.json, or pass --overwrite (or another --out-dir)."
+            )
+    elif earlier:
+        raise RunFolderError(
+            f"{out_dir} already holds a run ({', '.join(earlier)}): pass --resume to finish it, --overwrite "
+            "to replace it, or choose another --out-dir"
+        )
+    _delete_derived_files(out_dir)
+    write_json(out_dir / RUN_FILE, record)
+
+
+def _delete_derived_files(out_dir: Path) -> None:
+    for name in DERIVED_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    for png in out_dir.glob("*.png"):
+        png.unlink()
+
+
+def _delete_run_files(out_dir: Path) -> None:
+    for name in RUN_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    for leftover in [*out_dir.glob(".*.tmp"), *out_dir.glob(".*.tmp.png")]:  # from a killed atomic write
+        leftover.unlink()
+    _delete_derived_files(out_dir)
