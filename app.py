@@ -15,6 +15,7 @@ unreadable file is explained on the page.
 
 import argparse
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -210,6 +211,52 @@ def verdict_markdown(row: dict, decision: Decision, label: str, duration_s: floa
     return "\n\n".join(lines)
 
 
+def check_upload(
+    detector: Detector, path: str | None, label: str, max_mb: float, max_seconds: float, windows: bool = False
+) -> tuple:
+    """What the page shows for one upload: (status, verdict markdown, timeline, waveform figure)."""
+    empty = ("", None, None)
+    try:
+        check_limits(path, max_mb)
+        # Decoded here for the duration limit and the plots; score_items decodes it again with the
+        # same loader (the scoring path is evaluation's, unchanged).
+        x, info = load_audio(path, max_duration=max_seconds, return_info=True)
+        if info.capped:
+            raise ValueError(
+                f"Too long: {info.duration_s:.0f} s (limit {max_seconds:g} s). Cut it, or use score.py."
+            )
+        row, decision, definition = detector.score(path, label, windows)
+        if not is_scored(row):
+            raise ValueError(f"Could not score this file: {row['status']}")
+    except (ValueError, AudioError) as err:
+        message = str(err)
+        if isinstance(err, AudioError):
+            message = f"Could not read this file: {message}"
+        return (f"**Error:** {public_message(message, detector, path)}", *empty)
+    status = f"Checked {Path(path).name}." + (f" Note: {row['note']}." if row["note"] else "")
+    return (
+        status,
+        verdict_markdown(row, decision, label, info.loaded_s, definition),
+        timeline_figure(row, decision, info.loaded_s),
+        waveform_figure(x),
+    )
+
+
+# An absolute path: "/" not preceded by a word, ".", ":", "/" (not a fraction "64600/16000", not a URL).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^/\s'\"]+/)*[^/\s'\"]*")
+
+
+def public_message(text: str, detector: Detector, upload: str | None = None) -> str:
+    """`text` without the server's file system layout (a page may be public, --share): the checkpoints'
+    paths become their labels, and any other absolute path its last component."""
+    for label, spec in detector.choices.items():
+        if Path(spec).exists():
+            text = text.replace(str(Path(spec).resolve()), label).replace(spec, label)
+    if upload:
+        text = text.replace(upload, Path(upload).name)
+    return _ABSOLUTE_PATH.sub(lambda m: Path(m.group()).name or m.group(), text)
+
+
 def build_app(
     detector: Detector,
     default: str | None = PREFERRED_DEFAULT,
@@ -222,31 +269,7 @@ def build_app(
     default = default if default in labels else (labels[0] if labels else None)
 
     def check(path: str | None, label: str, windows: bool):
-        empty = ("", None, None)
-        try:
-            check_limits(path, max_mb)
-            # Decoded here for the duration limit and the plots; score_items decodes it again with the
-            # same loader (the scoring path is evaluation's, unchanged).
-            x, info = load_audio(path, max_duration=max_seconds, return_info=True)
-            if info.capped:
-                raise ValueError(
-                    f"Too long: {info.duration_s:.0f} s (limit {max_seconds:g} s). Cut it, or use score.py."
-                )
-            row, decision, definition = detector.score(path, label, windows)
-            if not is_scored(row):
-                raise ValueError(f"Could not score this file: {row['status']}")
-        except (ValueError, AudioError) as err:
-            message = str(err)
-            if isinstance(err, AudioError):
-                message = f"Could not read this file: {message}"
-            return (f"**Error:** {message}", *empty)
-        status = f"Checked {Path(path).name}." + (f" Note: {row['note']}." if row["note"] else "")
-        return (
-            status,
-            verdict_markdown(row, decision, label, info.loaded_s, definition),
-            timeline_figure(row, decision, info.loaded_s),
-            waveform_figure(x),
-        )
+        return check_upload(detector, path, label, max_mb, max_seconds, windows)
 
     with gr.Blocks(title="Speech deepfake check") as demo:
         gr.Markdown(

@@ -236,3 +236,20 @@ def test_score_py_reads_a_list_of_paths_from_stdin(tiny_checkpoint, audio_dir, t
         ("empty_0_bytes.wav", "empty"),
         ("text_not_audio.mp3", "not a"),
     ]
+
+
+def test_app_error_text_shows_no_server_paths(real_file, tmp_path):
+    import app  # gradio: imported here, only for this test
+
+    secret = tmp_path / "srv" / "models"
+    secret.mkdir(parents=True)
+    (secret / "broken.pt").write_bytes(b"not a checkpoint")
+    detector = app.Detector({"broken.pt": str(secret / "broken.pt")}, device="cpu")
+    status, *_ = app.check_upload(detector, str(real_file), "broken.pt", max_mb=50, max_seconds=60)
+    assert status.startswith("**Error:** Could not load checkpoint 'broken.pt': broken.pt cannot be read")
+    assert str(tmp_path) not in status and "/srv/" not in status
+    upload = "/tmp/gradio/4f2a/clip.m4a"
+    message = f"decoding failed: CalledProcessError: ffmpeg -i '{upload}' returned 1; ratio 64600/16000"
+    assert app.public_message(message, detector, None) == (
+        "decoding failed: CalledProcessError: ffmpeg -i 'clip.m4a' returned 1; ratio 64600/16000"
+    )
