@@ -4,7 +4,8 @@
     python score.py folder/ --checkpoint runs/exp/best.pth --format csv --output scores.csv
     python score.py long_call.wav --window --checkpoint LA_model.pth --threshold 0.5 --format json
 
-Inputs: audio files, folders (searched recursively), globs, or .txt/.lst files listing one path a line.
+Inputs: audio files, folders (searched recursively, through links), globs, .txt/.lst files listing one path
+a line, or "-" for such a list on stdin (`find data -name '*.wav' | python score.py -`).
 Each file is scored by scoring.score_items (the code evaluation uses) under the model's input policy, as
 evaluate_custom.py does: for SSL-AASIST and AASIST the reference's first 64,600 samples (~4.04 s, tiled if
 shorter). With --window the whole file is scored as 4.04 s windows with 50 % overlap (--hop): the file's
@@ -178,7 +179,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument(
-        "paths", nargs="+", help="audio files, folders, glob patterns or .txt/.lst list files"
+        "paths", nargs="+", help="audio files, folders, globs, .txt/.lst list files, or - (a list on stdin)"
     )
     parser.add_argument(
         "--checkpoint",
