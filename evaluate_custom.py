@@ -133,6 +133,11 @@ def main(args: argparse.Namespace) -> dict:
     device = dist.device(args.device)
     model, info = load_model_or_exit(args.checkpoint, map_location="cpu")
     calibration = info.get("calibration") or {}
+    try:
+        threshold = scoring.decision_for(info).threshold  # the stored threshold, checked to be finite
+    except ValueError as err:
+        print(f"warning: {err}; metrics.json gives no calibrated operating point", file=sys.stderr)
+        threshold = None
     policy = scoring.policy_for(model, args.window, args.hop, args.max_duration)
     record = run_record(
         model,
@@ -172,7 +177,7 @@ def main(args: argparse.Namespace) -> dict:
         items,
         args.out_dir,
         n_bootstrap=args.bootstrap,
-        threshold=calibration.get("threshold"),
+        threshold=threshold,
         wandb_run=wandb_run,
         extra={
             "checkpoint": info["source"],

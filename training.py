@@ -358,7 +358,7 @@ class Trainer:
         new = [(path, reason) for path, reason in skipped if path not in self.reported]
         if not new:
             return
-        with open(self.run_dir / "skipped_files.tsv", "a") as f:
+        with open(self.run_dir / "skipped_files.tsv", "a", encoding="utf-8", errors="surrogateescape") as f:
             for path, reason in new:
                 self.reported.add(path)
                 f.write(f"{path}\t{reason}\n")

@@ -146,3 +146,12 @@ def test_compare_with_a_corrupt_baseline_fails_before_the_evaluation(
         evaluate_custom_for.main(evaluate_custom_for.parse_args([*argv, "--compare", str(baseline)]))
     assert "leave out --compare" in str(exit_info.value)
     assert not out.exists()  # refused before anything was scored
+
+
+def test_nan_calibration_threshold_is_ignored_with_a_warning(tiny, two_files, tmp_path, capsys):
+    checkpoint = tmp_path / "nan.pt"
+    save_checkpoint(checkpoint, tiny, calibration={"threshold": float("nan"), "source": "validation EER"})
+    metrics = run(two_files, checkpoint, tmp_path / "run")
+    assert "calibration threshold is nan, not a finite number" in capsys.readouterr().err
+    text = (tmp_path / "run" / "metrics.json").read_text()
+    assert "NaN" not in text and json.loads(text)["auc"] == metrics["auc"] is not None
