@@ -24,6 +24,9 @@ CONFOUND_AUC = 0.8  # an attribute that alone separates the classes this well ge
 MIRROR_TOLERANCE = 0.05  # |AUC_after - (1 - AUC_before)| below this is a mirror image
 COLLAPSE_DROP = 0.15  # a group whose AUC falls this much while the rest holds (within REST_STABLE)...
 REST_STABLE = 0.05  # ...points to domain shift
+SURVIVES = (
+    0.05  # a stratified AUC within this of the overall one: the separation does not come from the attribute
+)
 WORST_FILES = 5
 
 # (key, title, kind, bin edges for numbers): what the report breaks the results down by.
@@ -314,17 +317,25 @@ def confound_message(c: dict, kind: str, values: list, y: np.ndarray, also: list
         ]
         what = WHAT_IT_SCORES.get(key, f"the {title}")
     also = f"; so does the {', '.join(also)}" if also else ""
-    if c["stratified_auc"] is None:
-        within = f"No {title} value holds both classes, so the detector cannot be checked with it held fixed."
-    else:
-        share = "value" if kind == "category" else "bin"
-        within = (
-            f"With the {title} held fixed the detector's AUC is {c['stratified_auc']:.3f} (overall "
-            f"{c['detector_auc']:.3f}; {100 * c['pairs_within']:.0f} % of real/fake pairs share a {share})."
+    alone = f"the {title} alone separates the classes with AUC {c['alone_auc']:.3f}{also}"
+    strat, overall = c["stratified_auc"], c["detector_auc"]
+    if strat is None:
+        return (
+            f"{'; '.join(sides)}: the detector may be scoring {what} ({alone}). No {title} value holds both "
+            f"classes, so it cannot be checked with the {title} held fixed: score files of both classes that "
+            f"share a {title} (re-encode some of one class) to find out."
+        )
+    share = "value" if kind == "category" else "bin"
+    pairs = f"{100 * c['pairs_within']:.0f} % of real/fake pairs share a {share}"
+    if strat >= overall - SURVIVES:
+        return (
+            f"{'; '.join(sides)} ({alone}). With the {title} held fixed the detector keeps its separation "
+            f"(AUC {strat:.3f}, overall {overall:.3f}; {pairs}): it is not scoring the {title} alone, but "
+            "metrics on these files mix the two."
         )
     return (
-        f"{'; '.join(sides)}: the detector may be scoring {what} (the {title} alone separates the classes "
-        f"with AUC {c['alone_auc']:.3f}{also}). {within}"
+        f"{'; '.join(sides)}: the detector may be scoring {what} ({alone}). With the {title} held fixed its "
+        f"AUC falls from {overall:.3f} to {strat:.3f} ({pairs})."
     )
 
 

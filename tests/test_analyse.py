@@ -119,6 +119,26 @@ def test_mp3_fakes_and_flac_reals_raise_the_confound_warning(tmp_path, capsys):
     assert "CONFOUND WARNING (format)" in (tmp_path / "run/report.md").read_text()
 
 
+def test_a_detector_that_scores_the_format_loses_its_separation_within_formats(tmp_path):
+    files = []
+    for label, n_flac in (("real", N - 1), ("fake", 1)):  # 7 of 8 reals are FLAC, 7 of 8 fakes MP3
+        for i in range(N):
+            flac = i < n_flac
+            ext, sr = ("flac", 16000) if flac else ("mp3", 24000)
+            path = write_audio(tmp_path / label / f"{i}.{ext}", tone(0.6 + 0.1 * i, 0.3, i, sr), sr)
+            files.append((path, label, 3.0 if flac else 0.0, None))  # the "detector" sees only the format
+    write_run(tmp_path / "run", files)
+
+    found = run_analyse(tmp_path / "run")
+
+    fmt = next(c for c in found["confounds"] if c["key"] == "format")
+    assert fmt["alone_auc"] == pytest.approx(0.875) and fmt["detector_auc"] == pytest.approx(0.875)
+    assert fmt["stratified_auc"] == pytest.approx(0.5)  # within a format the scores say nothing
+    assert "may be scoring the format" in fmt["message"] and "falls from 0.875 to 0.500" in fmt["message"]
+    duration = next(c for c in found["confounds"] if c["key"] == "duration_s")  # same lengths in both classes
+    assert not duration["warning"] and duration["stratified_auc"] == pytest.approx(0.875)
+
+
 def test_clean_run_raises_neither_warning_nor_inversion(tmp_path, clean_audio, capsys):
     real_scores, fake_scores = scores(1)
     later_real, later_fake = real_scores + np.linspace(-0.3, 0.3, N), fake_scores - 0.2
