@@ -57,6 +57,8 @@ CSV_COLUMNS = (
     "label",
     "score",
     "p_fake",
+    "logit_fake",
+    "logit_real",
     "status",
     "duration_s",
     "scored_s",
@@ -223,20 +225,22 @@ def score_items(
     compile: bool = False,
     amp: str = "auto",
     progress: bool = True,
+    desc: str = "scoring",
 ) -> list[dict]:
     """Score `items` (labels may be None) under `policy` (None: the model's `default_policy`); returns one
     row per item, in item order.
 
-    Row keys: path, label, group, score, p_fake, status ("ok" or the reason), duration_s, scored_s, n_windows,
-    note, policy (`policy.describe()`), score_kind, windows (list of {"start", "end", "score", "p_fake"},
-    seconds; one entry unless the policy is "windows"). Skipped files have score/p_fake None.
+    Row keys: path, label, group, score, p_fake, logit_fake, logit_real (the file's logits: the mean over its
+    inputs), status ("ok" or the reason), duration_s, scored_s, n_windows, note, policy (`policy.describe()`),
+    score_kind, windows (list of {"start", "end", "score", "p_fake"}, seconds; one entry unless the policy is
+    "windows"). Skipped files have score/p_fake/logits None.
     `out_csv`: write rows as they are scored (flushed per batch) and, at the end, rewrite the file in item
-    order; `resume=True` keeps its rows (skipped files included) and scores only
-    the missing items. `batch_size` counts model inputs (windows). `workers`: decoding processes (None =
-    `default_workers()`, 0 = decode in this process). `amp`: "auto" = bf16 autocast on CUDA, none on CPU;
-    "bf16" / "fp16" force autocast; "fp32" never. `compile`: `torch.compile` the model (batches are padded to
-    `batch_size` so it compiles once). Under torchrun, call it on every rank with the same items: rank 0
-    returns all rows and writes the CSV, other ranks return [].
+    order; `resume=True` keeps its rows (skipped files included) and scores only the missing items.
+    `batch_size` counts model inputs (windows). `workers`: decoding processes (None = `default_workers()`,
+    0 = decode in this process). `amp`: see `amp_dtype`; "bf16" / "fp16" force autocast, "fp32" never.
+    `compile`: `torch.compile` the model (batches are padded to `batch_size` so it compiles once). `desc`: the
+    progress bar's label. Under torchrun, call it on every rank with the same items: rank 0 returns all rows
+    and writes the CSV, other ranks return [].
 
     Memory: a step holds `batch_size` files; at most (2 * workers + 1) steps are in flight. Under "head" a
     file is n_samples (258 kB); under "windows" up to 2 x `policy.max_seconds` of float32 audio (50 %
@@ -277,9 +281,7 @@ def score_items(
     forward = torch.compile(model, dynamic=False) if compile else model
 
     show = progress and dist.is_main()
-    bar = tqdm(
-        total=len(items) - len(done), unit="file", desc="scoring", disable=not show, dynamic_ncols=True
-    )
+    bar = tqdm(total=len(items) - len(done), unit="file", desc=desc, disable=not show, dynamic_ncols=True)
     new_rows: list[dict] = []
     batches = iter(loader)
     for _ in range(dist.all_max(len(loader))):
@@ -310,11 +312,14 @@ def precision(device: torch.device, amp: str) -> str:
     return "fp16" if amp == "fp16" else "bf16"
 
 
-def _autocast(device: torch.device, amp: str):
-    if precision(device, amp) == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of --amp, for scoring, validation and training: "auto" = bf16 on CUDA, else none."""
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision(device, amp)]
+
+
+def autocast(device: torch.device, amp: str):
+    dtype = amp_dtype(amp, device)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def collate(samples: list[dict]) -> dict:
@@ -329,7 +334,7 @@ def _score_batch(
     """Run a collated step through the model, `batch_size` inputs at a time; one row per file."""
     x, samples = batch["x"], batch["files"]
     chunks = [torch.empty(0, 2)]
-    with torch.inference_mode(), _autocast(device, amp):
+    with torch.inference_mode(), autocast(device, amp):
         for start in range(0, len(x), batch_size):
             chunk = x[start : start + batch_size].to(device, non_blocking=True)
             n = len(chunk)
@@ -340,7 +345,7 @@ def _score_batch(
     rows, offset = [], 0
     for s in samples:
         row = {k: s[k] for k in ("path", "label", "group", "status", "duration_s", "scored_s", "note")}
-        row.update(score=None, p_fake=None, n_windows=0, windows=[])
+        row.update(score=None, p_fake=None, logit_fake=None, logit_real=None, n_windows=0, windows=[])
         row.update(policy=policy.describe(), score_kind=kind)
         n = len(s["starts"]) if s["status"] == "ok" else 0
         file_logits = logits[offset : offset + n]  # (n windows, 2)
@@ -355,14 +360,22 @@ def _score_batch(
 
 def _file_scores(logits: Tensor, starts: list[float], duration_s: float, n_samples: int, kind: str) -> dict:
     """A file's score from its inputs' logits (n, 2): the mean logit, plus each window's own score."""
-    score, p_fake = logits_to_scores(logits.mean(dim=0, keepdim=True), kind)
+    mean = logits.mean(dim=0, keepdim=True)  # (1, 2)
+    score, p_fake = logits_to_scores(mean, kind)
     win_scores, win_p_fake = logits_to_scores(logits, kind)
     # A window ends n_samples after its start, or at the end of a shorter file.
     windows = [
         {"start": start, "end": min(start + n_samples / SAMPLE_RATE, duration_s), "score": sc, "p_fake": pf}
         for start, sc, pf in zip(starts, win_scores.tolist(), win_p_fake.tolist(), strict=True)
     ]
-    return {"score": score.item(), "p_fake": p_fake.item(), "n_windows": len(starts), "windows": windows}
+    return {
+        "score": score.item(),
+        "p_fake": p_fake.item(),
+        "logit_fake": mean[0, FAKE_INDEX].item(),
+        "logit_real": mean[0, REAL_INDEX].item(),
+        "n_windows": len(starts),
+        "windows": windows,
+    }
 
 
 # The verdict rule (score.py, app.py): a threshold on the score, or p_fake >= 0.5 without one.
@@ -463,6 +476,11 @@ class ScoreWriter:
         atomic_write_text(self.path, _csv_text(rows))
 
 
+def write_scores(path: str | os.PathLike, rows: list[dict]) -> None:
+    """score_items rows as a scores.csv, written atomically."""
+    atomic_write_text(path, _csv_text(rows))
+
+
 def _csv_text(rows, header: bool = True) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -495,7 +513,7 @@ def read_scores(path: str | os.PathLike) -> list[dict]:
     rows = []
     for raw in csv.DictReader(io.StringIO(text)):
         row = {k: (raw.get(k) or None) for k in CSV_COLUMNS}
-        for k in ("score", "p_fake", "duration_s", "scored_s"):
+        for k in ("score", "p_fake", "logit_fake", "logit_real", "duration_s", "scored_s"):
             row[k] = float(row[k]) if row[k] is not None else None
         row["n_windows"] = int(row["n_windows"] or 0)
         row["note"] = row["note"] or ""

@@ -40,6 +40,7 @@ import data
 import distributed
 import metrics
 import plots
+import scoring
 import utils
 from audio import NB_SAMP, SAMPLE_RATE, AudioError, load_audio, pad_or_crop
 from checkpoints import (
@@ -121,16 +122,16 @@ def load_split(root: str | Path, fmt: str, split: str | None, role: str) -> list
 
 
 class ClipDataset(Dataset):
-    """Fixed-length clips with their class index (`LABEL_TO_INDEX`) for training or validation.
+    """Fixed-length training clips with their class index (`LABEL_TO_INDEX`).
 
-    crop "head" takes the first `n_samples` (the reference's rule, also used for validation); "random" takes a
-    random window of longer files. Shorter files are tiled to `n_samples`. With `rawboost` > 0 the window is
+    crop "head" takes the first `n_samples` (the reference's rule); "random" takes a random window of longer
+    files. Shorter files are tiled to `n_samples`. With `rawboost` > 0 the window is
     augmented before tiling. Randomness comes from a generator seeded by (seed, epoch, index): call
     `set_epoch` before each epoch (DataLoader workers are re-created per epoch and see the new value).
 
-    An unreadable file is reported in the sample's "skipped" list; in training (`substitute_bad`) the next
-    readable file takes its place so that batches keep their size (DDP ranks must stay in step), in
-    validation the sample is dropped (x is None).
+    An unreadable file is reported in the sample's "skipped" list and the next readable file takes its place,
+    so that batches keep their size (DDP ranks must stay in step); x is None after MAX_SUBSTITUTIONS
+    unreadable files in a row.
     """
 
     def __init__(
@@ -142,13 +143,12 @@ class ClipDataset(Dataset):
         rawboost: int = 0,
         rawboost_config: RawBoostConfig | None = None,
         seed: int = 0,
-        substitute_bad: bool = False,
     ):
         if crop not in ("head", "random"):
             raise ValueError(f"crop must be 'head' or 'random', got {crop!r}")
         self.items, self.n_samples, self.crop = items, n_samples, crop
         self.rawboost, self.rawboost_config = rawboost, rawboost_config or RawBoostConfig()
-        self.seed, self.substitute_bad, self.epoch = seed, substitute_bad, 0
+        self.seed, self.epoch = seed, 0
         self.targets = [LABEL_TO_INDEX[it.label] for it in items]
 
     def set_epoch(self, epoch: int) -> None:
@@ -159,16 +159,14 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         skipped = []
-        for attempt in range(MAX_SUBSTITUTIONS if self.substitute_bad else 1):
+        for attempt in range(MAX_SUBSTITUTIONS):
             i = (index + attempt) % len(self.items)
             try:
                 x = self._clip(i)
-                is_real = self.items[i].label == "real"
-                return {"x": torch.from_numpy(x), "y": self.targets[i], "is_real": is_real, "index": i,
-                        "skipped": skipped}  # fmt: skip
+                return {"x": torch.from_numpy(x), "y": self.targets[i], "index": i, "skipped": skipped}
             except AudioError as err:
                 skipped.append((self.items[i].path, str(err)))
-        return {"x": None, "y": None, "is_real": None, "index": index, "skipped": skipped}
+        return {"x": None, "y": None, "index": index, "skipped": skipped}
 
     def _clip(self, i: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, self.epoch, i])
@@ -189,17 +187,15 @@ class ClipDataset(Dataset):
 def collate_clips(batch: list[dict]) -> dict:
     """Stack the readable clips.
 
-    Returns {"x": (B, T) float32, "y": (B,) class indices (LABEL_TO_INDEX), "is_real": (B,) bool read from the
-    label strings, independently of the mapping, "skipped": [(path, reason), ...]}.
+    Returns {"x": (B, T) float32, "y": (B,) class indices (LABEL_TO_INDEX), "skipped": [(path, reason), ...]}.
     """
     ok = [b for b in batch if b["x"] is not None]
     skipped = [s for b in batch for s in b["skipped"]]
     if not ok:
-        return {"x": None, "y": None, "is_real": None, "skipped": skipped}
+        return {"x": None, "y": None, "skipped": skipped}
     return {
         "x": torch.stack([b["x"] for b in ok]),
         "y": torch.tensor([b["y"] for b in ok], dtype=torch.int64),
-        "is_real": torch.tensor([b["is_real"] for b in ok], dtype=torch.bool),
         "skipped": skipped,
     }
 
@@ -241,12 +237,11 @@ def make_optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.Op
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """bf16 on CUDA by default, fp32 (None) on CPU; "fp16" uses a GradScaler."""
-    if amp == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
+    """scoring.amp_dtype, the one --amp rule (bf16 on CUDA by default, fp32 (None) on CPU); training refuses
+    half precision off CUDA; "fp16" uses a GradScaler."""
     if amp in ("bf16", "fp16") and device.type != "cuda":
         raise SystemExit(f"error: --amp {amp} needs a CUDA device; on {device.type} use --amp fp32")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return scoring.amp_dtype(amp, device)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -435,57 +430,54 @@ class Trainer:
         if self.wandb_run is not None:
             self.wandb_run.log({"train/loss": loss, "lr": lr, "epoch": epoch_float}, step=self.step)
 
-    @torch.no_grad()
-    def validate(self, loader: DataLoader, epoch: int, n_clips: int) -> dict | None:
-        """Loss, AUC, EER and EER threshold over the validation split (rank 0; None on other ranks)."""
+    def validate(self, items: list[data.Item], epoch: int) -> dict | None:
+        """Loss, AUC, EER and EER threshold over the validation split (rank 0; None on other ranks).
+
+        The files go through scoring.score_items, the path evaluate_custom.py takes (same decoding, input
+        policy and autocast rule), so RUN/validation/scores.csv (this epoch's) equals what evaluate_custom.py
+        writes for the split with this epoch's weights (last.pt).
+        """
         model = (
             self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
         )
-        model.eval()
-        logits_all, targets_all = [torch.zeros(0, 2)], [torch.zeros(0, dtype=torch.int64)]
-        is_real_all = [torch.zeros(0, dtype=torch.bool)]
-        bar = self.progress(n_clips, f"epoch {epoch + 1}/{self.args.epochs} validation")
-        for batch in loader:
-            self.report_skipped(batch["skipped"])
-            if batch["x"] is not None:
-                with self.autocast():
-                    logits = model(batch["x"].to(self.device))
-                logits_all.append(logits.float().cpu())
-                targets_all.append(batch["y"])
-                is_real_all.append(batch["is_real"])
-            bar.update(len(batch["skipped"]) + (0 if batch["x"] is None else len(batch["x"])))
-        bar.close()
-        shard = tuple(torch.cat(parts) for parts in (logits_all, targets_all, is_real_all))
-        gathered = distributed.gather(shard)
+        rows = scoring.score_items(
+            model, items, batch_size=self.args.eval_batch_size or self.args.batch_size,
+            workers=self.args.workers, device=self.device, amp=self.args.amp,
+            progress=not self.args.quiet, desc=f"epoch {epoch + 1}/{self.args.epochs} validation",
+        )  # fmt: skip
         if not distributed.is_main():
             return None
-        logits, targets, is_real = (torch.cat([g[k] for g in gathered]) for k in range(3))
+        self.report_skipped([(r["path"], r["status"]) for r in rows if r["status"] != "ok"])
+        scoring.write_scores(self.run_dir / "validation" / "scores.csv", rows)
         weight = self.class_weight.cpu() if self.class_weight is not None else None
-        return validation_metrics(logits, targets, is_real, weight)
+        return validation_metrics(rows, weight)
 
 
-def validation_metrics(
-    logits: Tensor, targets: Tensor, is_real: Tensor, weight: Tensor | None = None
-) -> dict:
-    """Validation loss, AUC, EER and EER threshold.
+def validation_metrics(rows: list[dict], weight: Tensor | None = None) -> dict:
+    """Validation loss, AUC, EER and EER threshold from score_items rows of labelled files.
 
-    logits (N, 2); targets (N,) the class indices the loss uses; is_real (N,) from the label strings. AUC/EER
-    take real as the positive class and score = logits[:, REAL_INDEX], independently of the mapping that made
-    the targets: a flipped mapping shows up as AUC < 0.5 instead of cancelling out.
+    The loss takes the file logits and the class indices of `LABEL_TO_INDEX`; AUC/EER take real as the
+    positive class and the model's score (higher = more real) from the label strings, independently of the
+    mapping that made the targets: a flipped mapping shows up as AUC < 0.5 instead of cancelling out.
     """
-    if is_real.all() or (~is_real).all():
+    ok = [r for r in rows if r["status"] == "ok"]
+    labels = [r["label"] for r in ok]
+    if len(set(labels)) < 2:
         raise SystemExit(
             "error: the readable validation files are all of one class; AUC/EER need real and fake files "
             "(see skipped_files.tsv in the run folder)"
         )
-    labels = ["real" if r else "fake" for r in is_real.tolist()]
-    m = metrics.compute_metrics(labels, logits[:, REAL_INDEX].numpy(), n_bootstrap=0)
+    logits = torch.zeros(len(ok), 2)
+    logits[:, FAKE_INDEX] = torch.tensor([r["logit_fake"] for r in ok])
+    logits[:, REAL_INDEX] = torch.tensor([r["logit_real"] for r in ok])
+    targets = torch.tensor([LABEL_TO_INDEX[label] for label in labels])
+    m = metrics.compute_metrics(labels, [r["score"] for r in ok], n_bootstrap=0)
     return {
         "val_loss": float(F.cross_entropy(logits, targets, weight=weight)),
         "val_auc": m["auc"],
         "val_eer": m["eer"],
         "val_threshold": m["eer_threshold"],
-        "val_files": len(targets),
+        "val_files": len(ok),
     }
 
 
@@ -526,10 +518,9 @@ def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn
     return model, info, state
 
 
-def build_loaders(args: argparse.Namespace, train_items: list, val_items: list) -> tuple:
-    """(training dataset, its sampler, training loader, validation loader of this rank's shard)."""
-    train_set = ClipDataset(train_items, crop=args.crop, rawboost=args.rawboost, seed=args.seed,
-                            substitute_bad=True)  # fmt: skip
+def build_loaders(args: argparse.Namespace, train_items: list) -> tuple:
+    """(training dataset, its sampler, training loader)."""
+    train_set = ClipDataset(train_items, crop=args.crop, rawboost=args.rawboost, seed=args.seed)
     # Shuffled by (seed, epoch) through set_epoch, identically with or without torchrun.
     sampler = DistributedSampler(train_set, num_replicas=distributed.world_size(), rank=distributed.rank(),
                                  shuffle=True, seed=args.seed)  # fmt: skip
@@ -538,9 +529,7 @@ def build_loaders(args: argparse.Namespace, train_items: list, val_items: list) 
     # Drop the last partial batch, as the reference does, unless the split is smaller than one batch.
     drop_last = len(sampler) >= args.batch_size
     train_loader = DataLoader(train_set, args.batch_size, sampler=sampler, drop_last=drop_last, **common)
-    val_set = ClipDataset(distributed.shard(val_items), crop="head", seed=args.seed)
-    val_loader = DataLoader(val_set, args.eval_batch_size or args.batch_size, shuffle=False, **common)
-    return train_set, sampler, train_loader, val_loader
+    return train_set, sampler, train_loader
 
 
 def fit(args: argparse.Namespace) -> dict:
@@ -592,7 +581,7 @@ def fit(args: argparse.Namespace) -> dict:
             find_unused_parameters=layerdrop > 0,
         )  # fmt: skip
 
-    train_set, sampler, train_loader, val_loader = build_loaders(args, train_items, val_items)
+    train_set, sampler, train_loader = build_loaders(args, train_items)
     steps_per_epoch = math.ceil(len(train_loader) / args.grad_accum)
     total_steps = steps_per_epoch * args.epochs
     optimizer = make_optimizer(model, args)
@@ -623,7 +612,7 @@ def fit(args: argparse.Namespace) -> dict:
         train_set.set_epoch(epoch)
         n_train = min(len(sampler), len(train_loader) * args.batch_size) * distributed.world_size()
         train_stats = trainer.train_epoch(train_loader, epoch, n_train)
-        val = trainer.validate(val_loader, epoch, len(val_items))
+        val = trainer.validate(val_items, epoch)
         if distributed.is_main():
             row = {"epoch": epoch + 1, "step": trainer.step, **train_stats, **val, "lr": trainer.current_lr()}
             history.epochs.append(row)
@@ -665,8 +654,6 @@ def fit(args: argparse.Namespace) -> dict:
 
 def score_test(args, best_path: Path, items: list[data.Item], run_dir: Path, device: torch.device) -> dict:
     """Score the test split once with best.pt through the evaluation pipeline (RUN/test/scores.csv, ...)."""
-    import scoring
-
     model, info = load_model(best_path, map_location=device)
     calibration = info["calibration"] or {}
     epoch = calibration.get("epoch")

@@ -17,12 +17,14 @@ import numpy as np
 import pytest
 import torch
 
+import evaluate_custom
 import fine_tune_for
 import training
 from checkpoints import load_model, read_checkpoint, save_checkpoint
 from data import Item
 from metrics import compute_metrics
 from model import FAKE_INDEX, REAL_INDEX
+from scoring import read_scores, score_items
 
 REPO = Path(__file__).resolve().parents[1]
 # The learnable toy setting: frozen tiny front end, the back end trained with a high rate, 1 step per epoch.
@@ -157,15 +159,30 @@ def test_best_checkpoint_reloads_with_its_validation_numbers_and_calibration(toy
     assert state["args"]["lr"] == 1e-3 and state["epoch"] == TOY_EPOCHS
     assert (out / "last.pt").stat().st_size > 2 * weight_bytes  # Adam's two moments
     # The reloaded weights reproduce the validation AUC/EER the run recorded for that epoch.
-    ds = training.ClipDataset(training.load_split(toy_for, "auto", "validation", "validation"))
-    batch = training.collate_clips([ds[i] for i in range(len(ds))])
-    with torch.no_grad():
-        scores = model(batch["x"])[:, REAL_INDEX].numpy()
-    labels = ["real" if r else "fake" for r in batch["is_real"].tolist()]
-    metrics = compute_metrics(labels, scores, n_bootstrap=0)
+    rows = score_items(model, training.load_split(toy_for, "auto", "validation", "validation"), workers=0)
+    metrics = compute_metrics([r["label"] for r in rows], [r["score"] for r in rows], n_bootstrap=0)
     assert metrics["auc"] == pytest.approx(history["best"]["val_auc"])
     assert metrics["eer_threshold"] == pytest.approx(history["best"]["val_threshold"], abs=1e-5)
     assert load_model(out / "last.pt")[1]["calibration"]["epoch"] == TOY_EPOCHS
+
+
+def test_validation_scores_equal_evaluate_custom_scores(toy_run, toy_for, tmp_path):
+    """Validation goes through scoring.py: the last epoch's validation scores (RUN/validation/scores.csv,
+    weights in last.pt) are evaluate_custom.py's scores of the validation split with last.pt."""
+    out, history = toy_run
+    argv = ["--data", str(toy_for), "--split", "validation", "--checkpoint", str(out / "last.pt")]
+    argv += ["--out-dir", str(tmp_path / "eval"), "--workers", "0", "--bootstrap", "0", "--device", "cpu"]
+    metrics = evaluate_custom.main(evaluate_custom.parse_args(argv))
+    validation = {r["path"]: r for r in read_scores(out / "validation" / "scores.csv")}
+    evaluated = {r["path"]: r for r in read_scores(tmp_path / "eval" / "scores.csv")}
+    assert sorted(validation) == sorted(evaluated) and len(validation) == 6
+    for path, row in evaluated.items():
+        assert validation[path]["policy"] == row["policy"] == "head n=64600"
+        for key in ("score", "p_fake", "logit_fake", "logit_real"):
+            assert validation[path][key] == pytest.approx(row[key], abs=1e-5), (path, key)
+    last = history["epochs"][-1]
+    assert metrics["auc"] == pytest.approx(last["val_auc"])
+    assert metrics["eer"] == pytest.approx(last["val_eer"])
 
 
 def read_wandb_history(run_file: Path) -> list[dict]:
@@ -374,11 +391,9 @@ def test_clips_are_a_function_of_seed_epoch_and_index(audio_dir):
 def test_unreadable_training_file_is_reported_and_replaced(audio_dir):
     good = sorted((audio_dir / "sample_custom" / "fake").iterdir())[0]
     items = [Item(str(audio_dir / "broken" / "empty_0_bytes.wav"), "real"), Item(str(good), "fake")]
-    sample = training.ClipDataset(items, substitute_bad=True)[0]
+    sample = training.ClipDataset(items)[0]
     assert sample["index"] == 1 and sample["y"] == FAKE_INDEX
     assert sample["skipped"][0][0].endswith("empty_0_bytes.wav") and "empty" in sample["skipped"][0][1]
-    dropped = training.ClipDataset(items)[0]  # validation: dropped, not replaced
-    assert dropped["x"] is None and training.collate_clips([dropped])["x"] is None
 
 
 def test_lr_schedule():
