@@ -372,12 +372,11 @@ def render_change(run: an.Run, before: an.Run, found: dict, figures: dict) -> li
     ]
     md += table("files|n|AUC before|AUC after|change|rest of the files, before -> after", "lrrrrl", rows)
     pair = found["pair"]
-    same = pair["label_before"] == pair["label_after"]
-    flip = same & (pair["verdict_before"] != pair["verdict_after"])
-    right = pair["verdict_after"] == (pair["label_after"] == 1)
+    flip = pair["verdict_before"] != pair["verdict_after"]
+    right = pair["verdict_after"] == (pair["label_after"] == 1)  # judged by the later run's labels
     md += [
         "",
-        f"**Verdict flips**: {int(flip.sum())} of {int(same.sum())} files changed verdict "
+        f"**Verdict flips**: {int(flip.sum())} of the {len(flip)} files both runs scored changed verdict "
         f"({int((flip & right).sum())} now right, {int((flip & ~right).sum())} now wrong), each run at its "
         "own threshold.",
         "",

@@ -271,6 +271,8 @@ def plot_before_after(
         label=f"thresholds {thresholds[0]:.3f} / {thresholds[1]:.3f}",
     )
     ax.axhline(thresholds[1], color="0.4", ls="--", lw=1)
+    lo, hi = min(before.min(), after.min()), max(before.max(), after.max())
+    ax.plot([lo, hi], [lo, hi], ls=":", color="0.7", lw=1, label="unchanged")
     ax.set(
         xlabel="score before (higher = more real)",
         ylabel="score after",

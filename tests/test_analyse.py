@@ -216,11 +216,18 @@ def test_collapse_of_one_group_is_domain_shift(tmp_path, clean_audio):
     write_run(tmp_path / "before", before)
     write_run(tmp_path / "after", after)
 
-    diagnosis = run_analyse(tmp_path / "after", "--compare", tmp_path / "before")["diagnosis"]
+    found = run_analyse(tmp_path / "after", "--compare", tmp_path / "before")
 
-    shifts = [text for kind, text in diagnosis if kind == "domain_shift"]
+    shifts = [text for kind, text in found["diagnosis"] if kind == "domain_shift"]
     assert shifts and "group fake/xtts collapsed" in shifts[0]
     assert not any("fake/vits" in text for text in shifts)
+    pair = found["pair"]
+    changed = pair["verdict_before"] != pair["verdict_after"]
+    flipped = {p for p, c in zip(pair["paths"], changed, strict=True) if c}
+    fakes = {p for p in flipped if "/fake/" in p}  # (reals may flip too: the EER threshold moved up)
+    assert fakes and all(groups[p] == "xtts" for p in fakes)  # the collapsed fakes, no others
+    report = (tmp_path / "after/report.md").read_text()
+    assert f"**Verdict flips**: {len(flipped)} of the {2 * N} files both runs scored" in report
 
 
 def test_describe_reads_format_level_and_silence(tmp_path):
