@@ -480,7 +480,7 @@ def subsets(run: Run, attrs: dict[str, dict]) -> dict[str, np.ndarray]:
     for key, title, kind, edges in ATTRIBUTES:
         cells = [attribute_value(key, kind, edges, attrs[r["path"]]) for r in run.rows]
         if key != "format" and len(set(cells) - {None}) > 1:
-            for value in set(cells) - {None}:
+            for value in bin_order(key, kind, edges, cells):
                 out[f"{title} {value}"] = np.array([c == value for c in cells])
     return out
 
@@ -608,12 +608,8 @@ def diagnose(before: Run, after: Run, pair: dict, changes: list[dict]) -> list[t
                 if overlap
                 else " The 95 % intervals do not overlap: the change is beyond resampling noise."
             )
-        word = "rose" if b > a else "fell" if b < a else "stayed"
-        found.append(
-            (
-                "change",
-                f"No single cause stands out: AUC {word} from {a:.3f} to {b:.3f} across groups "
-                f"and attributes (Spearman {rho:.2f} per file).{noise}",
-            )
-        )
+        moved = f"rose from {a:.3f} to {b:.3f}" if b > a else f"fell from {a:.3f} to {b:.3f}"
+        moved = moved if round(a, 3) != round(b, 3) else f"stayed at {b:.3f}"
+        text = f"No single cause stands out: AUC {moved} (per-file scores: Spearman {rho:.2f}).{noise}"
+        found.append(("change", text))
     return found
