@@ -582,22 +582,26 @@ def diagnose(before: Run, after: Run, pair: dict, changes: list[dict]) -> list[t
                     "data unlike them is the usual cause.",
                 )
             )
-    delta = (pair["after"] - pair["before"])[pair["label_before"] == pair["label_after"]]
-    if len(delta) > 2 and abs(b - a) <= 0.02 and rho >= 0.9:
-        shift = float(np.median(delta))
-        spread = float(np.subtract(*np.percentile(delta, [75, 25])))
-        if abs(shift) >= 0.5 * float(np.std(pair["before"])) and spread <= 0.5 * abs(shift):
-            ta, tb = before.metrics.get("eer_threshold"), after.metrics.get("eer_threshold")
-            found.append(
-                (
-                    "calibration",
-                    f"Calibration change: every score moved by about {shift:+.3f} "
-                    f"(interquartile range of the per-file change {spread:.3f}) while the ranking held "
-                    f"(AUC {a:.3f} -> {b:.3f}, Spearman {rho:.2f}): the model separates the classes as "
-                    f"before, but a fixed threshold now means something else (EER threshold {ta:.3f} -> "
-                    f"{tb:.3f}).",
-                )
+    same = pair["label_before"] == pair["label_after"]
+    x, z = pair["before"][same], pair["after"][same]
+    if len(x) > 2 and abs(b - a) <= 0.02 and rho >= 0.9 and np.ptp(x) > 0 and np.ptp(z) > 0:
+        # Ranking kept; is the per-file map after = slope * before + offset, and not the identity?
+        slope, offset = np.polyfit(x, z, 1)
+        fit = 1 - float(np.var(z - (slope * x + offset)) / np.var(z))
+        shift = float(np.median(z - x))
+        if fit >= 0.9 and (abs(slope - 1) >= 0.2 or abs(shift) >= 0.5 * float(np.std(x))):
+            how = (
+                f"every score moved by about {shift:+.3f}"
+                if abs(slope - 1) < 0.2
+                else f"the scores were rescaled (after = {slope:.2f} x before {offset:+.2f}, R^2 {fit:.2f})"
             )
+            ta, tb = before.metrics.get("eer_threshold"), after.metrics.get("eer_threshold")
+            text = (
+                f"Calibration change: {how} while the ranking held (AUC {a:.3f} -> {b:.3f}, Spearman "
+                f"{rho:.2f}): the model separates the classes as before, but a fixed threshold now means "
+                f"something else (EER threshold {ta:.3f} -> {tb:.3f}); re-calibrate before using verdicts."
+            )
+            found.append(("calibration", text))
     if all(kind == "labels" for kind, _ in found):
         ci_a, ci_b = before.metrics.get("auc_ci95"), after.metrics.get("auc_ci95")
         noise = ""

@@ -188,19 +188,22 @@ def test_label_flipped_twin_is_diagnosed_as_inversion_and_report_renders(tmp_pat
     assert (tmp_path / "twin/attributes.csv").is_file()
 
 
-def test_negated_scores_and_uniform_shift_get_their_diagnoses(tmp_path, clean_audio):
+def test_negated_shifted_and_scaled_scores_get_their_diagnoses(tmp_path, clean_audio):
     real_scores, fake_scores = scores(3, shift=4.0)
     it_r, it_f = iter(real_scores), iter(fake_scores)
     files = [(p, lab, next(it_r) if lab == "real" else next(it_f), None) for p, lab in clean_audio]
     write_run(tmp_path / "base", files)
     write_run(tmp_path / "negated", [(p, lab, -s, g) for p, lab, s, g in files])
     write_run(tmp_path / "shifted", [(p, lab, s + 5.0, g) for p, lab, s, g in files])
+    write_run(tmp_path / "scaled", [(p, lab, 3.0 * s, g) for p, lab, s, g in files])
 
     negated = dict(run_analyse(tmp_path / "negated", "--compare", tmp_path / "base")["diagnosis"])
     shifted = dict(run_analyse(tmp_path / "shifted", "--compare", tmp_path / "base")["diagnosis"])
+    scaled = dict(run_analyse(tmp_path / "scaled", "--compare", tmp_path / "base")["diagnosis"])
 
     assert "score direction flipped" in negated["inversion"] and "labels" not in negated
-    assert list(shifted) == ["calibration"] and "+5.000" in shifted["calibration"]
+    assert list(shifted) == ["calibration"] and "every score moved by about +5.000" in shifted["calibration"]
+    assert list(scaled) == ["calibration"] and "rescaled (after = 3.00 x before" in scaled["calibration"]
 
 
 def test_collapse_of_one_group_is_domain_shift(tmp_path, clean_audio):
