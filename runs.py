@@ -27,6 +27,7 @@ from pathlib import Path
 
 from torch import nn
 
+from checkpoints import sha256sum, weights_sha256
 from utils import json_text, write_json
 
 RUN_FILE = "run.json"
@@ -43,8 +44,6 @@ class RunFolderError(ValueError):
 def run_record(model: nn.Module, info: dict, *, checkpoint: str, settings: dict, data: dict) -> dict:
     """run.json's content: the checkpoint and weights fingerprint, `settings` (the SCORE_SETTINGS that apply)
     and `data` (what was scored; informational)."""
-    from checkpoints import sha256sum, weights_sha256  # imported here: torch-free callers never need them
-
     source = str(info.get("source") or checkpoint)
     file_sha256 = None
     if Path(source).is_file() and Path(source).stat().st_size <= CHEAP_HASH_BYTES:
