@@ -1,6 +1,6 @@
 """Run folders: what produced their rows (run.json), and when a folder may be reused.
 
-    record = run_record(model, info, checkpoint="la", settings={...})
+    record = run_record(model, info, checkpoint="la", settings={...}, data={...})
     prepare_run_dir(out_dir, record, resume=False, overwrite=False)  # before anything is scored
 
 An evaluation folder holds one run. `run.json` records what produced its rows: the checkpoint (as given,
@@ -13,10 +13,11 @@ Rules, applied before anything is scored:
 - a folder with no run in it is used as it is;
 - `--resume` continues a run only if run.json's weights and scoring settings equal this run's; otherwise it
   refuses and names each difference (a folder without run.json cannot be checked and is refused too);
-- `--overwrite` deletes the earlier run's files first (`RUN_FILES`, plots, temporary files);
+- `--overwrite` deletes the earlier run's files first (`RUN_FILES`, its plots, temporary files); other files
+  in the folder are left alone;
 - anything else with an earlier run in the folder is refused.
 Files computed from scores.csv (metrics.json, plots, comparison.json) are deleted before scoring starts,
-also on resume, and rewritten at the end: a killed run never leaves old metrics beside new scores.
+on resume too, and rewritten at the end: a killed run never leaves old metrics beside new scores.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from pathlib import Path
 from torch import nn
 
 from checkpoints import sha256sum, weights_sha256
+from plots import PLOT_FILES
 from utils import json_text, write_json
 
 RUN_FILE = "run.json"
-DERIVED_FILES = ("metrics.json", "comparison.json")  # + *.png: recomputed from scores.csv at the end
+DERIVED_FILES = ("metrics.json", "comparison.json")  # + the plots: recomputed from scores.csv at the end
 RUN_FILES = (RUN_FILE, "args.json", "scores.csv", *DERIVED_FILES)
 SCORE_SETTINGS = ("weights_sha256", "arch", "policy", "max_duration_s", "score_kind", "precision")
 CHEAP_HASH_BYTES = 256 * 2**20  # the checkpoint file itself is hashed up to this size (~1 s)
@@ -79,7 +81,7 @@ def prepare_run_dir(out_dir: str | os.PathLike, record: dict, *, resume: bool, o
         raise RunFolderError("--resume and --overwrite contradict each other: pass one of them")
     earlier = [name for name in RUN_FILES if (out_dir / name).exists()]
     if earlier and overwrite:
-        _delete_run_files(out_dir)
+        _delete(out_dir, RUN_FILES)
     elif earlier and resume:
         if not (out_dir / RUN_FILE).is_file():
             raise RunFolderError(
@@ -97,25 +99,25 @@ def prepare_run_dir(out_dir: str | os.PathLike, record: dict, *, resume: bool, o
                 + "\n  ".join(diff)
                 + "\nResume with the settings of run.json, or pass --overwrite (or another --out-dir)."
             )
+        _delete(out_dir, DERIVED_FILES)  # recomputed from the completed scores.csv at the end
     elif earlier:
         raise RunFolderError(
             f"{out_dir} already holds a run ({', '.join(earlier)}): pass --resume to finish it, --overwrite "
             "to replace it, or choose another --out-dir"
         )
-    _delete_derived_files(out_dir)
     write_json(out_dir / RUN_FILE, record)
 
 
-def _delete_derived_files(out_dir: Path) -> None:
-    for name in DERIVED_FILES:
-        (out_dir / name).unlink(missing_ok=True)
-    for png in out_dir.glob("*.png"):
-        png.unlink()
-
-
-def _delete_run_files(out_dir: Path) -> None:
-    for name in RUN_FILES:
-        (out_dir / name).unlink(missing_ok=True)
-    for leftover in [*out_dir.glob(".*.tmp"), *out_dir.glob(".*.tmp.png")]:  # from a killed atomic write
+def _delete(out_dir: Path, names: tuple[str, ...]) -> None:
+    """Delete `names` and the plots an earlier run wrote (those its metrics.json lists, and plots.PLOT_FILES
+    for a run killed before it wrote metrics.json), and temporary files of killed atomic writes."""
+    plots = set(PLOT_FILES)
+    try:
+        plots.update(json.loads((out_dir / "metrics.json").read_text()).get("plots") or [])
+    except (OSError, ValueError, AttributeError):
+        pass  # no (readable) metrics.json: the known plot names only
+    for name in [*names, *DERIVED_FILES, *sorted(plots)]:
+        if name == Path(name).name:  # a bare file name: never a path out of the folder
+            (out_dir / name).unlink(missing_ok=True)
+    for leftover in out_dir.glob(".*.tmp*"):  # utils.atomic_write_text, plots: ".NAME.*.tmp[.png]"
         leftover.unlink()
-    _delete_derived_files(out_dir)

@@ -114,6 +114,7 @@ def test_overwrite_clears_the_old_run_before_scoring(finished, two_files, checkp
     out = tmp_path / "run"
     shutil.copytree(finished, out)
     assert (out / "metrics.json").exists() and list(out.glob("*.png"))
+    (out / "notes.md").write_text("the user's own file")  # not the run's: left alone
     record = {"weights_sha256": "new", "policy": "head n=64600"}
     prepare_run_dir(out, record, resume=False, overwrite=True)
     with pytest.raises(KeyboardInterrupt):
@@ -121,9 +122,15 @@ def test_overwrite_clears_the_old_run_before_scoring(finished, two_files, checkp
             DiesAfterOneBatch(tiny), load_dataset(two_files), out, batch_size=1, workers=0, n_bootstrap=0
         )
     # The killed run's folder holds its own partial scores and run.json, and nothing of the old run.
-    assert sorted(p.name for p in out.iterdir()) == ["run.json", "scores.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.md", "run.json", "scores.csv"]
     assert json.loads((out / "run.json").read_text()) == record
     assert len((out / "scores.csv").read_text().splitlines()) == 2  # header + the one file scored
+
+
+def test_a_new_folder_is_used_as_it_is(tmp_path):
+    (tmp_path / "figure.png").write_bytes(b"\x89PNG")  # a folder without a run: nothing is deleted
+    prepare_run_dir(tmp_path, {"weights_sha256": "x"}, resume=False, overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png", "run.json"]
 
 
 def test_resume_deletes_stale_metrics_before_scoring(finished, tmp_path):
