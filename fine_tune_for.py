@@ -28,6 +28,7 @@ import argparse
 import data
 import training
 from rawboost import ALGOS
+from utils import raw_names_on_stdio
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -106,6 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> dict:
+    raw_names_on_stdio()  # warnings name unreadable files, whatever bytes their names hold
     return training.fit(args)
 
 
