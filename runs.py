@@ -16,8 +16,9 @@ Rules, applied before anything is scored:
 - `--overwrite` deletes the earlier run's files first (`RUN_FILES`, its plots, temporary files); other files
   in the folder are left alone;
 - anything else with an earlier run in the folder is refused.
-Files computed from scores.csv (metrics.json, plots, comparison.json) are deleted before scoring starts,
-on resume too, and rewritten at the end: a killed run never leaves old metrics beside new scores.
+Files computed from scores.csv (metrics.json, plots, comparison.json, analyse.py's report) are deleted
+before scoring starts, on resume too, and rewritten at the end: a killed run never leaves old metrics beside
+new scores.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ from plots import PLOT_FILES
 from utils import json_text, write_json
 
 RUN_FILE = "run.json"
-DERIVED_FILES = ("metrics.json", "comparison.json")  # + the plots: recomputed from scores.csv at the end
+# analyse.py's report, its figures and its cache of the audio's attributes: computed from scores.csv too
+REPORT_FILES = (
+    "report.md", "report_scores.png", "report_duration.png", "report_change.png", "attributes.csv",
+)  # fmt: skip
+DERIVED_FILES = ("metrics.json", "comparison.json", *REPORT_FILES)  # + the plots: recomputed at the end
 RUN_FILES = (RUN_FILE, "args.json", "scores.csv", *DERIVED_FILES)
 SCORE_SETTINGS = ("weights_sha256", "arch", "policy", "max_duration_s", "score_kind", "precision")
 CHEAP_HASH_BYTES = 256 * 2**20  # the checkpoint file itself is hashed up to this size (~1 s)

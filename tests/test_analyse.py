@@ -14,6 +14,7 @@ import soundfile as sf
 import analyse
 import analysis
 import audio
+from runs import REPORT_FILES
 from scoring import ScoreWriter, metrics_from_rows
 from utils import write_json
 
@@ -185,7 +186,8 @@ def test_label_flipped_twin_is_diagnosed_as_inversion_and_report_renders(tmp_pat
         assert (tmp_path / "twin" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     written = {p.name for p in (tmp_path / "twin").glob("report_*.png")}
     assert written == set(images)  # every figure written is shown, none is missing
-    assert (tmp_path / "twin/attributes.csv").is_file()
+    names = {p.name for p in (tmp_path / "twin").iterdir()} - {"scores.csv", "metrics.json"}
+    assert names == set(REPORT_FILES)  # all analyse.py writes, so a re-run of the evaluation clears it
 
 
 def test_negated_shifted_and_scaled_scores_get_their_diagnoses(tmp_path, clean_audio):

@@ -12,7 +12,7 @@ import evaluate_custom
 import evaluate_custom_for
 from checkpoints import load_model, save_checkpoint, weights_sha256
 from data import load_dataset
-from runs import prepare_run_dir
+from runs import REPORT_FILES, prepare_run_dir
 from scoring import evaluate
 
 
@@ -136,6 +136,8 @@ def test_a_new_folder_is_used_as_it_is(tmp_path):
 def test_resume_deletes_stale_metrics_before_scoring(finished, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(finished, out)
+    for name in REPORT_FILES:  # analyse.py's report of the old rows
+        (out / name).write_text("stale")
     prepare_run_dir(out, json.loads((out / "run.json").read_text()), resume=True, overwrite=False)
     assert sorted(p.name for p in out.iterdir()) == ["args.json", "run.json", "scores.csv"]
 
