@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wav2vec import FrontEndMixin, Wav2Vec2FrontEndConfig, new_wav2vec2, wav2vec2_config  # noqa: F401
+
 REAL_INDEX = 1  # bona fide
 FAKE_INDEX = 0  # spoof
 LABEL_TO_INDEX = {"fake": FAKE_INDEX, "real": REAL_INDEX}
@@ -76,33 +78,13 @@ REFERENCE_HEAD = InputPolicy("head")  # SSL_Anti-spoofing and clovaai: the first
 
 
 @dataclass
-class SSLAASISTConfig:
+class SSLAASISTConfig(Wav2Vec2FrontEndConfig):
     """Every hyper-parameter of SSL-AASIST. Defaults = the published model (XLS-R 300M + reference back end).
 
-    Front-end fields use transformers' `Wav2Vec2Config` names; fairseq names in the comments.
+    Front-end fields (transformers' `Wav2Vec2Config` names, fairseq names in the comments) come from
+    `wav2vec.Wav2Vec2FrontEndConfig`; the AASIST back-end fields follow.
     """
 
-    # wav2vec 2.0 conv feature extractor: conv_feature_layers = [(512,10,5)] + [(512,3,2)]*4 + [(512,2,2)]*2
-    conv_dim: list[int] = field(default_factory=lambda: [512] * 7)
-    conv_kernel: list[int] = field(default_factory=lambda: [10, 3, 3, 3, 3, 2, 2])
-    conv_stride: list[int] = field(default_factory=lambda: [5, 2, 2, 2, 2, 2, 2])  # total stride 320
-    hidden_size: int = 1024  # encoder_embed_dim
-    num_hidden_layers: int = 24  # encoder_layers
-    num_attention_heads: int = 16  # encoder_attention_heads
-    intermediate_size: int = 4096  # encoder_ffn_embed_dim
-    num_conv_pos_embeddings: int = 128  # conv_pos
-    num_conv_pos_embedding_groups: int = 16  # conv_pos_groups
-    hidden_act: str = "gelu"  # activation_fn
-    layer_norm_eps: float = 1e-5
-    # Front-end dropout while fine-tuning: 0.0, as in the cfg of the fairseq large / XLS-R pretraining
-    # checkpoints the reference fine-tunes from (wav2vec2_large_librivox.yaml, xlsr_53_56k.pt: dropout,
-    # attention_dropout, activation_dropout, encoder_layerdrop, dropout_input all 0.0). Loading a fairseq
-    # checkpoint takes the values of its own cfg.
-    hidden_dropout: float = 0.0  # dropout
-    attention_dropout: float = 0.0  # attention_dropout
-    activation_dropout: float = 0.0  # activation_dropout
-    feat_proj_dropout: float = 0.0  # dropout_input
-    layerdrop: float = 0.0  # encoder_layerdrop
     # AASIST back end (hard-coded in the reference Model.__init__). filts[0] = LL output size, which becomes
     # the frequency axis of the 2-D map; filts[1:] = (in, out) channels of the residual blocks.
     filts: list = field(default_factory=lambda: [128, [1, 32], [32, 32], [32, 64], [64, 64]])
@@ -110,10 +92,6 @@ class SSLAASISTConfig:
     pool_ratios: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5, 0.5])
     temperatures: list[float] = field(default_factory=lambda: [2.0, 2.0, 100.0, 100.0])
     attention_channels: int = 128  # hidden channels of the 1x1-conv attention used for the SAP pooling
-    # Options for a 1.2 GB model.
-    freeze_frontend: bool = False  # train the back end only (front end in eval mode, no gradients)
-    gradient_checkpointing: bool = False  # recompute front-end activations in backward to save memory
-    attn_implementation: str = "sdpa"  # "sdpa" or "eager"; both match the reference within 1e-6
 
 
 @dataclass
@@ -337,40 +315,7 @@ class _GraphBackEnd(nn.Module):
 # --------------------------------------------------------------------------------------------------
 
 
-def wav2vec2_config(cfg: SSLAASISTConfig):
-    """transformers `Wav2Vec2Config` of the front end: XLS-R layout (layer-norm convs, pre-LN encoder)."""
-    from transformers import Wav2Vec2Config
-
-    return Wav2Vec2Config(
-        conv_dim=list(cfg.conv_dim),
-        conv_kernel=list(cfg.conv_kernel),
-        conv_stride=list(cfg.conv_stride),
-        conv_bias=True,
-        feat_extract_norm="layer",  # fairseq extractor_mode="layer_norm"
-        feat_extract_activation="gelu",
-        do_stable_layer_norm=True,  # fairseq layer_norm_first=True (final encoder LayerNorm included)
-        hidden_size=cfg.hidden_size,
-        num_hidden_layers=cfg.num_hidden_layers,
-        num_attention_heads=cfg.num_attention_heads,
-        intermediate_size=cfg.intermediate_size,
-        num_conv_pos_embeddings=cfg.num_conv_pos_embeddings,
-        num_conv_pos_embedding_groups=cfg.num_conv_pos_embedding_groups,
-        hidden_act=cfg.hidden_act,
-        layer_norm_eps=cfg.layer_norm_eps,
-        hidden_dropout=cfg.hidden_dropout,
-        attention_dropout=cfg.attention_dropout,
-        activation_dropout=cfg.activation_dropout,
-        feat_proj_dropout=cfg.feat_proj_dropout,
-        layerdrop=cfg.layerdrop,
-        # The reference calls the model with mask=False: no SpecAugment, so no masked_spec_embed either.
-        apply_spec_augment=False,
-        mask_time_prob=0.0,
-        mask_feature_prob=0.0,
-        attn_implementation=cfg.attn_implementation,
-    )
-
-
-class SSLAASIST(_GraphBackEnd):
+class SSLAASIST(FrontEndMixin, _GraphBackEnd):
     """wav2vec 2.0 (XLS-R) front end + AASIST back end. forward: 16 kHz waveform (B, T) -> logits (B, 2)."""
 
     arch = "ssl_aasist"
@@ -379,11 +324,9 @@ class SSLAASIST(_GraphBackEnd):
 
     def __init__(self, config: SSLAASISTConfig | None = None):
         super().__init__()
-        from transformers import Wav2Vec2Model
-
         cfg = config or SSLAASISTConfig()
         self.config = cfg
-        self.ssl_model = Wav2Vec2Model(wav2vec2_config(cfg))
+        self.ssl_model = new_wav2vec2(cfg)
         filts = cfg.filts
         c = filts[-1][-1]
         self.LL = nn.Linear(cfg.hidden_size, filts[0])
@@ -399,41 +342,11 @@ class SSLAASIST(_GraphBackEnd):
         )
         # The (3, 3) max-pool after LL turns filts[0] = 128 LL outputs into 42 spectral nodes.
         self._init_graph(filts[0] // 3, c, cfg.gat_dims, cfg.pool_ratios, cfg.temperatures)
-        self.set_frontend_frozen(cfg.freeze_frontend)
-        self.set_gradient_checkpointing(cfg.gradient_checkpointing)
+        self._init_frontend_options()
 
-    def set_frontend_frozen(self, frozen: bool = True) -> None:
-        """Freeze (no gradients, eval mode even in train()) or unfreeze the wav2vec 2.0 front end."""
-        self.config.freeze_frontend = frozen
-        self.ssl_model.requires_grad_(not frozen)
-        self.train(self.training)
-
-    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
-        """Recompute the front end's layer activations during backward: less memory, more compute."""
-        was_enabled = getattr(self, "_checkpointing", False)
-        self.config.gradient_checkpointing = self._checkpointing = enabled
-        hf = self.ssl_model
-        # transformers >= 5 calls it activation checkpointing, older versions gradient checkpointing.
-        if enabled:
-            if hasattr(hf, "activation_checkpointing_enable"):
-                hf.activation_checkpointing_enable({"use_reentrant": False})
-            else:
-                hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        elif was_enabled:
-            getattr(hf, "activation_checkpointing_disable", hf.gradient_checkpointing_disable)()
-
-    def train(self, mode: bool = True) -> SSLAASIST:
-        super().train(mode)
-        if self.config.freeze_frontend:
-            self.ssl_model.eval()
-        return self
-
-    def frontend_features(self, x: Tensor) -> Tensor:
-        """(B, T) waveform -> (B, frames, hidden_size): the last encoder output after its LayerNorm."""
-        if self.config.freeze_frontend:
-            with torch.no_grad():
-                return self.ssl_model(x).last_hidden_state
-        return self.ssl_model(x).last_hidden_state
+    @property
+    def frontend(self) -> nn.Module:
+        return self.ssl_model
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim == 3:  # (B, T, 1) as some loaders produce
