@@ -33,7 +33,7 @@ REAL_INDEX = 1  # bona fide
 FAKE_INDEX = 0  # spoof
 LABEL_TO_INDEX = {"fake": FAKE_INDEX, "real": REAL_INDEX}
 
-ARCHS = ("ssl_aasist", "aasist")
+ARCHS = ("ssl_aasist", "aasist", "antideepfake", "sls")
 POLICY_MODES = ("head", "windows", "whole")
 
 
@@ -113,6 +113,39 @@ AASIST_PRESETS = {
         filts=[70, [1, 32], [32, 32], [32, 24], [24, 24]], gat_dims=[24, 32], pool_ratios=[0.4, 0.5, 0.7, 0.5]
     ),
 }
+
+
+@dataclass
+class AntiDeepfakeConfig(Wav2Vec2FrontEndConfig):
+    """NII AntiDeepfake (`models/W2V.py`): a wav2vec 2.0 front end, the mean over frames, Linear(D, 2).
+    Defaults = mms_300m; `ANTIDEEPFAKE_PRESETS` holds the six released sizes."""
+
+
+_BASE_STRUCTURE = {"feat_extract_norm": "group", "do_stable_layer_norm": False, "conv_bias": False}
+# The reference's global_configs (models/W2V_configs.py). Released w2v_small / w2v_large checkpoints may carry
+# another structure than their name suggests: the loader reads it from the tensors, not from the name.
+ANTIDEEPFAKE_PRESETS = {
+    "w2v_small": AntiDeepfakeConfig(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        **_BASE_STRUCTURE,
+    ),
+    "w2v_large": AntiDeepfakeConfig(),
+    "mms_300m": AntiDeepfakeConfig(),
+    "mms_1b": AntiDeepfakeConfig(hidden_size=1280, num_hidden_layers=48, intermediate_size=5120),
+    "xlsr_1b": AntiDeepfakeConfig(hidden_size=1280, num_hidden_layers=48, intermediate_size=5120),
+    "xlsr_2b": AntiDeepfakeConfig(hidden_size=1920, num_hidden_layers=48, intermediate_size=7680),
+}
+
+
+@dataclass
+class SLSConfig(Wav2Vec2FrontEndConfig):
+    """XLS-R + SLS (QiShanZhang/SLSforASVspoof-2021-DF). Defaults = the published model (XLS-R 300M)."""
+
+    n_samples: int = 64600  # the fixed input length the classifier is sized for (201 frames)
+    fc1_hidden: int = 1024  # fc1 output size
 
 
 # --------------------------------------------------------------------------------------------------
@@ -420,10 +453,95 @@ class AASIST(_GraphBackEnd):
 
 
 # --------------------------------------------------------------------------------------------------
+# AntiDeepfake and XLS-R + SLS
+# --------------------------------------------------------------------------------------------------
+
+
+class AntiDeepfake(FrontEndMixin, nn.Module):
+    """wav2vec 2.0 -> mean over all frames -> `proj_fc` Linear(D, 2). forward: (B, T) -> logits (B, 2).
+
+    The reference scores a whole file (any length, batch 1) after a waveform layer norm; its score is
+    softmax(logits)[:, 1]. Zero padding changes the mean (no padding mask), so batch only equal lengths.
+    """
+
+    arch = "antideepfake"
+    score_kind = "softmax_real"
+
+    def __init__(self, config: AntiDeepfakeConfig | None = None):
+        super().__init__()
+        self.config = config or AntiDeepfakeConfig()
+        self.m_ssl = new_wav2vec2(self.config)  # the reference's SSL wrapper was m_ssl.model (fairseq)
+        self.proj_fc = nn.Linear(self.config.hidden_size, 2)
+        self._init_frontend_options()
+
+    @property
+    def frontend(self) -> nn.Module:
+        return self.m_ssl
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 3:
+            x = x.squeeze(-1)
+        return self.proj_fc(self.frontend_features(x).mean(dim=1))  # (B, frames, D) -> (B, D) -> (B, 2)
+
+
+def conv_frames(n_samples: int, kernels: list[int], strides: list[int]) -> int:
+    """Frames the conv feature extractor makes of n_samples (no padding): 64,600 -> 201 for wav2vec 2.0."""
+    for k, st in zip(kernels, strides, strict=True):
+        n_samples = (n_samples - k) // st + 1
+    return n_samples
+
+
+class SLS(FrontEndMixin, nn.Module):
+    """XLS-R + SLS: every encoder layer's output (before the final LayerNorm), weighted by a sigmoid of fc0 on
+    its time mean, summed; BatchNorm2d, SELU, 3x3 max-pool, fc1 + SELU, fc3 + SELU, LogSoftmax.
+
+    forward: (B, n_samples) -> log-probabilities (B, 2); the reference score is their [:, 1].
+    """
+
+    arch = "sls"
+    score_kind = "log_softmax_real"
+
+    def __init__(self, config: SLSConfig | None = None):
+        super().__init__()
+        cfg = self.config = config or SLSConfig()
+        self.ssl_model = new_wav2vec2(cfg)
+        self.first_bn = nn.BatchNorm2d(num_features=1)
+        self.selu = nn.SELU()
+        self.fc0 = nn.Linear(cfg.hidden_size, 1)
+        self.sig = nn.Sigmoid()
+        frames = conv_frames(cfg.n_samples, cfg.conv_kernel, cfg.conv_stride)
+        self.fc1 = nn.Linear((frames // 3) * (cfg.hidden_size // 3), cfg.fc1_hidden)  # 67 * 341 = 22,847
+        self.fc3 = nn.Linear(cfg.fc1_hidden, 2)
+        self.logsoftmax = nn.LogSoftmax(dim=1)
+        self._init_frontend_options()
+
+    @property
+    def frontend(self) -> nn.Module:
+        return self.ssl_model
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim == 3:
+            x = x.squeeze(-1)
+        layers = torch.stack(self.frontend_layer_outputs(x), dim=1)  # (B, L, frames, D)
+        weights = self.sig(self.fc0(layers.mean(dim=2)))  # time mean (B, L, D) -> (B, L, 1)
+        x = (layers * weights.unsqueeze(-1)).sum(dim=1).unsqueeze(1)  # (B, 1, frames, D)
+        x = F.max_pool2d(self.selu(self.first_bn(x)), (3, 3))  # (B, 1, frames // 3, D // 3)
+        x = self.selu(self.fc1(torch.flatten(x, 1)))
+        # SELU before the LogSoftmax, as in the reference.
+        return self.logsoftmax(self.selu(self.fc3(x)))
+
+
+# --------------------------------------------------------------------------------------------------
 # Building
 # --------------------------------------------------------------------------------------------------
 
-_CONFIG_CLASSES = {"ssl_aasist": SSLAASISTConfig, "aasist": AASISTConfig}
+_CONFIG_CLASSES = {
+    "ssl_aasist": SSLAASISTConfig,
+    "aasist": AASISTConfig,
+    "antideepfake": AntiDeepfakeConfig,
+    "sls": SLSConfig,
+}
+_NETWORKS = {"ssl_aasist": SSLAASIST, "aasist": AASIST, "antideepfake": AntiDeepfake, "sls": SLS}
 
 
 def _make_config(arch: str, config: Any = None, base: Any = None):
@@ -447,20 +565,27 @@ def _make_config(arch: str, config: Any = None, base: Any = None):
     return replace(cfg, **config)
 
 
-def _canonical_arch(arch: str) -> tuple[str, AASISTConfig | None]:
+def _canonical_arch(arch: str) -> tuple[str, Any]:
+    """(arch, preset config or None) from a name: an arch, 'aasist-l', or 'antideepfake-<size>'."""
     name = arch.lower().replace("-", "_")
-    if name in ("ssl_aasist", "aasist"):
+    if name in ARCHS:
         return name, None
     if name == "aasist_l":
         return "aasist", AASIST_PRESETS["aasist-l"]
-    raise ValueError(f"unknown arch {arch!r}; choose one of 'ssl_aasist', 'aasist', 'aasist-l'")
+    size = name.removeprefix("antideepfake_")
+    if size in ANTIDEEPFAKE_PRESETS:
+        return "antideepfake", ANTIDEEPFAKE_PRESETS[size]
+    sizes = ", ".join(f"'antideepfake-{k}'" for k in ANTIDEEPFAKE_PRESETS)
+    archs = ", ".join(map(repr, ARCHS))
+    raise ValueError(f"unknown arch {arch!r}; choose one of {archs}, 'aasist-l', {sizes}")
 
 
 def build_model(arch: str, config: Any = None) -> nn.Module:
-    """A new model with random weights. arch: 'ssl_aasist' | 'aasist' ('aasist-l' picks the AASIST-L preset).
+    """A new model with random weights. arch: 'ssl_aasist' | 'aasist' | 'antideepfake' | 'sls', or a preset:
+    'aasist-l', 'antideepfake-<w2v_small|w2v_large|mms_300m|mms_1b|xlsr_1b|xlsr_2b>'.
 
     config: None (defaults), a config dataclass, a dict of its fields, or a path to a JSON file of them.
     """
     arch, preset = _canonical_arch(arch)
     cfg = _make_config(arch, config, base=replace(preset) if preset else None)
-    return SSLAASIST(cfg) if arch == "ssl_aasist" else AASIST(cfg)
+    return _NETWORKS[arch](cfg)
