@@ -515,8 +515,11 @@ def model_from_checkpoint(
     fmt = formats.detect(contents)
     if fmt is None:
         raise ValueError(f"{source} holds {describe(contents)}; {_EXPECTED}")
-    _check_arch(arch, fmt.arch, source)
-    model = fmt.load(contents, overrides, source)
+    if arch is not None and _canonical_arch(arch)[0] in fmt.starts:  # a front end for a new detector
+        model = fmt.load(contents, overrides, source, arch=_canonical_arch(arch)[0])
+    else:
+        _check_arch(arch, fmt.arch, source)
+        model = fmt.load(contents, overrides, source)
     return model, _info(model, fmt.name, source)
 
 

@@ -26,7 +26,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from model import AASIST, AASIST_PRESETS, SSLAASIST, SSLAASISTConfig, _make_config, wav2vec2_config
+from model import (
+    AASIST,
+    AASIST_PRESETS,
+    NETWORKS,
+    SSLAASIST,
+    SSLAASISTConfig,
+    _make_config,
+    conv_frames,
+    wav2vec2_config,
+)
 
 
 def short_list(keys, n: int = 12) -> str:
@@ -66,6 +75,16 @@ _FAIRSEQ_TO_HF = [
     (
         r"feature_extractor\.conv_layers\.(\d+)\.2\.1\.(weight|bias)",
         r"feature_extractor.conv_layers.\1.layer_norm.\2",
+    ),
+    # wav2vec 2.0 base structure: GroupNorm in conv layer 0 only (transformers keeps the layer_norm name)
+    (
+        r"feature_extractor\.conv_layers\.0\.2\.(weight|bias)",
+        r"feature_extractor.conv_layers.0.layer_norm.\1",
+    ),
+    # wav2vec 2.0 base structure: a GroupNorm in conv layer 0 only (transformers names it layer_norm too)
+    (
+        r"feature_extractor\.conv_layers\.0\.2\.(weight|bias)",
+        r"feature_extractor.conv_layers.0.layer_norm.\1",
     ),
     (r"layer_norm\.(weight|bias)", r"feature_projection.layer_norm.\1"),
     (r"post_extract_proj\.(weight|bias)", r"feature_projection.projection.\1"),
@@ -169,6 +188,31 @@ def fill_unreadable_sizes(sizes: dict[str, Any], overrides: Mapping[str, Any], s
                 f"config={{'conv_stride': [...]}}"
             )
     return sizes
+
+
+def frontend_structure_from_fairseq(sd: Mapping[str, Tensor], source: str) -> dict[str, Any]:
+    """Which wav2vec 2.0 structure fairseq tensors (no prefix) hold. The conv norms and biases show in the
+    keys; pre- or post-LN layers do not (same keys), so they follow the extractor, as in every released
+    model: layer-norm convs -> pre-LN layers (XLS-R, MMS, large), GroupNorm conv 0 -> post-LN (base)."""
+    convs = sorted(
+        int(m.group(1))
+        for k in sd
+        if (m := re.fullmatch(r"feature_extractor\.conv_layers\.(\d+)\.0\.weight", k))
+    )
+    if convs and all(f"feature_extractor.conv_layers.{i}.2.1.weight" in sd for i in convs):
+        norm = "layer"
+    elif "feature_extractor.conv_layers.0.2.weight" in sd:
+        norm = "group"
+    else:
+        raise ValueError(
+            f"{source}: the conv feature extractor has neither a LayerNorm in every layer (XLS-R structure) "
+            f"nor a GroupNorm in layer 0 (wav2vec 2.0 base structure); found {describe(sd)}"
+        )
+    return {
+        "feat_extract_norm": norm,
+        "do_stable_layer_norm": norm == "layer",
+        "conv_bias": all(f"feature_extractor.conv_layers.{i}.0.bias" in sd for i in convs),
+    }
 
 
 def backend_sizes(sd: Mapping[str, Tensor]) -> dict[str, Any]:
@@ -289,14 +333,14 @@ def strict_load(model: nn.Module, state: Mapping[str, Tensor], source: str, assi
 
 
 def build_and_load(arch: str, cfg, state: Mapping[str, Tensor], source: str) -> nn.Module:
-    """The model of `arch` holding exactly `state`. SSL-AASIST is built on the meta device (no memory, no
-    random initialisation: ~10 s saved for the full model) and takes the loaded tensors as its own."""
+    """The model of `arch` holding exactly `state`. wav2vec 2.0 models are built on the meta device (no
+    memory, no random initialisation: ~10 s saved for a 300M model) and take the loaded tensors."""
     if arch == "aasist":  # small, and its sinc filter buffer is computed, not loaded
         model = AASIST(cfg)
         strict_load(model, state, source)
         return model
     with torch.device("meta"):
-        model = SSLAASIST(cfg)
+        model = NETWORKS[arch](cfg)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     strict_load(model, state, source, assign=True)
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()]), "tensor left on meta"
@@ -330,26 +374,33 @@ def load_reference(sd: Mapping[str, Tensor], overrides: Mapping[str, Any], sourc
     return build_and_load("ssl_aasist", cfg, state, source)
 
 
+def _frontend_prefix(model: nn.Module) -> str:
+    """The state-dict prefix of a detector's wav2vec 2.0 front end: 'ssl_model.' or 'm_ssl.'."""
+    return next(f"{name}." for name, child in model.named_children() if child is model.frontend)
+
+
 def _new_detector(
-    frontend_state: dict[str, Tensor], sizes: dict[str, Any], overrides, source: str
-) -> SSLAASIST:
-    """A new SSL-AASIST around pretrained front-end weights (transformers names); the back end is random."""
-    model = SSLAASIST(_make_config("ssl_aasist", {**sizes, **overrides}))
+    frontend_state: dict[str, Tensor], sizes: dict[str, Any], overrides, source: str, arch: str = "ssl_aasist"
+) -> nn.Module:
+    """A new detector of `arch` around pretrained front-end weights (transformers names); head random."""
+    model = NETWORKS[arch](_make_config(arch, {**sizes, **overrides}))
+    prefix = _frontend_prefix(model)
     state = {
-        **{k: v for k, v in model.state_dict().items() if not k.startswith("ssl_model.")},
-        **{f"ssl_model.{k}": v for k, v in frontend_state.items()},
+        **{k: v for k, v in model.state_dict().items() if not k.startswith(prefix)},
+        **{f"{prefix}{k}": v for k, v in frontend_state.items()},
     }
     strict_load(model, state, source)
     warnings.warn(
-        f"{source} holds a pretrained wav2vec 2.0 front end only: the AASIST back end is randomly "
+        f"{source} holds a pretrained wav2vec 2.0 front end only: the {arch} back end is randomly "
         "initialised. Fine-tune the model before using its scores.",
         stacklevel=3,
     )
     return model
 
 
-def load_fairseq_pretraining(state: Mapping, overrides, source: str) -> SSLAASIST:
-    """fairseq wav2vec 2.0 pretraining checkpoint -> a new SSL-AASIST (front end filled, back end random)."""
+def load_fairseq_pretraining(state: Mapping, overrides, source: str, arch: str = "ssl_aasist") -> nn.Module:
+    """fairseq wav2vec 2.0 pretraining checkpoint -> a new detector of `arch` (front end filled, head
+    random)."""
     if state.get("cfg") is not None:
         model_cfg = state["cfg"]["model"]
         model_cfg = vars(model_cfg) if isinstance(model_cfg, argparse.Namespace) else dict(model_cfg)
@@ -364,7 +415,7 @@ def load_fairseq_pretraining(state: Mapping, overrides, source: str) -> SSLAASIS
             "checkpoint such as xlsr2_300m.pt"
         )
     sizes = {**frontend_sizes_from_fairseq(front, source), **config_from_fairseq_cfg(model_cfg, source)}
-    return _new_detector(fairseq_to_transformers(front), sizes, overrides, source)
+    return _new_detector(fairseq_to_transformers(front), sizes, overrides, source, arch)
 
 
 def load_transformers(name_or_dir: str, overrides, source: str) -> SSLAASIST:
@@ -412,6 +463,49 @@ def load_clovaai(sd: Mapping[str, Tensor], overrides, source: str) -> AASIST:
     return model
 
 
+def _split_fairseq_frontend(state: Mapping[str, Tensor], prefix: str, arch: str, overrides, source: str):
+    """(front-end tensors in transformers names, head tensors, config sizes) of a reference state dict whose
+    front end is a fairseq wav2vec 2.0 under `prefix`."""
+    sd = strip_prefix(state, "module.")  # saved from DataParallel
+    front = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+    head = {k: v for k, v in sd.items() if not k.startswith(prefix)}
+    sizes = {**frontend_sizes_from_fairseq(front, source), **frontend_structure_from_fairseq(front, source)}
+    sizes = fill_unreadable_sizes(sizes, overrides, source)
+    if arch != "antideepfake" and not sizes["do_stable_layer_norm"]:
+        raise ValueError(
+            f"{source}: {arch} has an XLS-R front end, but these tensors hold a wav2vec 2.0 base one"
+        )
+    return fairseq_to_transformers(front), head, sizes
+
+
+def load_antideepfake(state: Mapping[str, Tensor], overrides, source: str) -> nn.Module:
+    """NII AntiDeepfake state dict (`m_ssl.model.*` in fairseq names, `proj_fc.*`), as in the released
+    SpeechBrain `.ckpt`, `model.safetensors` or `Model.state_dict()` -> AntiDeepfake. The front-end structure
+    comes from the tensors, not from the model's name."""
+    front, head, sizes = _split_fairseq_frontend(state, "m_ssl.model.", "antideepfake", overrides, source)
+    cfg = _make_config("antideepfake", {**sizes, **overrides})
+    return build_and_load(
+        "antideepfake", cfg, {**{f"m_ssl.{k}": v for k, v in front.items()}, **head}, source
+    )
+
+
+def load_sls(state: Mapping[str, Tensor], overrides, source: str) -> nn.Module:
+    """XLS-R + SLS state dict (`ssl_model.model.*` in fairseq names, `first_bn`, `fc0`, `fc1`, `fc3`; with or
+    without DataParallel's `module.`) -> SLS."""
+    front, head, sizes = _split_fairseq_frontend(state, "ssl_model.model.", "sls", overrides, source)
+    sizes["fc1_hidden"] = head["fc1.weight"].shape[0]
+    cfg = _make_config("sls", {**sizes, **overrides})
+    frames = conv_frames(cfg.n_samples, cfg.conv_kernel, cfg.conv_stride)
+    expected = (frames // 3) * (cfg.hidden_size // 3)
+    if head["fc1.weight"].shape[1] != expected:
+        raise ValueError(
+            f"{source}: fc1 takes {head['fc1.weight'].shape[1]} inputs, but {cfg.n_samples}-sample inputs "
+            f"give {expected} ({frames} frames); pass config={{'n_samples': N}} with the input length it was "
+            "trained on"
+        )
+    return build_and_load("sls", cfg, {**{f"ssl_model.{k}": v for k, v in front.items()}, **head}, source)
+
+
 # --------------------------------------------------------------------------------------------------
 # Detection
 # --------------------------------------------------------------------------------------------------
@@ -430,7 +524,21 @@ def _tensor_dict(state: Mapping) -> dict[str, Tensor] | None:
 
 def _is_reference(state: Mapping) -> bool:
     sd = _tensor_dict(state)
-    return sd is not None and any(k.startswith("ssl_model.model.") for k in sd)
+    return sd is not None and any(k.startswith("ssl_model.model.") for k in sd) and "fc0.weight" not in sd
+
+
+def _is_sls(state: Mapping) -> bool:
+    sd = _tensor_dict(state)
+    return (
+        sd is not None
+        and any(k.startswith("ssl_model.model.") for k in sd)
+        and {"fc0.weight", "fc1.weight", "fc3.weight", "first_bn.running_mean"} <= set(sd)
+    )
+
+
+def _is_antideepfake(state: Mapping) -> bool:
+    sd = _tensor_dict(state)
+    return sd is not None and any(k.startswith("m_ssl.model.") for k in sd) and "proj_fc.weight" in sd
 
 
 def _is_clovaai(state: Mapping) -> bool:
@@ -445,12 +553,21 @@ class Format:
     name: str
     arch: str
     matches: Callable[[Mapping], bool]  # the contents of a file (after safe reading) -> is it this format?
-    load: Callable[[Mapping, Mapping[str, Any], str], nn.Module]  # (contents, config overrides, source)
+    load: Callable[..., nn.Module]  # (contents, config overrides, source[, arch for `starts`])
+    starts: tuple[str, ...] = ()  # a front end only: the archs it can start a new detector of (load's arch=)
 
 
 FORMATS = [
-    Format("fairseq_pretrain", "ssl_aasist", _is_fairseq_pretraining, load_fairseq_pretraining),
+    Format(
+        "fairseq_pretrain",
+        "ssl_aasist",
+        _is_fairseq_pretraining,
+        load_fairseq_pretraining,
+        starts=("ssl_aasist", "sls", "antideepfake"),
+    ),
     Format("reference", "ssl_aasist", _is_reference, load_reference),
+    Format("sls", "sls", _is_sls, load_sls),
+    Format("antideepfake", "antideepfake", _is_antideepfake, load_antideepfake),
     Format("clovaai", "aasist", _is_clovaai, load_clovaai),
 ]
 

@@ -541,7 +541,7 @@ _CONFIG_CLASSES = {
     "antideepfake": AntiDeepfakeConfig,
     "sls": SLSConfig,
 }
-_NETWORKS = {"ssl_aasist": SSLAASIST, "aasist": AASIST, "antideepfake": AntiDeepfake, "sls": SLS}
+NETWORKS = {"ssl_aasist": SSLAASIST, "aasist": AASIST, "antideepfake": AntiDeepfake, "sls": SLS}
 
 
 def _make_config(arch: str, config: Any = None, base: Any = None):
@@ -588,4 +588,4 @@ def build_model(arch: str, config: Any = None) -> nn.Module:
     """
     arch, preset = _canonical_arch(arch)
     cfg = _make_config(arch, config, base=replace(preset) if preset else None)
-    return _NETWORKS[arch](cfg)
+    return NETWORKS[arch](cfg)

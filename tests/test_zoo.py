@@ -1,0 +1,260 @@
+"""The model zoo: NII AntiDeepfake and XLS-R + SLS against their reference implementations (../shared/golden),
+the key-map negative controls of the golden READMEs, and the full-size parameter counts.
+
+Golden data: antideepfake_tiny (unmodified models/W2V.py with fairseq 862efab, two front-end structures) and
+sls_tiny (unmodified SLS model.py with its modified fairseq). Tolerance atol = rtol = 1e-4, as both READMEs
+recommend (correct implementations differ by <= 5e-6; every wrong mapping tried moves x by >= 1e-2).
+"""
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+import checkpoints as C
+import model as M
+from wav2vec import layer_outputs
+
+TOL = {"atol": 1e-4, "rtol": 1e-4}
+TINY_HEADS = {"num_attention_heads": 4}  # the one size tensors cannot show (golden config.json)
+ADF_VARIANTS = ("tiny_mms_style", "tiny_w2v_small_style")
+
+
+@pytest.fixture(scope="module")
+def adf_inputs(golden):
+    return torch.load(golden / "antideepfake_tiny" / "inputs.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def sls_io(golden):
+    d = golden / "sls_tiny"
+    return torch.load(d / "inputs.pt", weights_only=True)["x"], torch.load(
+        d / "outputs.pt", weights_only=True
+    )
+
+
+def _adf_outputs(golden, variant):
+    return torch.load(golden / "antideepfake_tiny" / variant / "outputs.pt", weights_only=True)
+
+
+def _check_adf(model, inputs, golden_out, rows=(0, 1, 2, 3)) -> None:
+    """Every tensor the reference computes, per file (batch 1, whole file, as its inference)."""
+    for i in rows:
+        x = inputs["preprocessed"][i][None]  # already resampled and layer-normed by the reference
+        with torch.no_grad():
+            front = model.m_ssl(x)
+            layers = torch.stack(layer_outputs(model.m_ssl, x))  # (L, 1, T, D)
+            logits = model(x)
+        assert_close(front.extract_features[0], golden_out["features"][i], **TOL)
+        assert_close(layers[:, 0], golden_out["layer_outputs"][i], **TOL)
+        assert_close(front.last_hidden_state[0], golden_out["x"][i], **TOL)
+        assert_close(logits[0], golden_out["logits"][i], **TOL)
+        score = logits.softmax(dim=-1)[0, M.REAL_INDEX]  # the reference's evaluation.py score
+        assert_close(score, torch.tensor(golden_out["score_prob_real"][i]), **TOL)
+
+
+# --------------------------------------------------------------------------------------------------
+# AntiDeepfake
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ADF_VARIANTS)
+@pytest.mark.parametrize("filename", ["detector.ckpt", "model_state_dict.pt"])
+def test_antideepfake_reproduces_golden(golden, adf_inputs, variant, filename):
+    model, info = C.load_model(golden / "antideepfake_tiny" / variant / filename, config=TINY_HEADS)
+    assert info["format"] == "antideepfake" and info["arch"] == "antideepfake"
+    assert isinstance(model, M.AntiDeepfake) and not model.training
+    # The structure comes from the tensors (layer-norm convs + bias, or a GroupNorm in conv 0 and no bias).
+    structure = (model.config.feat_extract_norm, model.config.do_stable_layer_norm, model.config.conv_bias)
+    assert structure == (("layer", True, True) if variant == "tiny_mms_style" else ("group", False, False))
+    _check_adf(model, adf_inputs, _adf_outputs(golden, variant))
+
+
+def test_antideepfake_head_count_comes_from_the_model_config(golden):
+    with pytest.raises(ValueError, match="attention heads cannot be read.*num_attention_heads"):
+        C.load_model(golden / "antideepfake_tiny" / "tiny_mms_style" / "detector.ckpt")
+
+
+# --------------------------------------------------------------------------------------------------
+# XLS-R + SLS
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("filename", ["model_state_dict.pt", "model_state_dict_dataparallel.pt"])
+def test_sls_reproduces_golden(golden, sls_io, filename):
+    x, out = sls_io
+    model, info = C.load_model(golden / "sls_tiny" / filename, config=TINY_HEADS)
+    assert info["format"] == "sls" and isinstance(model, M.SLS) and not model.training
+    assert model.fc1.in_features == 1407 and model.config.fc1_hidden == 128
+    with torch.no_grad():
+        front = model.ssl_model(x)
+        layers = torch.stack(layer_outputs(model.ssl_model, x))  # (L, B, T, D)
+        weights = model.sig(model.fc0(layers.mean(dim=2))).transpose(0, 1)  # (B, L, 1)
+        log_probs = model(x)
+    assert_close(front.extract_features, out["features"], **TOL)
+    assert_close(layers.transpose(1, 2), out["layer_results"], **TOL)  # fairseq's (L, T, B, D)
+    assert_close(weights, out["y0_fc0"].sigmoid(), **TOL)
+    assert_close(weights[..., None], out["y0"], **TOL)
+    assert_close(log_probs, out["log_probs"], **TOL)
+    assert_close(log_probs[:, M.REAL_INDEX], out["score"], **TOL)
+
+
+def test_sls_front_end_from_the_fairseq_pretraining_checkpoint(golden, sls_io):
+    x, out = sls_io
+    with pytest.warns(UserWarning, match="sls back end is randomly initialised"):
+        model, info = C.load_model(golden / "sls_tiny" / "fairseq_w2v_checkpoint.pt", arch="sls")
+    assert info["format"] == "fairseq_pretrain" and isinstance(model, M.SLS)
+    with torch.no_grad():
+        front = model.ssl_model(x)
+        layers = torch.stack(layer_outputs(model.ssl_model, x))
+        assert model(x).shape == (4, 2)
+    assert_close(front.extract_features, out["features"], **TOL)
+    assert_close(layers.transpose(1, 2), out["layer_results"], **TOL)
+    assert_close(front.last_hidden_state, out["x"], **TOL)
+
+
+def test_sls_layer_outputs_are_taken_before_the_final_layer_norm(golden, sls_io):
+    """The golden README's traps: the last layer after the final LayerNorm (HF last_hidden_state), or the
+    encoder input as layer 0, each move the output far beyond the tolerance."""
+    x, out = sls_io
+    model, _ = C.load_model(golden / "sls_tiny" / "model_state_dict.pt", config=TINY_HEADS)
+    with torch.no_grad():
+        layers = layer_outputs(model.ssl_model, x)
+        post_ln = model.ssl_model(x).last_hidden_state
+    assert (post_ln - layers[-1]).abs().max() > 1e-2
+    assert_close(layers[-1], out["layer_results"][-1].transpose(0, 1), **TOL)
+
+
+# --------------------------------------------------------------------------------------------------
+# Negative controls: every wrong mapping of the golden READMEs is refused (missing / unexpected / misshapen
+# key) or caught (parity fails)
+# --------------------------------------------------------------------------------------------------
+
+FS = "m_ssl.model."
+
+
+def _swap(sd, a, b):
+    sd[a], sd[b] = sd[b].clone(), sd[a].clone()
+
+
+CONTROLS = {
+    "weight_g ignored": lambda sd: sd.pop(FS + "encoder.pos_conv.0.weight_g"),
+    "q/k weights swapped": lambda sd: _swap(
+        sd, FS + "encoder.layers.0.self_attn.q_proj.weight", FS + "encoder.layers.0.self_attn.k_proj.weight"
+    ),
+    "feature LayerNorm at init": lambda sd: (
+        sd.pop(FS + "layer_norm.weight"),
+        sd.pop(FS + "layer_norm.bias"),
+    ),
+    "pos_conv bias zero": lambda sd: sd[FS + "encoder.pos_conv.0.bias"].zero_(),
+    "attention / final LayerNorm swapped": lambda sd: _swap(
+        sd,
+        FS + "encoder.layers.0.self_attn_layer_norm.weight",
+        FS + "encoder.layers.0.final_layer_norm.weight",
+    ),
+    "encoder.layer_norm at init": lambda sd: sd[FS + "encoder.layer_norm.weight"].fill_(1.0),
+    "conv layer 0 norm at init": lambda sd: [
+        sd[k].fill_(1.0)
+        for k in list(sd)
+        if k.startswith(FS + "feature_extractor.conv_layers.0.2") and "weight" in k
+    ],
+    "unknown key": lambda sd: sd.__setitem__(FS + "encoder.extra_proj.weight", torch.zeros(2)),
+}
+
+
+@pytest.mark.parametrize("variant", ADF_VARIANTS)
+@pytest.mark.parametrize("control", sorted(CONTROLS))
+def test_antideepfake_wrong_mappings_are_refused_or_caught(golden, adf_inputs, tmp_path, variant, control):
+    sd = torch.load(golden / "antideepfake_tiny" / variant / "model_state_dict.pt", weights_only=True)
+    CONTROLS[control](sd)
+    torch.save(sd, tmp_path / "broken.pt")
+    try:
+        model, _ = C.load_model(tmp_path / "broken.pt", config=TINY_HEADS)
+    except ValueError:
+        return  # refused
+    with pytest.raises(AssertionError):  # caught
+        _check_adf(model, adf_inputs, _adf_outputs(golden, variant), rows=[0])
+
+
+SLS_CONTROLS = {
+    "first_bn running stats at default": lambda sd: (
+        sd["first_bn.running_mean"].zero_(),
+        sd["first_bn.running_var"].fill_(1.0),
+    ),
+    "fc0.bias zero": lambda sd: sd["fc0.bias"].zero_(),
+    "first_bn stats missing": lambda sd: sd.pop("first_bn.running_var"),
+}
+
+
+@pytest.mark.parametrize("control", sorted(SLS_CONTROLS))
+def test_sls_wrong_back_end_weights_are_refused_or_caught(golden, sls_io, tmp_path, control):
+    x, out = sls_io
+    sd = torch.load(golden / "sls_tiny" / "model_state_dict.pt", weights_only=True)
+    SLS_CONTROLS[control](sd)
+    torch.save(sd, tmp_path / "broken.pt")
+    try:
+        model, _ = C.load_model(tmp_path / "broken.pt", config=TINY_HEADS)
+    except ValueError:
+        return
+    with torch.no_grad():
+        assert (model(x) - out["log_probs"]).abs().max() > 1e-2
+
+
+def test_sls_input_length_mismatch_says_what_to_pass(golden, tmp_path):
+    with pytest.raises(ValueError, match="fc1 takes 1407 inputs.*n_samples"):
+        C.load_model(golden / "sls_tiny" / "model_state_dict.pt", config={**TINY_HEADS, "n_samples": 32000})
+
+
+# --------------------------------------------------------------------------------------------------
+# Full size: the published configurations, built on the meta device (no memory, no initialisation)
+# --------------------------------------------------------------------------------------------------
+
+
+def _wav2vec2_params(cfg: M.Wav2Vec2FrontEndConfig) -> int:
+    """Parameters of a wav2vec 2.0 front end, from its architecture (not from our code): the conv extractor
+    (a LayerNorm in every layer and biases, or a GroupNorm in layer 0 only and no bias), the feature
+    LayerNorm + projection, the weight-normed positional conv (weight_v, weight_g (1, 1, K), bias), the layers
+    (q/k/v/out, two LayerNorms, FFN) and the encoder LayerNorm."""
+    chans, D, F = [1, *cfg.conv_dim], cfg.hidden_size, cfg.intermediate_size
+    conv = 0
+    for i, k in enumerate(cfg.conv_kernel):
+        c_in, c = chans[i], chans[i + 1]
+        conv += c_in * c * k + (c if cfg.conv_bias else 0)
+        conv += 2 * c if cfg.feat_extract_norm == "layer" or i == 0 else 0
+    projection = 2 * chans[-1] + chans[-1] * D + D
+    k_pos = cfg.num_conv_pos_embeddings
+    pos_conv = D * (D // cfg.num_conv_pos_embedding_groups) * k_pos + k_pos + D
+    layer = 4 * (D * D + D) + 2 * D + (D * F + F) + (F * D + D) + 2 * D
+    return conv + projection + pos_conv + cfg.num_hidden_layers * layer + 2 * D
+
+
+# Published sizes (AntiDeepfake model cards; XLS-R / MMS papers) for a sanity check of the formula itself.
+ADF_SIZES_M = {
+    "w2v_small": 95,
+    "w2v_large": 315,
+    "mms_300m": 315,
+    "mms_1b": 965,
+    "xlsr_1b": 965,
+    "xlsr_2b": 2162,
+}
+
+
+@pytest.mark.parametrize("size", sorted(M.ANTIDEEPFAKE_PRESETS))
+def test_full_size_antideepfake_builds_with_reference_parameter_count(size):
+    with torch.device("meta"):
+        model = M.build_model(f"antideepfake-{size}")
+        logits = model(torch.empty(1, 48000))
+    cfg = model.config
+    assert cfg == M.ANTIDEEPFAKE_PRESETS[size] and logits.shape == (1, 2)
+    total = sum(p.numel() for p in model.parameters())
+    assert total == _wav2vec2_params(cfg) + 2 * cfg.hidden_size + 2  # + proj_fc
+    assert abs(total / 1e6 - ADF_SIZES_M[size]) / ADF_SIZES_M[size] < 0.01
+
+
+def test_full_size_sls_builds_with_reference_parameter_count():
+    with torch.device("meta"):
+        model = M.build_model("sls")
+        log_probs = model(torch.empty(2, 64600))
+    assert log_probs.shape == (2, 2) and model.fc1.in_features == 22847  # 67 * 341, the reference's
+    head = (1024 + 1) + 2 + (22847 * 1024 + 1024) + (1024 * 2 + 2)  # fc0, first_bn, fc1, fc3
+    total = sum(p.numel() for p in model.parameters())
+    assert total == _wav2vec2_params(model.config) + head == 315_437_696 + head
