@@ -69,6 +69,23 @@ def test_antideepfake_reproduces_golden(golden, adf_inputs, variant, filename):
     _check_adf(model, adf_inputs, _adf_outputs(golden, variant))
 
 
+def test_antideepfake_from_model_safetensors_and_project_checkpoint(golden, adf_inputs, tmp_path):
+    """The Hugging Face release is a model.safetensors of the same state dict; a fine-tuned model is saved
+    as a project checkpoint. Both load to the same numbers."""
+    from safetensors.torch import save_file
+
+    variant = "tiny_w2v_small_style"
+    sd = torch.load(golden / "antideepfake_tiny" / variant / "model_state_dict.pt", weights_only=True)
+    save_file({k: v.contiguous() for k, v in sd.items()}, tmp_path / "model.safetensors")
+    model, info = C.load_model(tmp_path / "model.safetensors", config=TINY_HEADS)
+    assert info["format"] == "antideepfake"
+    _check_adf(model, adf_inputs, _adf_outputs(golden, variant), rows=[2])
+    C.save_checkpoint(tmp_path / "best.pt", model)
+    again, info = C.load_model(tmp_path / "best.pt")
+    assert info["format"] == "project" and again.config == model.config
+    _check_adf(again, adf_inputs, _adf_outputs(golden, variant), rows=[2])
+
+
 def test_antideepfake_head_count_comes_from_the_model_config(golden):
     with pytest.raises(ValueError, match="attention heads cannot be read.*num_attention_heads"):
         C.load_model(golden / "antideepfake_tiny" / "tiny_mms_style" / "detector.ckpt")
