@@ -465,7 +465,9 @@ class AntiDeepfake(FrontEndMixin, nn.Module):
     """
 
     arch = "antideepfake"
-    score_kind = "softmax_real"
+    # The reference's inference: the whole file (any length, no padding), waveform layer-normed.
+    default_policy = InputPolicy("whole", normalize=True)
+    score_kind = "softmax_real"  # evaluation.py: softmax(logits)[:, 1]
 
     def __init__(self, config: AntiDeepfakeConfig | None = None):
         super().__init__()
@@ -499,7 +501,8 @@ class SLS(FrontEndMixin, nn.Module):
     """
 
     arch = "sls"
-    score_kind = "log_softmax_real"
+    default_policy = REFERENCE_HEAD  # fc1 is sized for exactly 64,600 samples (201 frames)
+    score_kind = "log_softmax_real"  # the reference writes the LogSoftmax output [:, 1]
 
     def __init__(self, config: SLSConfig | None = None):
         super().__init__()
