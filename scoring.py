@@ -16,7 +16,10 @@ unless the caller passes another (`policy_for(model, window=True)` for the scrip
 - "windows": overlapping windows of `n_samples` every `hop` samples (default 50 % overlap) cover the whole
   file (up to `max_seconds`). The file's logits are the **mean of its windows' logits**; `score` and `p_fake`
   come from that mean, and every window's own score stays in `windows`.
-- "whole": the whole file in one pass (for models trained on whole utterances; not implemented here yet).
+- "whole": the whole file (up to `max_seconds`) in one pass, at its own length, for models trained on whole
+  utterances (AntiDeepfake). Files of equal length share a batch; files of different lengths are never
+  zero-padded together (these models have no padding mask, so padding would change their scores): in
+  practice batch 1, as the reference runs, unless a data set has many files of one length (for-2sec).
 
 Scores: `score` = `reference_score(logits, model.score_kind)`, the score the model's reference writes (for
 SSL-AASIST and AASIST the real-class logit `logits[:, REAL_INDEX]`); higher = more likely real. `p_fake` =
@@ -52,6 +55,7 @@ from metrics import compute_metrics, group_table, metrics_by_group
 from model import FAKE_INDEX, REAL_INDEX, REFERENCE_HEAD, InputPolicy
 from utils import atomic_write_text, json_text, seed_worker, write_json
 
+WHOLE_MIN_SAMPLES = 400  # the wav2vec 2.0 conv extractor's receptive field: one frame needs 400 samples
 CSV_COLUMNS = (
     "path",
     "label",
@@ -193,14 +197,25 @@ class AudioFiles(Dataset):
                 notes.append(
                     f"long file: only the first {scored_s:.1f} s of {info.duration_s:.1f} s were scored"
                 )
-        else:  # "whole": one input of the file's own length; needs length-bucketed batches (score_items)
-            raise NotImplementedError("input policy 'whole'")
+        else:  # "whole": the file itself (up to max_seconds), one input of its own length
+            if len(audio) < WHOLE_MIN_SAMPLES:
+                sample["status"] = (
+                    f"too short for a whole-file model: {len(audio)} samples, at least {WHOLE_MIN_SAMPLES} "
+                    "(25 ms) needed"
+                )
+                return sample
+            x, starts = audio[None, :], np.zeros(1)
+            scored_s = info.loaded_s
+            if info.capped:
+                notes.append(
+                    f"long file: only the first {scored_s:.1f} s of {info.duration_s:.1f} s were scored"
+                )
         if info.note:
             notes.append(info.note)
         if is_silent(audio):
             notes.append("silent: every sample is zero")
         x = torch.from_numpy(np.ascontiguousarray(x))  # (inputs, n_samples) float32
-        if policy.normalize:
+        if policy.normalize:  # over each input as a whole, no affine, eps 1e-5 (AntiDeepfake's dataio)
             x = torch.nn.functional.layer_norm(x, x.shape[-1:])
         sample.update(
             x=x,
@@ -256,10 +271,6 @@ def score_items(
     if amp not in AMP_CHOICES:
         raise ValueError(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
     policy = policy or policy_for(model)
-    if policy.mode == "whole":
-        raise NotImplementedError(
-            "input policy 'whole' (one variable-length pass per file) is not supported by score_items yet"
-        )
     kind = score_kind(model)
     device = dist.device(device) if isinstance(device, str) else torch.device(device)
     workers = default_workers() if workers is None else workers
@@ -323,9 +334,30 @@ def autocast(device: torch.device, amp: str):
 
 
 def collate(samples: list[dict]) -> dict:
-    """DataLoader collate (runs in the worker): the step's inputs as one (total inputs, n_samples) tensor."""
+    """DataLoader collate (runs in the worker): the step's inputs as one (total inputs, n_samples) tensor, or,
+    when their lengths differ (the "whole" policy), as a list of (1, length) tensors."""
     xs = [s.pop("x") for s in samples if s["status"] == "ok"]
+    if len({x.shape[-1] for x in xs}) > 1:
+        return {"x": xs, "files": samples}
     return {"x": torch.cat(xs) if xs else torch.empty(0, 0), "files": samples}
+
+
+def _model_batches(x: Tensor | list[Tensor], batch_size: int):
+    """(row indices, inputs) to run through the model together: slices of `batch_size` rows of a tensor; of
+    inputs of different lengths, groups of equal length only (longest first). Nothing is ever zero-padded:
+    the whole-file models have no padding mask, so padding would change a file's score (AntiDeepfake's
+    logits move by up to 0.19, golden/antideepfake_tiny), while rows of one unpadded batch are independent."""
+    if isinstance(x, Tensor):
+        for start in range(0, len(x), batch_size):
+            yield list(range(start, min(start + batch_size, len(x)))), x[start : start + batch_size]
+        return
+    by_length: dict[int, list[int]] = {}
+    for i in sorted(range(len(x)), key=lambda i: -x[i].shape[-1]):
+        by_length.setdefault(x[i].shape[-1], []).append(i)
+    for rows in by_length.values():
+        for start in range(0, len(rows), batch_size):
+            idx = rows[start : start + batch_size]
+            yield idx, torch.cat([x[i] for i in idx])
 
 
 def _score_batch(
@@ -333,15 +365,14 @@ def _score_batch(
 ) -> list[dict]:
     """Run a collated step through the model, `batch_size` inputs at a time; one row per file."""
     x, samples = batch["x"], batch["files"]
-    chunks = [torch.empty(0, 2)]
+    logits = torch.empty(len(x), 2)
     with torch.inference_mode(), autocast(device, amp):
-        for start in range(0, len(x), batch_size):
-            chunk = x[start : start + batch_size].to(device, non_blocking=True)
+        for rows, chunk in _model_batches(x, batch_size):
+            chunk = chunk.to(device, non_blocking=True)
             n = len(chunk)
-            if pad and n < batch_size:  # a fixed shape keeps a compiled model from recompiling
+            if pad and n < batch_size:  # a fixed batch size keeps a compiled model from recompiling
                 chunk = torch.cat([chunk, chunk.new_zeros(batch_size - n, chunk.shape[1])])
-            chunks.append(forward(chunk)[:n].float().cpu())
-    logits = torch.cat(chunks)
+            logits[rows] = forward(chunk)[:n].float().cpu()
     rows, offset = [], 0
     for s in samples:
         row = {k: s[k] for k in ("path", "label", "group", "status", "duration_s", "scored_s", "note")}
