@@ -27,7 +27,7 @@ from matplotlib import mlab  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no global state shared by Gradio's threads)
 
 from audio import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
-from checkpoints import REGISTRY, load_model, resolve_checkpoint  # noqa: E402
+from checkpoints import REGISTRY, load_model, parse_model_config, resolve_checkpoint  # noqa: E402
 from data import AUDIO_EXTENSIONS, Item  # noqa: E402
 from scoring import (  # noqa: E402
     UNTRAINED_BACK_END,
@@ -69,8 +69,9 @@ def available_checkpoints(extra: list[str]) -> dict[str, str]:
 class Detector:
     """Loads checkpoints on first use and keeps them; scores one file at a time."""
 
-    def __init__(self, choices: dict[str, str], device: str = "auto"):
+    def __init__(self, choices: dict[str, str], device: str = "auto", configs: dict[str, dict] | None = None):
         self.choices = choices
+        self.configs = configs or {}  # label -> --model-config overrides (the --checkpoint files given)
         self.device = pick_device(device)
         self._models: dict[str, tuple] = {}
         self._lock = threading.Lock()  # Gradio runs events in threads; one forward pass at a time on a CPU
@@ -80,7 +81,9 @@ class Detector:
             raise ValueError(f"Unknown checkpoint {label!r}: pick one of {', '.join(self.choices)}.")
         if label not in self._models:
             try:
-                model, info = load_model(self.choices[label], map_location=self.device)
+                model, info = load_model(
+                    self.choices[label], map_location=self.device, config=self.configs.get(label)
+                )
             except Exception as err:  # noqa: BLE001 - any load failure becomes a message on the page
                 raise ValueError(f"Could not load checkpoint {label!r}: {err}") from err
             if info["format"] in UNTRAINED_BACK_END:
@@ -317,6 +320,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="checkpoint path or registry name to offer (repeatable); pretrained/ is always searched too",
     )
+    parser.add_argument(
+        "--model-config",
+        default=None,
+        help="JSON (inline or a file) of model config overrides for the --checkpoint files given, for sizes "
+        "a checkpoint cannot tell, e.g. '{\"num_attention_heads\": 16}'",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for a LAN)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
@@ -340,7 +349,12 @@ def main(args: argparse.Namespace) -> None:
         )
     # The first --checkpoint given is selected at first; otherwise AASIST when it is in pretrained/.
     default = next(iter(choices)) if args.checkpoint else PREFERRED_DEFAULT
-    detector = Detector(choices, args.device)
+    try:
+        model_config = parse_model_config(args.model_config)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    given = {Path(spec).name if Path(spec).exists() else spec for spec in args.checkpoint}
+    detector = Detector(choices, args.device, {label: model_config for label in given if model_config})
     demo = build_app(detector, default, args.max_mb, args.max_seconds, args.window)
     demo.queue(default_concurrency_limit=1)
     _, local_url, share_url = demo.launch(

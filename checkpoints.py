@@ -429,6 +429,22 @@ def _load_project(state: dict, arch, overrides, source: str) -> nn.Module:
     return build_and_load(found, cfg, state["model"], source)
 
 
+def parse_model_config(text: str | None) -> dict[str, Any] | None:
+    """The scripts' --model-config: inline JSON or a JSON file of config overrides, for sizes a file cannot
+    tell (e.g. '{"num_attention_heads": 4}') or options ('{"freeze_frontend": true}'). None if not given."""
+    if not text:
+        return None
+    try:
+        value = json.loads(Path(text).read_text() if Path(text).is_file() else text)
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        raise ValueError(
+            f"--model-config {text!r} is neither a JSON object nor a JSON file ({err})"
+        ) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--model-config must be a JSON object of config fields, got {value!r}")
+    return value
+
+
 def _config_overrides(config: Any) -> dict[str, Any]:
     if config is None:
         return {}

@@ -57,6 +57,12 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
     )
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="checkpoint file or registry name")
     p.add_argument(
+        "--model-config",
+        default=None,
+        help="JSON (inline or a file) of model config overrides, for sizes a checkpoint cannot tell, e.g. "
+        "'{\"num_attention_heads\": 16}'",
+    )
+    p.add_argument(
         "--out-dir", type=Path, required=True, help="run folder for scores.csv, metrics.json, plots"
     )
     p.add_argument(
@@ -118,7 +124,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> dict:
     """Run the evaluation; returns the metrics (rank 0) or {} (other torchrun ranks)."""
-    from checkpoints import load_model_or_exit  # imported late so --help stays fast
+    from checkpoints import load_model_or_exit, parse_model_config  # imported late so --help stays fast
 
     raw_names_on_stdio()
     dist.init()
@@ -131,7 +137,11 @@ def main(args: argparse.Namespace) -> dict:
         step = len(items) / args.limit  # spread over the list, so both classes are in a smoke run
         items = [items[int(k * step)] for k in range(args.limit)]
     device = dist.device(args.device)
-    model, info = load_model_or_exit(args.checkpoint, map_location="cpu")
+    try:
+        model_config = parse_model_config(args.model_config)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    model, info = load_model_or_exit(args.checkpoint, map_location="cpu", config=model_config)
     calibration = info.get("calibration") or {}
     try:
         threshold = scoring.decision_for(info).threshold  # the stored threshold, checked to be finite

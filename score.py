@@ -32,7 +32,7 @@ import math
 import sys
 from pathlib import Path
 
-from checkpoints import load_model
+from checkpoints import load_model, parse_model_config
 from data import Item, list_audio_files
 from scoring import (
     DEFAULT_P_FAKE_THRESHOLD,
@@ -187,6 +187,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="checkpoint path or registry name (pretrained/README.md)",
     )
     parser.add_argument(
+        "--model-config",
+        default=None,
+        help="JSON (inline or a file) of model config overrides, for sizes a checkpoint cannot tell, e.g. "
+        "'{\"num_attention_heads\": 16}'",
+    )
+    parser.add_argument(
         "--threshold",
         type=finite_float,
         default=None,
@@ -215,7 +221,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-duration",
         type=float,
         default=None,
-        help="with --window, seconds scored per file (default 600; the rest: a note)",
+        help="with --window or a whole-file model (AntiDeepfake), seconds scored per file (default 600; the "
+        "rest: a note)",
     )
     return parser.parse_args(argv)
 
@@ -232,7 +239,9 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_NONE_SCORED
     try:
         device = pick_device(args.device)
-        model, info = load_model(args.checkpoint, map_location=device)
+        model, info = load_model(
+            args.checkpoint, map_location=device, config=parse_model_config(args.model_config)
+        )
     except (OSError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
         print(f"error: cannot load checkpoint {args.checkpoint}: {err}", file=sys.stderr)
         return EXIT_NONE_SCORED
