@@ -103,6 +103,8 @@ def resolve_checkpoint(spec: str, download: bool = True, mirror: str | None = No
                 stacklevel=2,
             )
         return dest
+    if entry.get("hf_repo"):
+        return _from_hugging_face(name, entry, download)
     mirror = mirror or os.environ.get("SSL_AASIST_MIRROR")
     if entry.get("manual") and not mirror:
         raise FileNotFoundError(manual_instructions(name, dest))
@@ -113,6 +115,40 @@ def resolve_checkpoint(spec: str, download: bool = True, mirror: str | None = No
         )
     print(f"Downloading {name} ({entry['filename']}) from {url} to {dest}", file=sys.stderr)
     return _download(url, dest, sha256=entry.get("sha256"), size=entry.get("size"))
+
+
+def _from_hugging_face(name: str, entry: dict, download: bool) -> Path:
+    """A Hugging Face-hosted registry file through huggingface_hub: kept in the user's HF cache (HF_HOME /
+    HF_HUB_CACHE, shared with other tools), fetched from HF_ENDPOINT (a mirror) if set, resumed after an
+    interruption. Env vars are read at each call, not when huggingface_hub was imported."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo, filename = entry["hf_repo"], entry["hf_filename"]
+    endpoint = os.environ.get("HF_ENDPOINT")
+    where = f"{endpoint or 'https://huggingface.co'}/{repo} ({filename})"
+    if download:
+        print(f"Fetching {name} from {where} into the Hugging Face cache", file=sys.stderr)
+    try:
+        path = hf_hub_download(
+            repo,
+            filename,
+            endpoint=endpoint,
+            cache_dir=os.environ.get("HF_HUB_CACHE"),
+            local_files_only=not download,
+        )
+    except LocalEntryNotFoundError:
+        if download:
+            raise RuntimeError(
+                f"cannot reach {where} and {name} is not in the Hugging Face cache: check the network or set "
+                f"HF_ENDPOINT to a mirror, or put the file at {pretrained_dir() / entry['filename']}"
+            ) from None
+        raise FileNotFoundError(
+            f"{name} is not in the Hugging Face cache; download it with: python download.py {name}"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - the hub raises many types (HTTP, repository, revision errors)
+        raise RuntimeError(f"download of {name} from {where} failed: {type(err).__name__}: {err}") from err
+    return Path(path)
 
 
 def _fetch(url: str, part: Path, size: int | None) -> None:
@@ -508,7 +544,30 @@ def load_model(
         return _to_device(model, map_location), _info(model, "transformers", source)
 
     model, info = model_from_checkpoint(read_checkpoint(path, map_location), source, arch=arch, config=config)
+    _license_notice(spec, model, info["format"])
     return _to_device(model, map_location), info
+
+
+ANTIDEEPFAKE_LICENSE = (
+    "AntiDeepfake weights (and models fine-tuned from them) are licensed CC BY-NC-SA 4.0 by NII Yamagishi "
+    "Lab: non-commercial use only, share-alike, with attribution (github.com/nii-yamagishilab/AntiDeepfake)"
+)
+_notices_shown: set[str] = set()
+
+
+def _license_notice(spec: str, model: nn.Module, fmt: str) -> None:
+    """Print the license of non-commercial weights once per process: a registry entry marked non-commercial,
+    or any trained AntiDeepfake model (not a new one around a pretraining front end)."""
+    entry = REGISTRY.get(spec.lower(), {})
+    if entry.get("non_commercial"):
+        notice = f"{spec}: {entry['license']}"
+    elif getattr(model, "arch", None) == "antideepfake" and fmt != "fairseq_pretrain":
+        notice = ANTIDEEPFAKE_LICENSE
+    else:
+        return
+    if notice not in _notices_shown:
+        _notices_shown.add(notice)
+        print(f"license: {notice}", file=sys.stderr)
 
 
 def model_from_checkpoint(

@@ -4,9 +4,12 @@
     python download.py --list            # the registry
 
 Every script's --checkpoint goes through `resolve_checkpoint`: a file path, or a registry name (la, df,
-xlsr-300m, aasist, aasist-l). Files live in pretrained/ (override with env SSL_AASIST_PRETRAINED_DIR).
-Plain-URL checkpoints download themselves on first use; Google Drive ones must be fetched by hand, and asking
-for one that is not there prints exactly what to download and where to put it.
+xlsr-300m, aasist, aasist-l, antideepfake-<size>, sls-df; --list shows each with its training data,
+published EERs, input policy, size and license). Files live in pretrained/ (override with env
+SSL_AASIST_PRETRAINED_DIR).
+Plain-URL checkpoints download themselves on first use; Hugging Face ones go through huggingface_hub into the
+user's Hugging Face cache (HF_ENDPOINT selects a mirror; downloads resume); Google Drive ones must be fetched
+by hand, and asking for one that is not there prints exactly what to download and where to put it.
 Env SSL_AASIST_MIRROR=<base URL> fetches every registry file from <base URL>/<filename> instead (a lab mirror,
 or a local server in tests); checksums still apply.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from checkpoints import REGISTRY, pretrained_dir, resolve_checkpoint, sha256sum
+from checkpoints import REGISTRY, resolve_checkpoint, sha256sum
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,15 +33,28 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+def describe_entry(name: str, entry: dict) -> str:
+    """One registry entry for --list: where it comes from, whether it is here, what it is, its license."""
+    if entry.get("hf_repo"):
+        how = f"auto (Hugging Face {entry['hf_repo']})"
+    else:
+        how = "manual (Google Drive)" if entry.get("manual") else "auto (URL)"
+    try:
+        present = "present" if resolve_checkpoint(name, download=False).exists() else "-"
+    except (FileNotFoundError, RuntimeError, ValueError):
+        present = "-"
+    lines = [f"{name:24s} {entry['arch']:13s} {how:60s} {present}", f"    {entry['description']}"]
+    for key, label in (("training_data", "trained on"), ("published_eer", "published EER"),
+                       ("input_policy", "input"), ("params", "size"), ("license", "license"),
+                       ("checksum_note", "checksum"), ("also", "also")):  # fmt: skip
+        if entry.get(key):
+            lines.append(f"    {label}: {entry[key]}")
+    return "\n".join(lines)
+
+
 def main(args: argparse.Namespace) -> None:
     if args.list or not args.names:
-        for name, e in REGISTRY.items():
-            dest = pretrained_dir() / e["filename"]
-            how = "manual (Google Drive)" if e.get("manual") else "auto"
-            print(
-                f"{name:10s} {e['arch']:10s} {e['filename']:26s} {how:22s} "
-                f"{'present' if dest.exists() else '-'}"
-            )
+        print("\n\n".join(describe_entry(name, entry) for name, entry in REGISTRY.items()))
         return
     status = 0
     for name in args.names:
