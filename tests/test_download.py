@@ -157,12 +157,24 @@ def test_unknown_name_lists_the_registry():
 
 def test_registry_is_complete_and_matches_the_released_files(golden):
     registry = json.loads(D.REGISTRY_PATH.read_text())
-    assert set(registry) == {"la", "df", "xlsr-300m", "aasist", "aasist-l"}
+    zoo = {
+        f"antideepfake-{size}"
+        for size in ("w2v-small", "w2v-large", "mms-300m", "mms-1b", "xlsr-1b", "xlsr-2b")
+    }
+    assert set(registry) == {"la", "df", "xlsr-300m", "aasist", "aasist-l", "sls-df", *zoo}
     for name, entry in registry.items():
-        assert entry["arch"] in M.ARCHS and entry["license"] and entry["url"].startswith("https://"), name
+        assert entry["arch"] in M.ARCHS and entry["license"], name
+        # What --list and the README table show, for every entry.
+        assert all(entry.get(k) for k in ("training_data", "published_eer", "input_policy", "params")), name
+        if entry.get("hf_repo"):  # fetched by huggingface_hub; no checksum is published for these
+            assert entry["hf_filename"] and entry["sha256"] is None and entry["checksum_note"], name
+            continue
+        assert entry["url"].startswith("https://"), name
         assert bool(entry.get("manual")) == ("drive.google.com" in entry["url"]), name
         if entry.get("manual"):
             assert any("{dest}" in step for step in entry["instructions"]), name
+    for name in zoo:
+        assert "CC BY-NC-SA 4.0" in registry[name]["license"] and registry[name]["non_commercial"], name
     for name, filename in [("aasist", "AASIST.pth"), ("aasist-l", "AASIST-L.pth")]:
         path = golden / "aasist" / filename
         assert registry[name]["filename"] == filename
@@ -184,4 +196,9 @@ def test_command_line_downloads_verifies_and_explains(server, tmp_path):
         and f"Move the file to {tmp_path / 'Best_LA_model_for_DF.pth'}" in manual.stderr
     )
     listing = subprocess.run([sys.executable, script, "--list"], env=env, capture_output=True, text=True)
-    assert "aasist-l   aasist     AASIST-L.pth" in listing.stdout and "present" in listing.stdout
+    lines = listing.stdout.splitlines()
+    assert any(line.startswith("aasist-l ") and line.endswith("present") for line in lines)
+    zoo_block = listing.stdout.split("antideepfake-mms-300m", 1)[1].split("\n\n", 1)[0]
+    for fact in ("Hugging Face nii-yamagishilab/mms-300m-anti-deepfake", "license: CC BY-NC-SA 4.0",
+                 "published EER: In-the-Wild EER 4.8 %", "input: whole file"):  # fmt: skip
+        assert fact in zoo_block, fact
