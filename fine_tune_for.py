@@ -50,13 +50,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     m = p.add_argument_group("model")
     m.add_argument("--checkpoint", default="la",
-                   help="initial weights: registry name (la, df, aasist, aasist-l), a reference, clovaai, "
-                        "fairseq or project checkpoint, or a transformers XLS-R (new detector, random back "
-                        "end)")  # fmt: skip
+                   help="initial weights: registry name (la, df, aasist, aasist-l, antideepfake-*, sls-df), "
+                        "a reference, clovaai, AntiDeepfake (.ckpt, .safetensors), SLS, fairseq or project "
+                        "checkpoint, or a transformers XLS-R (new detector, random back end)")  # fmt: skip
     m.add_argument("--model-config", default=None,
                    help="JSON (inline or a file) of model config overrides, e.g. "
                         "'{\"num_attention_heads\": 16}'")  # fmt: skip
-    m.add_argument("--freeze-frontend", action="store_true", help="train the SSL-AASIST back end only")
+    m.add_argument("--freeze-frontend", action="store_true",
+                   help="train the head only (SSL-AASIST, AntiDeepfake, SLS)")  # fmt: skip
     m.add_argument("--gradient-checkpointing", action="store_true", help="save front-end activation memory")
 
     o = p.add_argument_group("optimisation")

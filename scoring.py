@@ -259,7 +259,8 @@ def score_items(
 
     Memory: a step holds `batch_size` files; at most (2 * workers + 1) steps are in flight. Under "head" a
     file is n_samples (258 kB); under "windows" up to 2 x `policy.max_seconds` of float32 audio (50 %
-    overlap), so lower --max-duration, --batch-size or --workers for long files.
+    overlap); under "whole" up to `policy.max_seconds`, and the model's attention over the whole file grows
+    with the square of its length, so lower --max-duration, --batch-size or --workers for long files.
     """
     items = [Item(str(i), None) if isinstance(i, (str, os.PathLike)) else i for i in items]
     paths = [i.path for i in items]

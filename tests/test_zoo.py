@@ -400,3 +400,36 @@ def test_hugging_face_registry_entry_downloads_loads_and_states_its_license(
     assert info["format"] == "antideepfake"
     _check_adf(model, adf_inputs, _adf_outputs(golden, "tiny_mms_style"), rows=[0])
     assert capsys.readouterr().err.count("CC BY-NC-SA 4.0") == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Fine-tuning an AntiDeepfake model with the same flags as any other
+# --------------------------------------------------------------------------------------------------
+
+
+def test_antideepfake_fine_tunes_end_to_end_with_the_usual_flags(golden, audio_dir, tmp_path):
+    from test_fine_tune import make_for
+
+    import fine_tune_for
+    from scoring import read_scores
+
+    data = make_for(tmp_path / "for", audio_dir,
+                    {"training": ([0], [0]), "validation": ([1], [1]), "testing": ([2], [2])})  # fmt: skip
+    out = tmp_path / "run"
+    init = golden / "antideepfake_tiny" / "tiny_w2v_small_style" / "detector.ckpt"
+    argv = ["--data", str(data), "--out-dir", str(out), "--checkpoint", str(init), "--epochs", "1",
+            "--model-config", '{"num_attention_heads": 4}', "--freeze-frontend", "--batch-size", "2",
+            "--lr", "1e-4", "--workers", "0", "--quiet", "--wandb", "disabled"]  # fmt: skip
+    history = fine_tune_for.main(fine_tune_for.parse_args(argv))
+    model, info = C.load_model(out / "best.pt")
+    assert info["arch"] == "antideepfake" and model.config.num_attention_heads == 4
+    assert model.config.feat_extract_norm == "group"  # the structure found in the released file travels on
+    start, _ = C.load_model(init, config=TINY_HEADS)
+    assert torch.equal(
+        model.m_ssl.encoder.layers[0].feed_forward.intermediate_dense.weight,
+        start.m_ssl.encoder.layers[0].feed_forward.intermediate_dense.weight,
+    )
+    assert not torch.equal(model.proj_fc.weight, start.proj_fc.weight)  # frozen front end, trained head
+    assert (history["test"]["n_real"], history["test"]["n_fake"], history["test"]["n_skipped"]) == (1, 1, 0)
+    rows = read_scores(out / "test" / "scores.csv")  # the test split is scored the way the reference scores
+    assert {(r["policy"], r["score_kind"]) for r in rows} == {("whole max_s=600 normalize", "softmax_real")}
