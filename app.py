@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from matplotlib import mlab  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no global state shared by Gradio's threads)
 
+import cli  # noqa: E402
 from audio import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
 from checkpoints import REGISTRY, load_model, parse_model_config, resolve_checkpoint  # noqa: E402
 from data import AUDIO_EXTENSIONS, Item  # noqa: E402
@@ -311,9 +312,7 @@ def build_app(
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = cli.parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--checkpoint",
         action="append",
@@ -329,10 +328,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for a LAN)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    parser.add_argument(
-        "--window", action="store_true", help="tick the windows box at start (score whole clips in windows)"
-    )
+    cli.add_device(parser)
+    cli.add_policy(parser, hop=False)  # the page's windows box starts ticked
     parser.add_argument("--max-mb", type=float, default=DEFAULT_MAX_MB, help="largest upload accepted")
     parser.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="longest clip accepted"

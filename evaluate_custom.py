@@ -28,34 +28,26 @@ import argparse
 import sys
 from pathlib import Path
 
+import cli
 import distributed as dist
 import scoring
-from data import FORMATS, load_dataset
+from data import load_dataset
 from runs import RunFolderError, prepare_run_dir, run_record
 from utils import init_wandb, raw_names_on_stdio, set_seed, write_json
 
 DEFAULT_CHECKPOINT = "la"  # registry name of the reference LA_model.pth (see pretrained/README.md)
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Flag defaults in --help, and the module docstring as written."""
-
-
 def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
-    p.add_argument(
-        "--data", required=True, help="dataset folder, or a CSV file (path,label) / In-the-Wild meta.csv"
-    )
-    p.add_argument(
-        "--format", default="auto", choices=("auto", *FORMATS), help="dataset layout (see data.py)"
-    )
+    p = cli.parser(description)
+    cli.add_data(p)
     p.add_argument(
         "--split",
         default=None,
         help="FoR: training|validation|testing (default testing); ASVspoof 2019: train|dev|eval; "
         "ASVspoof 2021: the phase (default eval)",
     )
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="checkpoint file or registry name")
+    cli.add_checkpoint(p, DEFAULT_CHECKPOINT)
     p.add_argument(
         "--model-config",
         default=None,
@@ -65,29 +57,8 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
     p.add_argument(
         "--out-dir", type=Path, required=True, help="run folder for scores.csv, metrics.json, plots"
     )
-    p.add_argument(
-        "--window",
-        action="store_true",
-        help="score whole files as overlapping 4.04 s windows (mean logit) instead of the model's input "
-        "policy (SSL-AASIST, AASIST: the reference's first 4.04 s)",
-    )
-    p.add_argument(
-        "--hop", type=float, default=None, help="window hop in seconds (with --window; default half a window)"
-    )
-    p.add_argument(
-        "--max-duration",
-        type=float,
-        default=None,
-        help="with --window, score at most this many seconds of each file (default 600; bounds memory)",
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=None, help="model inputs per pass (default: 64 on CUDA, 4 on CPU)"
-    )
-    p.add_argument("--workers", type=int, default=scoring.default_workers(), help="decoding worker processes")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    p.add_argument(
-        "--amp", default="auto", choices=scoring.AMP_CHOICES, help="auto = bf16 autocast on CUDA, fp32 on CPU"
-    )
+    cli.add_policy(p)
+    cli.add_compute(p)
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the model (pays off on large GPU runs)"
     )
@@ -106,15 +77,7 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
     p.add_argument(
         "--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals (0 = off)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--wandb",
-        default="disabled",
-        choices=("auto", "online", "offline", "disabled"),
-        help="log metrics, plots and scores to wandb; auto = online if WANDB_API_KEY is set, else offline "
-        "into OUT_DIR/wandb",
-    )
-    p.add_argument("--wandb-project", default="ssl-aasist-eval")
+    cli.add_wandb(p, default="disabled", project="ssl-aasist-eval")
     return p
 
 

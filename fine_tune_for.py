@@ -25,21 +25,27 @@ from __future__ import annotations
 
 import argparse
 
-import data
+import cli
 import training
 from rawboost import ALGOS
 from utils import raw_names_on_stdio
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Flag defaults in --help, and the module docstring as written."""
+def recipe_values(name: str) -> dict:
+    """The flag values a recipe sets ("reference" takes "original"'s where it names none, e.g. epochs)."""
+    return {**training.RECIPES["original"], **training.RECIPES[name]}
+
+
+def recipe_help(key: str, text: str) -> str:
+    """Help text naming each recipe's value: --help shows what --recipe would set, whatever is given."""
+    values = ", ".join(f"{name} {recipe_values(name)[key]}" for name in sorted(training.RECIPES))
+    return f"{text} (default from --recipe: {values})"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    p = cli.parser(__doc__)
     io = p.add_argument_group("data and run folder")
-    io.add_argument("--data", required=True, help="dataset root (FoR: holds training|validation|testing)")
-    io.add_argument("--format", default="auto", choices=("auto", *data.FORMATS), help="dataset layout")
+    cli.add_data(io, help="dataset root (FoR: holds training|validation|testing)")
     io.add_argument("--train-split", default="training", help="split used for training")
     io.add_argument("--val-split", default="validation", help="split that picks the best epoch and threshold")
     io.add_argument("--test-split", default="testing", help="split scored once at the end ('none' to skip)")
@@ -49,10 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     io.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its last.pt")
 
     m = p.add_argument_group("model")
-    m.add_argument("--checkpoint", default="la",
-                   help="initial weights: registry name (la, df, aasist, aasist-l, antideepfake-*, sls-df), "
-                        "a reference, clovaai, AntiDeepfake (.ckpt, .safetensors), SLS, fairseq or project "
-                        "checkpoint, or a transformers XLS-R (new detector, random back end)")  # fmt: skip
+    cli.add_checkpoint(
+        m,
+        "la",
+        help="initial weights: registry name (la, df, aasist, aasist-l, antideepfake-*, sls-df), a "
+        "reference, clovaai, AntiDeepfake (.ckpt, .safetensors), SLS, fairseq or project checkpoint, or a "
+        "transformers XLS-R (new detector, random back end)",
+    )
     m.add_argument("--model-config", default=None,
                    help="JSON (inline or a file) of model config overrides, e.g. "
                         "'{\"num_attention_heads\": 16}'")  # fmt: skip
@@ -61,17 +70,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     m.add_argument("--gradient-checkpointing", action="store_true", help="save front-end activation memory")
 
     o = p.add_argument_group("optimisation")
-    o.add_argument("--recipe", default="original", choices=sorted(training.RECIPES),
-                   help="defaults of the flags below: 'original' (the FoR run) or 'reference' "
-                        "(SSL_Anti-spoofing)")  # fmt: skip
-    o.add_argument("--epochs", type=int, help="number of epochs")
-    o.add_argument("--lr", type=float, help="peak learning rate")
+    o.add_argument(
+        "--recipe",
+        default="original",
+        choices=sorted(training.RECIPES),
+        help="fills the flags marked 'default from --recipe' that are not given: 'original' (the FoR run) or "
+        "'reference' (SSL_Anti-spoofing); the run prints the settings it used and stores them in args.json",
+    )
+    unset = argparse.SUPPRESS  # a recipe flag left out is filled from --recipe after parsing
+    o.add_argument("--epochs", type=int, default=unset, help=recipe_help("epochs", "number of epochs"))
+    o.add_argument("--lr", type=float, default=unset, help=recipe_help("lr", "peak learning rate"))
     o.add_argument("--optimizer", default="adam", choices=("adam", "adamw"), help="optimizer")
-    o.add_argument("--weight-decay", type=float, help="weight decay (Adam: L2 penalty, as the reference)")
-    o.add_argument("--loss", choices=("ce", "weighted-ce"), help="plain or class-weighted cross-entropy")
+    o.add_argument(
+        "--weight-decay",
+        type=float,
+        default=unset,
+        help=recipe_help("weight_decay", "weight decay (Adam: L2 penalty, as the reference)"),
+    )
+    o.add_argument("--loss", choices=("ce", "weighted-ce"), default=unset,
+                   help=recipe_help("loss", "plain or class-weighted cross-entropy"))  # fmt: skip
     o.add_argument("--class-weights", type=float, nargs=2, default=[0.1, 0.9], metavar=("FAKE", "REAL"),
                    help="weighted-ce weights of the fake and real classes")  # fmt: skip
-    o.add_argument("--batch-size", type=int, help="clips per step and process")
     o.add_argument(
         "--eval-batch-size", type=int, default=None, help="validation/test batch (default: --batch-size)"
     )
@@ -79,32 +98,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     o.add_argument("--clip-grad", type=float, default=0.0, help="max gradient norm (0 = no clipping)")
     o.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up, in optimizer steps")
     o.add_argument("--schedule", default="constant", choices=("constant", "cosine"), help="lr after warm-up")
-    o.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
-                   help="autocast: auto = bf16 on CUDA, fp32 on CPU")  # fmt: skip
 
     a = p.add_argument_group("training clips")
     a.add_argument("--crop", default="head", choices=("head", "random"),
                    help="4 s window of longer training files: head (reference) or random")  # fmt: skip
     algos = ", ".join(f"{k} {v}" for k, v in ALGOS.items())
-    a.add_argument("--rawboost", type=int, choices=sorted(ALGOS), help=f"RawBoost on the fly: {algos}")
+    a.add_argument("--rawboost", type=int, choices=sorted(ALGOS), default=unset,
+                   help=recipe_help("rawboost", f"RawBoost on the fly: {algos}"))  # fmt: skip
 
     r = p.add_argument_group("run")
-    r.add_argument(
-        "--seed", type=int, default=1234, help="seed of shuffling, augmentation and initialisation"
+    cli.add_compute(
+        r,
+        batch_size_default=unset,
+        batch_size_help=recipe_help("batch_size", "clips per training step and process"),
+        workers=4,
+        seed=1234,
     )
-    r.add_argument("--workers", type=int, default=4, help="DataLoader worker processes")
-    r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    r.add_argument("--wandb", default="auto", choices=("auto", "online", "offline", "disabled"),
-                   help="auto = online when logged in, else offline")  # fmt: skip
-    r.add_argument("--wandb-project", default="ssl-aasist-for", help="wandb project")
+    cli.add_wandb(r, default="auto", project="ssl-aasist-for")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    # The recipe fills the flags left unset (--help shows the defaults of the recipe given with it).
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--recipe", default="original", choices=sorted(training.RECIPES))
-    recipe = pre.parse_known_args(argv)[0].recipe
-    p.set_defaults(**{**training.RECIPES["original"], **training.RECIPES[recipe]})
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.from_recipe = sorted(k for k in recipe_values(args.recipe) if not hasattr(args, k))
+    for key in args.from_recipe:
+        setattr(args, key, recipe_values(args.recipe)[key])
+    return args
 
 
 def main(args: argparse.Namespace) -> dict:

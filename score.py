@@ -1,8 +1,8 @@
-"""Check recordings with a deepfake detector: one verdict per file, and per-window scores for long files.
+"""Check recordings with a deepfake detector: one verdict per file, and with --window per-window scores.
 
     python score.py clip.wav folder/ "more/*.flac" list.txt --checkpoint aasist
-    python score.py folder/ --checkpoint runs/exp/best.pth --format csv --output scores.csv
-    python score.py long_call.wav --window --checkpoint LA_model.pth --threshold 0.5 --format json
+    python score.py folder/ --checkpoint runs/exp/best.pth --output-format csv --output scores.csv
+    python score.py long_call.wav --window --checkpoint LA_model.pth --threshold 0.5 --output-format json
 
 Inputs: audio files, folders (searched recursively, through links), globs, .txt/.lst files listing one path
 a line, or "-" for such a list on stdin (`find data -name '*.wav' | python score.py -`).
@@ -32,6 +32,7 @@ import math
 import sys
 from pathlib import Path
 
+import cli
 from checkpoints import load_model, parse_model_config
 from data import Item, list_audio_files
 from scoring import (
@@ -41,7 +42,6 @@ from scoring import (
     add_verdicts,
     decision_for,
     default_batch_size,
-    default_workers,
     is_scored,
     policy_for,
     score_definition,
@@ -68,6 +68,7 @@ CSV_FIELDS = (
 )
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NONE_SCORED = 0, 1, 2
+OUTPUT_FORMATS = ("table", "csv", "json")
 
 
 def exit_status(rows: list[dict]) -> int:
@@ -175,17 +176,11 @@ def finite_float(text: str) -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = cli.parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "paths", nargs="+", help="audio files, folders, globs, .txt/.lst list files, or - (a list on stdin)"
     )
-    parser.add_argument(
-        "--checkpoint",
-        default=DEFAULT_CHECKPOINT,
-        help="checkpoint path or registry name (pretrained/README.md)",
-    )
+    cli.add_checkpoint(parser, DEFAULT_CHECKPOINT)
     parser.add_argument(
         "--model-config",
         default=None,
@@ -198,33 +193,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="verdict threshold on the score (real if score >= it); overrides the checkpoint's calibration",
     )
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+    parser.add_argument(
+        "--output-format", choices=OUTPUT_FORMATS, default="table", help="table, or csv / json for programs"
+    )
+    # --format names the dataset layout in the other scripts; here it was the output format.
+    parser.add_argument("--format", dest="old_format", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, default=None, help="write the output here instead of stdout")
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="windows per forward pass (None: 64 on CUDA, 4 on CPU)",
-    )
-    parser.add_argument("--workers", type=int, default=default_workers(), help="audio decoding processes")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    parser.add_argument(
-        "--window",
-        action="store_true",
-        help="score whole files as overlapping 4.04 s windows (mean logit; every window listed) instead of "
-        "the model's input policy (SSL-AASIST, AASIST: the first 4.04 s)",
-    )
-    parser.add_argument(
-        "--hop", type=float, default=None, help="seconds between window starts (default half a window)"
-    )
-    parser.add_argument(
-        "--max-duration",
-        type=float,
-        default=None,
-        help="with --window or a whole-file model (AntiDeepfake), seconds scored per file (default 600; the "
-        "rest: a note)",
-    )
-    return parser.parse_args(argv)
+    cli.add_policy(parser)
+    cli.add_compute(parser, seed=None)
+    args = parser.parse_args(argv)
+    if args.old_format is not None:
+        parser.error(
+            f"--format is now --output-format (--format is the dataset layout in the other scripts): "
+            f"use --output-format {args.old_format}"
+        )
+    return args
 
 
 def main(args: argparse.Namespace) -> int:
@@ -265,7 +248,7 @@ def main(args: argparse.Namespace) -> int:
 
     policy = policy_for(model, args.window, args.hop, args.max_duration)
     definition = score_definition(policy, score_kind(model))
-    if args.format != "table" or args.output is not None:  # the table states it in its header
+    if args.output_format != "table" or args.output is not None:  # the table states it in its header
         print(f"input policy: {policy.describe()}; {definition}", file=sys.stderr)
     rows = score_items(
         model,
@@ -274,13 +257,14 @@ def main(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=device,
         policy=policy,
+        amp=args.amp,
     )
     add_verdicts(rows, decision)
 
     checkpoint = str(info.get("source") or args.checkpoint)
-    if args.format == "csv":
+    if args.output_format == "csv":
         text = format_csv(rows, decision)
-    elif args.format == "json":
+    elif args.output_format == "json":
         text = format_json(rows, decision, checkpoint, policy.describe(), definition)
     else:
         text = format_table(rows, decision, checkpoint, policy.describe(), definition)
@@ -290,7 +274,7 @@ def main(args: argparse.Namespace) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.output, text)
         print(f"wrote {len(rows)} rows to {args.output}", file=sys.stderr)
-    if args.format != "table" or args.output is not None:
+    if args.output_format != "table" or args.output is not None:
         print(summary_line(rows), file=sys.stderr)
     return exit_status(rows)
 

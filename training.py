@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+import cli
 import data
 import distributed
 import metrics
@@ -487,7 +488,8 @@ def validation_metrics(rows: list[dict], weight: Tensor | None = None) -> dict:
 
 # Flags that may change between a run and its --resume without changing the result.
 RESUME_FREE_FLAGS = {"resume", "epochs", "workers", "device", "wandb", "wandb_project", "quiet",
-                     "eval_batch_size", "test_split", "out_dir", "data", "checkpoint"}  # fmt: skip
+                     "eval_batch_size", "test_split", "out_dir", "data", "checkpoint",
+                     "from_recipe"}  # fmt: skip
 
 
 def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn.Module, dict, dict]:
@@ -564,6 +566,8 @@ def fit(args: argparse.Namespace) -> dict:
     distributed.init()
     device = distributed.device(args.device)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if distributed.is_main():  # the effective settings, recipe included (also in last.pt)
+        utils.write_json(run_dir / "args.json", vars(args))
     utils.set_seed(args.seed)
 
     # A new run starts from --checkpoint; a resumed one from its own last.pt (weights and training state).
@@ -722,4 +726,5 @@ def describe_run(args, info: dict, splits: tuple, device, amp_dtype, steps_per_e
         f"{steps_per_epoch} optimizer steps per epoch",
         f"Labels: index {REAL_INDEX} = real, {FAKE_INDEX} = fake (model.LABEL_TO_INDEX); "
         f"loss {args.loss}{weights}",
+        cli.settings_text(args) + f"\n  (stored in {args.out_dir}/args.json)",
     ])  # fmt: skip

@@ -80,11 +80,11 @@ def test_non_utf8_name_round_trips_through_scores_csv_and_resume(tiny, bad_name_
 def test_non_utf8_name_round_trips_through_score_py_outputs(tiny_checkpoint, bad_name_data, tmp_path, capsys):
     bad = os.fsdecode(os.path.join(os.fsencode(bad_name_data / "real"), BAD_NAME))
     argv = [str(bad_name_data / "real"), "--checkpoint", str(tiny_checkpoint)]
-    status, _, _ = run_score([*argv, "--format", "csv", "--output", str(tmp_path / "s.csv")], capsys)
+    status, _, _ = run_score([*argv, "--output-format", "csv", "--output", str(tmp_path / "s.csv")], capsys)
     assert status == score.EXIT_OK
     with open(tmp_path / "s.csv", newline="", encoding="utf-8", errors="surrogateescape") as f:
         assert [r["path"] for r in csv.DictReader(f)] == [bad]
-    status, _, _ = run_score([*argv, "--format", "json", "--output", str(tmp_path / "s.json")], capsys)
+    status, _, _ = run_score([*argv, "--output-format", "json", "--output", str(tmp_path / "s.json")], capsys)
     assert json.loads((tmp_path / "s.json").read_text())["files"][0]["path"] == bad  # \udcff escapes
 
 
@@ -102,7 +102,7 @@ def test_non_utf8_name_is_printed_as_its_bytes(tiny_checkpoint, bad_name_data, c
 def test_non_finite_calibration_threshold_is_refused(tiny, real_file, tmp_path, capsys, threshold):
     checkpoint = tmp_path / "nan.pt"
     save_checkpoint(checkpoint, tiny, calibration={"threshold": threshold, "source": "validation EER"})
-    argv = [str(real_file), "--checkpoint", str(checkpoint), "--format", "json"]
+    argv = [str(real_file), "--checkpoint", str(checkpoint), "--output-format", "json"]
     status, out, err = run_score(argv, capsys)
     assert status == score.EXIT_NONE_SCORED
     assert "calibration threshold" in err and "not a finite number" in err and "--threshold" in err
@@ -228,7 +228,7 @@ def test_score_py_reads_a_list_of_paths_from_stdin(tiny_checkpoint, audio_dir, t
     broken = audio_dir / "broken"
     listing = f"# from find\n{broken / 'empty_0_bytes.wav'}\n\n{broken / 'text_not_audio.mp3'}\n"
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(listing.encode())))
-    status, out, _ = run_score(["-", "--checkpoint", str(tiny_checkpoint), "--format", "csv"], capsys)
+    status, out, _ = run_score(["-", "--checkpoint", str(tiny_checkpoint), "--output-format", "csv"], capsys)
     assert (
         status == score.EXIT_NONE_SCORED
     )  # both are unreadable: the point is that both were read from stdin

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+import cli
 import evaluate_custom
 import fine_tune_for
 import training
@@ -106,6 +107,7 @@ def toy_run(toy_for, tiny_init, tmp_path_factory) -> tuple[Path, dict]:
 def test_run_writes_checkpoints_history_curves_and_test_scores(toy_run):
     out, history = toy_run
     for name in (
+        "args.json",
         "last.pt",
         "best.pt",
         "history.json",
@@ -115,6 +117,10 @@ def test_run_writes_checkpoints_history_curves_and_test_scores(toy_run):
     ):
         assert (out / name).is_file(), name
     assert (out / "loss_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    settings = json.loads((out / "args.json").read_text())  # the effective settings, recipe included
+    assert settings["lr"] == 1e-3 and settings["epochs"] == TOY_EPOCHS and settings["weight_decay"] == 0.0
+    assert settings["recipe"] == "original"
+    assert settings["from_recipe"] == ["loss", "rawboost", "weight_decay"]
     saved = json.loads((out / "history.json").read_text())
     assert saved == json.loads(json.dumps(history))
     assert [e["epoch"] for e in saved["epochs"]] == list(range(1, TOY_EPOCHS + 1))
@@ -394,6 +400,21 @@ def test_unreadable_training_file_is_reported_and_replaced(audio_dir):
     sample = training.ClipDataset(items)[0]
     assert sample["index"] == 1 and sample["y"] == FAKE_INDEX
     assert sample["skipped"][0][0].endswith("empty_0_bytes.wav") and "empty" in sample["skipped"][0][1]
+
+
+def test_recipe_is_shown_in_help_and_the_settings_it_filled_are_marked(capsys):
+    """--help names each recipe's value (the same with any --recipe); the run log marks what it filled."""
+    for argv in (["--help"], ["--recipe", "reference", "--help"]):
+        with pytest.raises(SystemExit):
+            fine_tune_for.parse_args(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "peak learning rate (default from --recipe: original 5e-05, reference 1e-06)" in text
+    args = fine_tune_for.parse_args(["--data", "d", "--recipe", "reference", "--lr", "1e-3"])
+    assert (args.lr, args.weight_decay, args.loss, args.rawboost) == (1e-3, 1e-4, "weighted-ce", 5)
+    assert args.from_recipe == ["batch_size", "epochs", "loss", "rawboost", "weight_decay"]  # not lr: given
+    settings = " ".join(cli.settings_text(args).split())
+    assert "(* = from --recipe reference)" in settings
+    assert "--weight-decay 0.0001*" in settings and "--lr 0.001 " in settings
 
 
 def test_lr_schedule():

@@ -85,7 +85,8 @@ def test_same_file_same_policy_same_score_in_every_script(
     # score.py: JSON output
     files = [str(two_files / "real" / LONG_REAL), str(two_files / "fake" / FAKE)]
     out = tmp_path / "score.json"
-    assert score.main(score.parse_args([*files, "--format", "json", "--output", str(out), *common])) == 0
+    argv = [*files, "--output-format", "json", "--output", str(out), *common]
+    assert score.main(score.parse_args(argv)) == 0
     document = json.loads(out.read_text())
     assert document["policy"] == expected_policy
     assert document["score_definition"] == metrics["score_definition"]

@@ -52,7 +52,7 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 def report(aasist, inputs, audio_dir, tmp_path_factory) -> dict:
     """One --window JSON run over 2 real + 2 espeak files + every file of broken/ (a folder argument)."""
     out = tmp_path_factory.mktemp("score") / "scores.json"
-    argv = [*inputs, str(audio_dir / "broken"), "--checkpoint", str(aasist), "--format", "json"]
+    argv = [*inputs, str(audio_dir / "broken"), "--checkpoint", str(aasist), "--output-format", "json"]
     argv += [
         "--output",
         str(out),
@@ -144,7 +144,7 @@ def test_csv_output(aasist, inputs, audio_dir, capsys):
             str(audio_dir / "broken" / "text_not_audio.mp3"),
             "--checkpoint",
             str(aasist),
-            "--format",
+            "--output-format",
             "csv",
         ],
         capsys,
@@ -159,11 +159,19 @@ def test_csv_output(aasist, inputs, audio_dir, capsys):
     assert "1 of 2 files scored" in err
 
 
+def test_old_format_flag_says_its_new_name(capsys):
+    """--format is the dataset layout in the other scripts; score.py's output format is --output-format."""
+    with pytest.raises(SystemExit) as exit_info:
+        score.parse_args(["clip.wav", "--format", "csv"])
+    assert exit_info.value.code == 2
+    assert "use --output-format csv" in capsys.readouterr().err
+
+
 def test_threshold_flag_overrides_default(aasist, inputs, tmp_path, capsys):
     listing = tmp_path / "files.txt"  # inputs also come as list files and globs
     listing.write_text(f"# one path a line\n{inputs[0]}\n")
     glob = inputs[2].replace("espeak_01", "espeak_0[1]")
-    argv = [str(listing), glob, "--checkpoint", str(aasist), "--format", "json", "--threshold", "100"]
+    argv = [str(listing), glob, "--checkpoint", str(aasist), "--output-format", "json", "--threshold", "100"]
     status, out, _ = run(argv, capsys)
     document = json.loads(out)
     assert [f["path"] for f in document["files"]] == [inputs[0], inputs[2]]
@@ -182,7 +190,7 @@ def test_stored_calibration_is_used(aasist, inputs, tmp_path, capsys):
     model, _ = load_model(aasist)
     checkpoint = tmp_path / "calibrated.pth"
     save_checkpoint(checkpoint, model, calibration={"threshold": 3.5, "source": "validation EER"})
-    _, out, _ = run([inputs[0], "--checkpoint", str(checkpoint), "--format", "json"], capsys)
+    _, out, _ = run([inputs[0], "--checkpoint", str(checkpoint), "--output-format", "json"], capsys)
     document = json.loads(out)
     assert document["decision"]["threshold"] == 3.5
     assert document["decision"]["source"] == "validation EER threshold stored in the checkpoint"
