@@ -31,6 +31,7 @@ from pathlib import Path
 import cli
 import distributed as dist
 import scoring
+from checkpoints import load_model_or_exit, parse_model_config
 from data import load_dataset
 from runs import RunFolderError, prepare_run_dir, run_record
 from utils import init_wandb, raw_names_on_stdio, set_seed, write_json
@@ -87,8 +88,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> dict:
     """Run the evaluation; returns the metrics (rank 0) or {} (other torchrun ranks)."""
-    from checkpoints import load_model_or_exit, parse_model_config  # imported late so --help stays fast
-
     raw_names_on_stdio()
     dist.init()
     set_seed(args.seed)

@@ -5,12 +5,16 @@ likely real". EER, minDCF, actDCF and Cllr give the numbers of the official ASVs
 (evaluation-package/calculate_modules.py; tests/test_metrics.py checks them against its output on the same
 scores, tests/data/asvspoof5_reference.json). actDCF and Cllr read the score as a natural-log likelihood ratio
 (LLR) of bona fide vs spoof: on raw detector scores they measure calibration as much as discrimination, and
-they mean what they say only on calibrated LLRs (calibration.py).
+they mean what they say only on calibrated LLRs (calibration.py). `metrics_from_rows` makes metrics.json from
+scores.csv rows and `summary_line` the one line an evaluation prints.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -405,3 +409,44 @@ def group_table(by_group: dict, limit: int = 10) -> str:
             f"minDCF {m['min_dcf']:.4f}"
         )
     return "\n".join(lines)
+
+
+def metrics_from_rows(rows: list[dict], **metric_opts) -> dict:
+    """metrics.json content from scores.csv rows: `metrics.compute_metrics` + skipped files by reason."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    metrics = compute_metrics([r["label"] for r in ok], [r["score"] for r in ok], **metric_opts)
+    skipped = Counter(r["status"] for r in rows if r["status"] != "ok")
+    metrics.update(
+        n_files=len(rows),
+        n_scored=len(ok),
+        n_skipped=sum(skipped.values()),
+        skipped_reasons=dict(skipped.most_common()),
+        n_cropped=sum(r["note"].startswith("cropped") for r in ok),
+        by_group=metrics_by_group(ok),
+    )
+    return metrics
+
+
+def summary_line(metrics: dict, out_dir: str | os.PathLike) -> str:
+    """One line: AUC and EER with their 95 % intervals, minDCF, counts, the convention, where files are."""
+
+    def ci(key, scale=1.0, fmt="{:.3f}"):
+        lo_hi = metrics.get(f"{key}_ci95")
+        return f" [{fmt.format(lo_hi[0] * scale)}, {fmt.format(lo_hi[1] * scale)}]" if lo_hi else ""
+
+    if metrics["auc"] is None:
+        result = metrics.get("note", "no metrics")
+    else:
+        auc = f"AUC {metrics['auc']:.4f}{ci('auc')}"
+        eer = f"EER {100 * metrics['eer']:.2f} %{ci('eer', 100, '{:.2f}')}"
+        result = f"{auc}  {eer} (threshold {metrics['eer_threshold']:.3f})  minDCF {metrics['min_dcf']:.4f}"
+    skipped = f", {metrics['n_skipped']} skipped" if metrics["n_skipped"] else ""
+    return (
+        f"{result} | {metrics['n_real']} real, {metrics['n_fake']} fake{skipped} | positive = real, "
+        f"higher score = more real | {out_dir}/metrics.json"
+    )
+
+
+def print_polarity_warning(message: str) -> None:
+    bar = "!" * 100
+    print(f"\n{bar}\nPOLARITY WARNING: {message}\n{bar}\n", file=sys.stderr)

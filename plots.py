@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
+import calibration  # noqa: E402
 from audio import NB_SAMP  # noqa: E402
 from metrics import ASVSPOOF5, OperatingPoint, dcf_curve, det_curve  # noqa: E402
 
@@ -139,8 +140,6 @@ def plot_reliability(is_fake: np.ndarray, raw_p_fake: np.ndarray, llr: np.ndarra
     estimates); the raw softmax p_fake is drawn beside it. On the diagonal = the probabilities mean what they
     say. Marker area ~ files in the bin.
     """
-    import calibration  # late: plots.py stays importable without it
-
     share = float(np.mean(is_fake))
     series = [("raw softmax p_fake", raw_p_fake, "tab:gray", "o")]
     if llr is not None and 0 < share < 1:

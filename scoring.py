@@ -24,7 +24,8 @@ unless the caller passes another (`policy_for(model, window=True)` for the scrip
 Scores: `score` = `reference_score(logits, model.score_kind)`, the score the model's reference writes (for
 SSL-AASIST and AASIST the real-class logit `logits[:, REAL_INDEX]`); higher = more likely real. `p_fake` =
 softmax(logits)[:, FAKE_INDEX] for every model. Every row, scores.csv and metrics.json carry the policy
-(`InputPolicy.describe()`) and the score kind. `status` is "ok" or the reason the file was skipped.
+(`InputPolicy.describe()`) and the score kind. `status` is "ok" or the reason the file was skipped. The
+verdict rule that score.py and app.py apply is here too (`decision_for`, `add_verdicts`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import distributed as dist
 from audio import SAMPLE_RATE, AudioError, is_silent, load_audio, pad_or_crop
 from audio import windows as cut_windows
 from data import Item
-from metrics import compute_metrics, group_table, metrics_by_group
+from metrics import group_table, metrics_from_rows, print_polarity_warning, summary_line
 from model import FAKE_INDEX, REAL_INDEX, REFERENCE_HEAD, InputPolicy
 from utils import atomic_write_text, json_text, seed_worker, write_json
 
@@ -99,14 +100,9 @@ def logits_to_scores(logits: Tensor, kind: str = "logit_real") -> tuple[Tensor, 
     return reference_score(logits, kind), logits.float().softmax(dim=-1)[:, FAKE_INDEX]
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The network inside a DDP wrapper (a compiled model forwards attribute reads itself)."""
-    return getattr(model, "module", model)
-
-
 def score_kind(model: nn.Module) -> str:
     """The model's declared score kind (a bare nn.Module scores like the references: the real logit)."""
-    return getattr(_unwrap(model), "score_kind", "logit_real")
+    return getattr(getattr(model, "module", model), "score_kind", "logit_real")  # .module: inside DDP
 
 
 def policy_for(
@@ -116,7 +112,7 @@ def policy_for(
 
     `hop_s`: seconds between window starts; `max_seconds`: how much of a file windows / whole mode score.
     """
-    policy = getattr(_unwrap(model), "default_policy", REFERENCE_HEAD)
+    policy = getattr(getattr(model, "module", model), "default_policy", REFERENCE_HEAD)
     if window:
         policy = replace(policy, mode="windows")
     if hop_s is not None:
@@ -615,47 +611,6 @@ def evaluate(
     if wandb_run is not None:
         log_to_wandb(wandb_run, metrics, rows, out_dir)
     return metrics
-
-
-def metrics_from_rows(rows: list[dict], **metric_opts) -> dict:
-    """metrics.json content from scores.csv rows: `metrics.compute_metrics` + skipped files by reason."""
-    ok = [r for r in rows if r["status"] == "ok"]
-    metrics = compute_metrics([r["label"] for r in ok], [r["score"] for r in ok], **metric_opts)
-    skipped = Counter(r["status"] for r in rows if r["status"] != "ok")
-    metrics.update(
-        n_files=len(rows),
-        n_scored=len(ok),
-        n_skipped=sum(skipped.values()),
-        skipped_reasons=dict(skipped.most_common()),
-        n_cropped=sum(r["note"].startswith("cropped") for r in ok),
-        by_group=metrics_by_group(ok),
-    )
-    return metrics
-
-
-def summary_line(metrics: dict, out_dir: str | os.PathLike) -> str:
-    """One line: AUC and EER with their 95 % intervals, minDCF, counts, the convention, where files are."""
-
-    def ci(key, scale=1.0, fmt="{:.3f}"):
-        lo_hi = metrics.get(f"{key}_ci95")
-        return f" [{fmt.format(lo_hi[0] * scale)}, {fmt.format(lo_hi[1] * scale)}]" if lo_hi else ""
-
-    if metrics["auc"] is None:
-        result = metrics.get("note", "no metrics")
-    else:
-        auc = f"AUC {metrics['auc']:.4f}{ci('auc')}"
-        eer = f"EER {100 * metrics['eer']:.2f} %{ci('eer', 100, '{:.2f}')}"
-        result = f"{auc}  {eer} (threshold {metrics['eer_threshold']:.3f})  minDCF {metrics['min_dcf']:.4f}"
-    skipped = f", {metrics['n_skipped']} skipped" if metrics["n_skipped"] else ""
-    return (
-        f"{result} | {metrics['n_real']} real, {metrics['n_fake']} fake{skipped} | positive = real, "
-        f"higher score = more real | {out_dir}/metrics.json"
-    )
-
-
-def print_polarity_warning(message: str) -> None:
-    bar = "!" * 100
-    print(f"\n{bar}\nPOLARITY WARNING: {message}\n{bar}\n", file=sys.stderr)
 
 
 def log_to_wandb(run, metrics: dict, rows: list[dict], out_dir: Path) -> None:

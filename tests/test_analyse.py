@@ -1,5 +1,5 @@
 """analyse.py on small made-up runs: generated audio (really encoded and decoded), scores.csv written by the
-scorer's writer and metrics.json by scoring.metrics_from_rows; the scores are chosen, the analysis is not."""
+scorer's writer and metrics.json by metrics.metrics_from_rows; the scores are chosen, the analysis is not."""
 
 import os
 import re
@@ -14,8 +14,9 @@ import soundfile as sf
 import analyse
 import analysis
 import audio
+from metrics import metrics_from_rows
 from runs import REPORT_FILES
-from scoring import ScoreWriter, metrics_from_rows
+from scoring import ScoreWriter
 from utils import write_json
 
 N = 8  # files per class

@@ -18,9 +18,16 @@ import evaluate_custom
 import evaluate_custom_for
 from checkpoints import load_model, save_checkpoint
 from data import Item, load_dataset
-from metrics import compute_act_dcf, compute_cllr, compute_eer, compute_min_cllr, compute_min_dcf
+from metrics import (
+    compute_act_dcf,
+    compute_cllr,
+    compute_eer,
+    compute_min_cllr,
+    compute_min_dcf,
+    metrics_by_group,
+)
 from model import InputPolicy
-from scoring import CSV_COLUMNS, ScoreWriter, evaluate, metrics_by_group, read_scores, score_items
+from scoring import CSV_COLUMNS, ScoreWriter, evaluate, read_scores, score_items
 from utils import init_wandb
 
 REPO = Path(__file__).resolve().parents[1]
