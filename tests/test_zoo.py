@@ -329,7 +329,7 @@ def test_score_py_reproduces_antideepfake_reference_scores_from_audio(
             str(ckpt),
             "--model-config",
             '{"num_attention_heads": 4}',
-            "--format",
+            "--output-format",
             "json",
         ]
         + ["--workers", "0", "--batch-size", "4", "--device", "cpu"]
