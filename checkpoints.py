@@ -256,13 +256,14 @@ def _unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
-def weights_sha256(model: nn.Module) -> str:
-    """A fingerprint of the weights themselves: sha256 over every state-dict entry (name, dtype, shape, bytes)
-    in key order. Unlike a file's sha256 it survives re-saving in another format (.pt, safetensors, a project
-    checkpoint with new calibration), so run folders and calibrations record it to say which weights they
-    belong to."""
+def weights_sha256(model: nn.Module | Mapping[str, Tensor]) -> str:
+    """A fingerprint of the weights themselves (a model, or its state dict): sha256 over every state-dict
+    entry (name, dtype, shape, bytes) in key order. Unlike a file's sha256 it survives re-saving in another
+    format (.pt, safetensors, a project checkpoint with new calibration), so run folders and calibrations
+    record it to say which weights they belong to."""
+    state = model if isinstance(model, Mapping) else _unwrap(model).state_dict()
     h = hashlib.sha256()
-    for name, tensor in _unwrap(model).state_dict().items():
+    for name, tensor in state.items():
         t = tensor.detach().to("cpu").contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())

@@ -1,20 +1,22 @@
-"""Fine-tuning of the detectors in model.py: data, optimisation, validation, resumable checkpoints, logs.
+"""The fine-tuning loop of the detectors in model.py: optimisation, validation, logs.
 
+The clips it trains on come from train_data.py; what a run keeps on disk (last.pt, best.pt, history.json),
+written so that a kill at any instant leaves a consistent run folder, from train_state.py.
 `fit(args)` runs one experiment in `args.out_dir` (the run folder):
 
     for each epoch:  train (shuffled by epoch, optional RawBoost, bf16 autocast on CUDA, DDP under torchrun)
                      -> validate (loss, AUC, EER; positive class = real, score = logits[:, REAL_INDEX])
-                     -> last.pt (+ best.pt when the validation EER improved) + history.json + loss_curves.png
+                     -> best.pt when the validation EER improved, last.pt, history.json + loss_curves.png
     at the end:      best.pt scores the test split once, through scoring.evaluate, into RUN/test/
 
 Everything random in an epoch is a function of (seed, epoch): the sampler is seeded by epoch, each clip's crop
 and RawBoost draw come from a generator seeded by (seed, epoch, index), and the torch RNG state (dropout) is
-saved in the checkpoint. So `--resume` continues a stopped run exactly: 1 epoch + resume + 1 epoch gives the
+saved in last.pt. So `--resume` continues a stopped run exactly: 1 epoch + resume + 1 epoch gives the
 same weights as 2 epochs in one go. Checkpoints are written at the end of each epoch, so a run killed
 mid-epoch loses at most that epoch.
 
 Label convention (model.py): index 1 = real (bona fide), index 0 = fake (spoof). Training targets come from
-`model.LABEL_TO_INDEX` only; `check_label_convention` stops a run whose mapping disagrees with REAL_INDEX.
+`model.LABEL_TO_INDEX` only; `train_data.check_label_convention` stops a run whose mapping disagrees.
 """
 
 from __future__ import annotations
@@ -23,38 +25,40 @@ import argparse
 import contextlib
 import json
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import cli
 import data
 import distributed
 import metrics
-import plots
 import scoring
 import utils
-from audio import NB_SAMP, SAMPLE_RATE, AudioError, load_audio, pad_or_crop
 from checkpoints import (
-    atomic_torch_save,
     load_model,
     load_model_or_exit,
     model_from_checkpoint,
-    project_state,
     read_checkpoint,
-    save_checkpoint,
 )
 from model import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
-from rawboost import RawBoostConfig, apply_rawboost
+from train_data import MAX_SUBSTITUTIONS, build_loaders, check_label_convention, load_split
+from train_state import (
+    History,
+    clear_unfinished,
+    recover,
+    rng_state,
+    save_epoch,
+    set_rng_state,
+    warn_changed_flags,
+)
 
 # Presets for flags the user did not give (see fine_tune_for.py --recipe).
 RECIPES = {
@@ -65,25 +69,11 @@ RECIPES = {
     "reference": {"lr": 1e-6, "weight_decay": 1e-4, "loss": "weighted-ce", "batch_size": 14, "rawboost": 5},
 }
 CALIBRATION_SOURCE = "validation EER"
-MAX_SUBSTITUTIONS = 16  # unreadable training files in a row before giving up on a batch slot
 
 
 # ----------------------------------------------------------------------------------------------------
-# Labels
+# Loss
 # ----------------------------------------------------------------------------------------------------
-
-
-def check_label_convention(mapping: dict[str, int] | None = None) -> None:
-    """Stop unless training targets follow the model: real -> REAL_INDEX (1), fake -> FAKE_INDEX (0).
-
-    A fine-tune that maps real -> 0 silently inverts the detector (AUC far below 0.5 afterwards).
-    """
-    mapping = LABEL_TO_INDEX if mapping is None else mapping
-    if mapping.get("real") != REAL_INDEX or mapping.get("fake") != FAKE_INDEX or REAL_INDEX == FAKE_INDEX:
-        raise RuntimeError(
-            f"label mapping {mapping} disagrees with the model's outputs (index {REAL_INDEX} = real, index "
-            f"{FAKE_INDEX} = fake): training with it would invert the detector. Use model.LABEL_TO_INDEX."
-        )
 
 
 def class_weights(fake_weight: float, real_weight: float) -> Tensor:
@@ -91,114 +81,6 @@ def class_weights(fake_weight: float, real_weight: float) -> Tensor:
     w = torch.zeros(2)
     w[FAKE_INDEX], w[REAL_INDEX] = fake_weight, real_weight
     return w
-
-
-# ----------------------------------------------------------------------------------------------------
-# Data
-# ----------------------------------------------------------------------------------------------------
-
-
-def load_split(root: str | Path, fmt: str, split: str | None, role: str) -> list[data.Item]:
-    """Items of one split, with clear errors for a wrong layout, an empty split or a missing class."""
-    try:
-        items = data.load_dataset(root, format=fmt, split=split)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"error: cannot read the {role} split ({split}) of {root}: {err}") from err
-    if not items:
-        raise SystemExit(f"error: the {role} split ({split}) of {root} holds no audio files")
-    unlabelled = [it.path for it in items if it.label not in LABEL_TO_INDEX]
-    if unlabelled:
-        raise SystemExit(
-            f"error: {len(unlabelled)} file(s) of the {role} split have no real/fake label, "
-            f"e.g. {unlabelled[0]}"
-        )
-    counts = {label: sum(it.label == label for it in items) for label in LABEL_TO_INDEX}
-    missing = [label for label, n in counts.items() if n == 0]
-    if missing:
-        raise SystemExit(
-            f"error: the {role} split ({split}) of {root} has no '{missing[0]}' files ({counts}); "
-            "training and the validation AUC/EER need both classes"
-        )
-    return items
-
-
-class ClipDataset(Dataset):
-    """Fixed-length training clips with their class index (`LABEL_TO_INDEX`).
-
-    crop "head" takes the first `n_samples` (the reference's rule); "random" takes a random window of longer
-    files. Shorter files are tiled to `n_samples`. With `rawboost` > 0 the window is
-    augmented before tiling. Randomness comes from a generator seeded by (seed, epoch, index): call
-    `set_epoch` before each epoch (DataLoader workers are re-created per epoch and see the new value).
-
-    An unreadable file is reported in the sample's "skipped" list and the next readable file takes its place,
-    so that batches keep their size (DDP ranks must stay in step); x is None after MAX_SUBSTITUTIONS
-    unreadable files in a row.
-    """
-
-    def __init__(
-        self,
-        items: list[data.Item],
-        *,
-        n_samples: int = NB_SAMP,
-        crop: str = "head",
-        rawboost: int = 0,
-        rawboost_config: RawBoostConfig | None = None,
-        seed: int = 0,
-    ):
-        if crop not in ("head", "random"):
-            raise ValueError(f"crop must be 'head' or 'random', got {crop!r}")
-        self.items, self.n_samples, self.crop = items, n_samples, crop
-        self.rawboost, self.rawboost_config = rawboost, rawboost_config or RawBoostConfig()
-        self.seed, self.epoch = seed, 0
-        self.targets = [LABEL_TO_INDEX[it.label] for it in items]
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict:
-        skipped = []
-        for attempt in range(MAX_SUBSTITUTIONS):
-            i = (index + attempt) % len(self.items)
-            try:
-                x = self._clip(i)
-                return {"x": torch.from_numpy(x), "y": self.targets[i], "index": i, "skipped": skipped}
-            except AudioError as err:
-                skipped.append((self.items[i].path, str(err)))
-        return {"x": None, "y": None, "index": index, "skipped": skipped}
-
-    def _clip(self, i: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        # The model sees one window of n samples: RawBoost distorts that window (its SNR and peak level are
-        # those of what the model sees), then a short file is tiled. A head crop decodes only the head.
-        head_s = self.n_samples / SAMPLE_RATE
-        x = load_audio(self.items[i].path, **({"max_duration": head_s} if self.crop == "head" else {}))
-        if self.crop == "random" and len(x) > self.n_samples:
-            start = int(rng.integers(0, len(x) - self.n_samples + 1))
-            x = x[start : start + self.n_samples]
-        else:
-            x = x[: self.n_samples]
-        if self.rawboost:
-            x = apply_rawboost(x, self.rawboost, rng, self.rawboost_config, fs=SAMPLE_RATE)
-        return pad_or_crop(x, self.n_samples).astype(np.float32, copy=False)
-
-
-def collate_clips(batch: list[dict]) -> dict:
-    """Stack the readable clips.
-
-    Returns {"x": (B, T) float32, "y": (B,) class indices (LABEL_TO_INDEX), "skipped": [(path, reason), ...]}.
-    """
-    ok = [b for b in batch if b["x"] is not None]
-    skipped = [s for b in batch for s in b["skipped"]]
-    if not ok:
-        return {"x": None, "y": None, "skipped": skipped}
-    return {
-        "x": torch.stack([b["x"] for b in ok]),
-        "y": torch.tensor([b["y"] for b in ok], dtype=torch.int64),
-        "skipped": skipped,
-    }
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -243,78 +125,6 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp in ("bf16", "fp16") and device.type != "cuda":
         raise SystemExit(f"error: --amp {amp} needs a CUDA device; on {device.type} use --amp fp32")
     return scoring.amp_dtype(amp, device)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Checkpoint state
-# ----------------------------------------------------------------------------------------------------
-
-
-def rng_state() -> dict:
-    """Every global RNG, in containers that torch.load(weights_only=True) reads."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": {
-            "name": name,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "gauss": float(gauss),
-        },  # fmt: skip
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    n = state["numpy"]
-    np.random.set_state(
-        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# ----------------------------------------------------------------------------------------------------
-# History and curves
-# ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class History:
-    """Per-step train loss and per-epoch metrics; saved as history.json and loss_curves.png."""
-
-    steps: list = field(default_factory=list)  # {"step", "epoch", "loss", "lr"}
-    epochs: list = field(
-        default_factory=list
-    )  # {"epoch", "train_loss", "val_loss", "val_auc", "val_eer", ...}
-    best: dict | None = None
-    test: dict | None = None
-
-    def as_dict(self) -> dict:
-        return {
-            "positive_class": metrics.POSITIVE_CLASS,
-            "score_direction": metrics.SCORE_DIRECTION,
-            "best": self.best,
-            "epochs": self.epochs,
-            "steps": self.steps,
-            "test": self.test,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> History:
-        d = d or {}
-        return cls(d.get("steps", []), d.get("epochs", []), d.get("best"), d.get("test"))
-
-    def save(self, run_dir: Path) -> None:
-        utils.write_json(run_dir / "history.json", self.as_dict())
-        plots.plot_loss_curves(self.steps, self.epochs, run_dir / "loss_curves.png")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -486,11 +296,6 @@ def validation_metrics(rows: list[dict], weight: Tensor | None = None) -> dict:
 # The run
 # ----------------------------------------------------------------------------------------------------
 
-# Flags that may change between a run and its --resume without changing the result.
-RESUME_FREE_FLAGS = {"resume", "epochs", "workers", "device", "wandb", "wandb_project", "quiet",
-                     "eval_batch_size", "test_split", "out_dir", "data", "checkpoint",
-                     "from_recipe"}  # fmt: skip
-
 
 def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn.Module, dict, dict]:
     """(model, info, training state): from --checkpoint for a new run (empty state), or from the run's own
@@ -520,20 +325,6 @@ def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn
     return model, info, state
 
 
-def build_loaders(args: argparse.Namespace, train_items: list) -> tuple:
-    """(training dataset, its sampler, training loader)."""
-    train_set = ClipDataset(train_items, crop=args.crop, rawboost=args.rawboost, seed=args.seed)
-    # Shuffled by (seed, epoch) through set_epoch, identically with or without torchrun.
-    sampler = DistributedSampler(train_set, num_replicas=distributed.world_size(), rank=distributed.rank(),
-                                 shuffle=True, seed=args.seed)  # fmt: skip
-    common = {"num_workers": args.workers, "collate_fn": collate_clips, "worker_init_fn": utils.seed_worker,
-              "pin_memory": torch.cuda.is_available()}  # fmt: skip
-    # Drop the last partial batch, as the reference does, unless the split is smaller than one batch.
-    drop_last = len(sampler) >= args.batch_size
-    train_loader = DataLoader(train_set, args.batch_size, sampler=sampler, drop_last=drop_last, **common)
-    return train_set, sampler, train_loader
-
-
 def fit(args: argparse.Namespace) -> dict:
     """Train, validate every epoch, keep last.pt / best.pt, then score the test split once with best.pt.
 
@@ -547,8 +338,9 @@ def fit(args: argparse.Namespace) -> dict:
     if last_path.exists() and not args.resume:
         raise SystemExit(f"error: {run_dir} already holds a run (last.pt): pass --resume to continue it, or "
                          "choose another --out-dir")  # fmt: skip
-    if args.resume and not last_path.exists():
-        raise SystemExit(f"error: --resume: {last_path} does not exist; start the run without --resume")
+    if args.resume and not last_path.exists():  # killed before its first epoch ended: nothing to continue
+        print(f"note: --resume: {last_path} does not exist yet; starting the run from --checkpoint")
+        args.resume = False
     train_items = load_split(args.data, args.format, args.train_split, "training")
     val_items = load_split(args.data, args.format, args.val_split, "validation")
     test_items = None
@@ -572,8 +364,14 @@ def fit(args: argparse.Namespace) -> dict:
 
     # A new run starts from --checkpoint; a resumed one from its own last.pt (weights and training state).
     model, info, state = load_initial_model(args, last_path if args.resume else args.checkpoint)
-    if args.resume and distributed.is_main():
-        warn_changed_flags(state.get("args", {}), vars(args))
+    history = History.from_dict(state.get("history"))
+    if distributed.is_main():
+        if args.resume:
+            warn_changed_flags(state.get("args", {}), vars(args))
+            recover(run_dir, history)  # finish or undo what a kill interrupted
+        else:
+            clear_unfinished(run_dir)
+    history.test = distributed.broadcast(history.test)
     model.to(device)
     amp_dtype = autocast_dtype(args.amp, device)
     if dist.is_initialized():
@@ -595,7 +393,6 @@ def fit(args: argparse.Namespace) -> dict:
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     weight = class_weights(*args.class_weights).to(device) if args.loss == "weighted-ce" else None
 
-    history = History.from_dict(state.get("history"))
     if args.resume:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -627,22 +424,19 @@ def fit(args: argparse.Namespace) -> dict:
                                 "val_threshold": val["val_threshold"]}  # fmt: skip
             calibration = {"threshold": val["val_threshold"], "source": CALIBRATION_SOURCE,
                            "eer": val["val_eer"], "epoch": epoch + 1}  # fmt: skip
-            if improved:  # lean: weights, config and calibration
-                save_checkpoint(best_path, model, calibration)
             training_state = {
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler else None, "epoch": epoch + 1, "step": trainer.step,
-                "rng": rng_state(), "args": vars(args), "history": history.as_dict(),
+                "rng": rng_state(), "args": vars(args),
                 "wandb_id": trainer.wandb_run.id if trainer.wandb_run is not None else None,
             }  # fmt: skip
-            atomic_torch_save({**project_state(model, calibration), "training": training_state}, last_path)
-            history.save(run_dir)
+            save_epoch(run_dir, model, calibration, training_state, history, improved)
             log_epoch(trainer.wandb_run, row, trainer.step)
             print(epoch_line(row, args.epochs, improved))
         distributed.barrier()
 
     if test_items is not None and history.test is None:
-        history.test = score_test(args, best_path, test_items, run_dir, device)
+        history.test = score_test(args, best_path, history.best, test_items, run_dir, device)
         if distributed.is_main():
             history.save(run_dir)
             if trainer.wandb_run is not None:
@@ -656,21 +450,29 @@ def fit(args: argparse.Namespace) -> dict:
     return history.as_dict() if distributed.is_main() else {}
 
 
-def score_test(args, best_path: Path, items: list[data.Item], run_dir: Path, device: torch.device) -> dict:
-    """Score the test split once with best.pt through the evaluation pipeline (RUN/test/scores.csv, ...)."""
+def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_dir: Path, device) -> dict:
+    """Score the test split once with best.pt through the evaluation pipeline (RUN/test/scores.csv, ...).
+
+    `best`: history's record of the best epoch (rank 0's; its epoch and weights_sha256 go into metrics.json).
+    """
+    best = distributed.broadcast(best)
     model, info = load_model(best_path, map_location=device)
     calibration = info["calibration"] or {}
-    epoch = calibration.get("epoch")
     if distributed.is_main():
-        print(f"Scoring the test split ({len(items)} files) once, with best.pt (epoch {epoch})")
+        print(f"Scoring the test split ({len(items)} files) once, with best.pt (epoch {best['epoch']})")
+    provenance = {
+        "checkpoint": str(best_path),
+        "epoch": best["epoch"],
+        "weights_sha256": best["weights_sha256"],
+    }
     m = scoring.evaluate(
         model, items, run_dir / "test", threshold=calibration.get("threshold"),
-        extra={"checkpoint": str(best_path), "epoch": epoch, "calibration": calibration},
+        extra={**provenance, "calibration": calibration},
         batch_size=args.eval_batch_size or args.batch_size, workers=args.workers, device=device,
         amp=args.amp, progress=not args.quiet,
     )  # fmt: skip
     keep = ("auc", "eer", "eer_threshold", "n_real", "n_fake", "n_skipped")
-    return {"checkpoint": str(best_path), "epoch": epoch, **{k: m.get(k) for k in keep}}
+    return {**provenance, **{k: m.get(k) for k in keep}}
 
 
 def start_wandb(args: argparse.Namespace, run_dir: Path, wandb_id: str | None, info: dict):
@@ -693,18 +495,6 @@ def epoch_line(row: dict, epochs: int, improved: bool) -> str:
         f"val loss {row['val_loss']:.4f}, AUC {row['val_auc']:.4f}, EER {100 * row['val_eer']:.2f} %"
         f"{' (best)' if improved else ''} | {row['clips_per_s']:.2f} clips/s"
     )
-
-
-def warn_changed_flags(saved: dict, current: dict) -> None:
-    changed = {
-        k: (saved.get(k), v) for k, v in current.items() if k not in RESUME_FREE_FLAGS and saved.get(k) != v
-    }
-    if saved.get("epochs") != current["epochs"] and current["schedule"] == "cosine":
-        changed["epochs (the cosine schedule spans all epochs)"] = (saved.get("epochs"), current["epochs"])
-    if changed:
-        details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
-        print(f"warning: resuming with flags that differ from the stopped run ({details}); the result will "
-              "not equal an uninterrupted run")  # fmt: skip
 
 
 def describe_run(args, info: dict, splits: tuple, device, amp_dtype, steps_per_epoch: int) -> str:

@@ -16,15 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 import cli
 import evaluate_custom
 import fine_tune_for
+import train_data
+import train_state
 import training
-from checkpoints import load_model, read_checkpoint, save_checkpoint
+from checkpoints import load_model, read_checkpoint, save_checkpoint, weights_sha256
 from data import Item
 from metrics import compute_metrics
-from model import FAKE_INDEX, REAL_INDEX
+from model import FAKE_INDEX, REAL_INDEX, build_model
 from scoring import read_scores, score_items
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,8 +51,8 @@ def tiny_init(golden, toy_for, tmp_path_factory) -> Path:
     """
     tiny = golden / "ssl_aasist_tiny" / "model_state_dict.pt"
     model, _ = load_model(tiny, config={"num_attention_heads": 4})
-    clips = training.ClipDataset(training.load_split(toy_for, "auto", "training", "training"))
-    x = training.collate_clips([clips[i] for i in range(len(clips))])["x"]
+    clips = train_data.ClipDataset(train_data.load_split(toy_for, "auto", "training", "training"))
+    x = train_data.collate_clips([clips[i] for i in range(len(clips))])["x"]
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for bn in norms:
         bn.reset_running_stats()
@@ -165,7 +168,7 @@ def test_best_checkpoint_reloads_with_its_validation_numbers_and_calibration(toy
     assert state["args"]["lr"] == 1e-3 and state["epoch"] == TOY_EPOCHS
     assert (out / "last.pt").stat().st_size > 2 * weight_bytes  # Adam's two moments
     # The reloaded weights reproduce the validation AUC/EER the run recorded for that epoch.
-    rows = score_items(model, training.load_split(toy_for, "auto", "validation", "validation"), workers=0)
+    rows = score_items(model, train_data.load_split(toy_for, "auto", "validation", "validation"), workers=0)
     metrics = compute_metrics([r["label"] for r in rows], [r["score"] for r in rows], n_bootstrap=0)
     assert metrics["auc"] == pytest.approx(history["best"]["val_auc"])
     assert metrics["eer_threshold"] == pytest.approx(history["best"]["val_threshold"], abs=1e-5)
@@ -236,7 +239,7 @@ def test_wandb_offline_run_holds_the_curves(toy_run):
 
 
 def test_flipped_label_mapping_is_refused(toy_for, tiny_init, tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "LABEL_TO_INDEX", {"fake": REAL_INDEX, "real": FAKE_INDEX})
+    monkeypatch.setattr(train_data, "LABEL_TO_INDEX", {"fake": REAL_INDEX, "real": FAKE_INDEX})
     with pytest.raises(RuntimeError, match="invert the detector"):
         run(toy_for, tmp_path / "run", tiny_init, "--wandb", "disabled")
 
@@ -244,7 +247,8 @@ def test_flipped_label_mapping_is_refused(toy_for, tiny_init, tmp_path, monkeypa
 def test_a_flipped_training_run_fails_the_direction_check(toy_run, toy_for, tiny_init, tmp_path, monkeypatch):
     """Without the guard, the flip reproduces the original bug: the same run gives validation AUC < 0.5 (the
     mirror image of the correct run), so the AUC > 0.5 check of the correct run does test the direction."""
-    monkeypatch.setattr(training, "LABEL_TO_INDEX", {"fake": REAL_INDEX, "real": FAKE_INDEX})
+    for module in (train_data, training):  # the training targets and the validation loss's
+        monkeypatch.setattr(module, "LABEL_TO_INDEX", {"fake": REAL_INDEX, "real": FAKE_INDEX})
     monkeypatch.setattr(training, "check_label_convention", lambda mapping=None: None)
     flipped = run(toy_for, tmp_path / "run", tiny_init, "--wandb", "disabled", "--test-split", "none")
     for bad, good in zip(flipped["epochs"], toy_run[1]["epochs"], strict=True):
@@ -299,6 +303,69 @@ def test_one_epoch_plus_resume_equals_two_epochs(audio_dir, tiny_init, tmp_path)
     # The first run's weights moved: the comparison above is not between two untouched models.
     init, _ = load_model(tiny_init)
     assert not torch.equal(init.state_dict()["LL.weight"], sa["LL.weight"])
+
+
+class Killed(BaseException):
+    """A kill at a file write (BaseException: no `except Exception` of the code under test stops it)."""
+
+
+def test_a_kill_at_any_file_write_resumes_to_an_agreeing_run(audio_dir, tmp_path, monkeypatch):
+    """Every file of a run is committed by os.replace: kill the run at the N-th one, for every N (leaving the
+    temporary file behind, as a real kill does), then --resume. best.pt, history.json and test/ must agree
+    and equal the uninterrupted run's, with no temporary or staged file left. A random tiny AASIST (6.7k
+    parameters) keeps the ~20 runs fast; with seed 1 its first epoch ranks the pair the wrong way round and
+    the second improves, so a kill can also strand an older best.pt."""
+    data = make_for(tmp_path / "for", audio_dir, {"training": ([0], [0]), "validation": ([0], [0]),
+                                                  "testing": ([5], [5])})  # fmt: skip
+    torch.manual_seed(0)
+    tiny = build_model(
+        "aasist", {"first_conv": 16, "filts": [8, [1, 4], [4, 4], [4, 8], [8, 8]], "gat_dims": [8, 8]}
+    )
+    save_checkpoint(tmp_path / "tiny_aasist.pt", tiny.eval())
+    real_replace, calls, kill_at = os.replace, [], [0]
+
+    def replace(src, dst, *args, **kwargs):
+        calls.append(Path(dst).name)
+        if len(calls) == kill_at[0]:
+            if str(src).endswith(".tmp"):
+                os.link(src, f"{src}.killed.tmp")  # what a SIGKILL would leave behind
+            raise Killed
+        return real_replace(src, dst, *args, **kwargs)
+
+    def go(out, *extra):
+        argv = ["--data", str(data), "--out-dir", str(out), "--checkpoint", str(tmp_path / "tiny_aasist.pt"),
+                "--epochs", "2", "--batch-size", "2", "--lr", "1e-2", "--seed", "1", "--workers", "0",
+                "--quiet", "--wandb", "disabled"]  # fmt: skip
+        return fine_tune_for.main(fine_tune_for.parse_args(argv + list(extra)))
+
+    monkeypatch.setattr(os, "replace", replace)
+    # Laying out and rendering figures is two thirds of a tiny run and not what this test is about: each
+    # figure's file is still written and committed where the real one is, with placeholder bytes.
+    monkeypatch.setattr(Figure, "savefig", lambda self, path, **kw: Path(path).write_bytes(b"\x89PNG"))
+    monkeypatch.setattr(Figure, "tight_layout", lambda self, **kw: None)
+    straight = go(tmp_path / "straight")
+    writes = list(calls)
+    assert straight["best"]["epoch"] == 2  # the second epoch improves: a kill can strand an older best.pt
+    assert writes.count("best.pt") == 2 and "metrics.json" in writes
+    for n in range(1, len(writes) + 1):
+        out = tmp_path / f"kill{n}"
+        calls.clear()
+        kill_at[0] = n
+        with pytest.raises(Killed):
+            go(out)
+        kill_at[0] = 0
+        resumed = go(out, "--resume")
+        where = f"killed at write {n} ({writes[n - 1]})"
+        assert resumed["best"] == straight["best"], where
+        assert json.loads((out / "history.json").read_text()) == json.loads(json.dumps(resumed)), where
+        best, _ = load_model(out / "best.pt")
+        assert weights_sha256(best) == straight["best"]["weights_sha256"], where
+        test = json.loads((out / "test" / "metrics.json").read_text())
+        assert (test["epoch"], test["weights_sha256"]) == (2, straight["best"]["weights_sha256"]), where
+        assert [e["val_eer"] for e in resumed["epochs"]] == [1.0, 0.0], where
+        assert resumed["test"]["auc"] == test["auc"] == straight["test"]["auc"], where
+        left = [p.name for p in out.rglob("*") if p.name.endswith((".tmp", ".staged"))]
+        assert not left, (where, left)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -384,20 +451,20 @@ def test_clear_errors_for_wrong_layout_empty_split_and_missing_class(audio_dir, 
 
 def test_clips_are_a_function_of_seed_epoch_and_index(audio_dir):
     items = [Item(str(p), "real") for p in sorted((audio_dir / "sample_custom" / "real").iterdir())[:2]]
-    ds = training.ClipDataset(items, crop="random", rawboost=5, seed=7)
+    ds = train_data.ClipDataset(items, crop="random", rawboost=5, seed=7)
     first = ds[1]["x"]
-    assert first.shape == (training.NB_SAMP,) and first.dtype == torch.float32
+    assert first.shape == (train_data.NB_SAMP,) and first.dtype == torch.float32
     assert torch.equal(first, ds[1]["x"])
     ds.set_epoch(1)
     assert not torch.equal(first, ds[1]["x"])
-    head = training.ClipDataset(items, crop="head")[0]
+    head = train_data.ClipDataset(items, crop="head")[0]
     assert head["y"] == REAL_INDEX and head["skipped"] == []
 
 
 def test_unreadable_training_file_is_reported_and_replaced(audio_dir):
     good = sorted((audio_dir / "sample_custom" / "fake").iterdir())[0]
     items = [Item(str(audio_dir / "broken" / "empty_0_bytes.wav"), "real"), Item(str(good), "fake")]
-    sample = training.ClipDataset(items)[0]
+    sample = train_data.ClipDataset(items)[0]
     assert sample["index"] == 1 and sample["y"] == FAKE_INDEX
     assert sample["skipped"][0][0].endswith("empty_0_bytes.wav") and "empty" in sample["skipped"][0][1]
 
@@ -429,10 +496,10 @@ def test_lr_schedule():
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     torch.manual_seed(3)
     np.random.seed(3)
-    state = training.rng_state()
+    state = train_state.rng_state()
     expected = (torch.rand(3), np.random.rand(3))
     torch.save({"rng": state}, tmp_path / "s.pt")
-    training.set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True)["rng"])
+    train_state.set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True)["rng"])
     assert torch.equal(torch.rand(3), expected[0]) and np.array_equal(np.random.rand(3), expected[1])
 
 
