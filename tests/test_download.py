@@ -7,6 +7,7 @@ the middle of a file (once per file) to simulate a dropped connection. No test r
 import http.server
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -179,6 +180,12 @@ def test_registry_is_complete_and_matches_the_released_files(golden):
         path = golden / "aasist" / filename
         assert registry[name]["filename"] == filename
         assert (registry[name]["size"], registry[name]["sha256"]) == (path.stat().st_size, D.sha256sum(path))
+        shipped = D.REPO / "pretrained" / filename  # in the repo, for the offline quick start
+        assert shipped.read_bytes() == path.read_bytes() and D.sha256sum(shipped) == registry[name]["sha256"]
+    for name in ("LICENSE", "NOTICE"):  # MIT asks for its notice beside the weights
+        assert (D.REPO / "pretrained" / f"{name}.clovaai-aasist").read_bytes() == (
+            golden / "aasist" / name
+        ).read_bytes()
 
 
 def test_command_line_downloads_verifies_and_explains(server, tmp_path):
@@ -202,3 +209,27 @@ def test_command_line_downloads_verifies_and_explains(server, tmp_path):
     for fact in ("Hugging Face nii-yamagishilab/mms-300m-anti-deepfake", "license: CC BY-NC-SA 4.0",
                  "published EER: In-the-Wild EER 4.8 %", "input: whole file"):  # fmt: skip
         assert fact in zoo_block, fact
+
+
+def test_quick_start_runs_offline_from_a_fresh_copy(tmp_path):
+    """The README's quick start on a machine without network: AASIST ships in pretrained/, so a copy of the
+    tracked files scores with `--checkpoint aasist` while every download would fail (the mirror is a port
+    where nothing listens). Two of the sample files keep it short; the command is the README's."""
+    repo = Path(D.__file__).resolve().parent
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True, check=True).stdout
+    copy = tmp_path / "clone"
+    for name in filter(None, os.fsdecode(listed).split("\0")):
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / name, copy / name)
+    data = copy / "data" / "two"
+    for label, name in (("real", "118-121721-0000.flac"), ("fake", "espeak_01.wav")):
+        (data / label).mkdir(parents=True)
+        shutil.copy2(copy / "data" / "sample" / label / name, data / label / name)
+    env = {k: v for k, v in os.environ.items() if k != "SSL_AASIST_PRETRAINED_DIR"}
+    env["SSL_AASIST_MIRROR"] = "http://127.0.0.1:9"
+    cmd = [sys.executable, "evaluate_custom.py", "--data", "data/two", "--checkpoint", "aasist", "--out-dir",
+           "runs/sample_aasist"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "AUC 1.0000" in proc.stdout and "Downloading" not in proc.stderr
+    assert (copy / "runs" / "sample_aasist" / "metrics.json").is_file()
