@@ -319,12 +319,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="checkpoint path or registry name to offer (repeatable); pretrained/ is always searched too",
     )
-    parser.add_argument(
-        "--model-config",
-        default=None,
-        help="JSON (inline or a file) of model config overrides for the --checkpoint files given, for sizes "
-        "a checkpoint cannot tell, e.g. '{\"num_attention_heads\": 16}'",
-    )
+    cli.add_model_config(parser, help=" (applies to the --checkpoint files given)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for a LAN)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")

@@ -3,6 +3,7 @@
     p = cli.parser(__doc__)
     cli.add_data(p)                                   # --data, --format (the dataset layout)
     cli.add_checkpoint(p, default="la")               # --checkpoint
+    cli.add_model_config(p)                           # --model-config
     cli.add_policy(p)                                 # --window, --hop, --max-duration
     cli.add_compute(p)                                # --device, --batch-size, --workers, --amp, --seed
     cli.add_wandb(p, default="disabled", project="ssl-aasist-eval")  # --wandb, --wandb-project
@@ -41,6 +42,16 @@ def add_data(p, help: str = "dataset folder, or a CSV file (path,label) / In-the
 
 def add_checkpoint(p, default: str | None, help: str = "checkpoint file or registry name") -> None:
     p.add_argument("--checkpoint", default=default, help=f"{help} (python download.py --list)")
+
+
+def add_model_config(p, help: str = "") -> None:
+    """--model-config: config overrides for what a checkpoint cannot tell (checkpoints.parse_model_config)."""
+    p.add_argument(
+        "--model-config",
+        default=None,
+        help="JSON (inline or a file) of model config overrides, for sizes a checkpoint cannot tell, e.g. "
+        f"'{{\"num_attention_heads\": 16}}'{help}",
+    )
 
 
 def add_policy(p, hop: bool = True) -> None:

@@ -49,12 +49,7 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
         "ASVspoof 2021: the phase (default eval)",
     )
     cli.add_checkpoint(p, DEFAULT_CHECKPOINT)
-    p.add_argument(
-        "--model-config",
-        default=None,
-        help="JSON (inline or a file) of model config overrides, for sizes a checkpoint cannot tell, e.g. "
-        "'{\"num_attention_heads\": 16}'",
-    )
+    cli.add_model_config(p)
     p.add_argument(
         "--out-dir", type=Path, required=True, help="run folder for scores.csv, metrics.json, plots"
     )

@@ -62,9 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "reference, clovaai, AntiDeepfake (.ckpt, .safetensors), SLS, fairseq or project checkpoint, or a "
         "transformers XLS-R (new detector, random back end)",
     )
-    m.add_argument("--model-config", default=None,
-                   help="JSON (inline or a file) of model config overrides, e.g. "
-                        "'{\"num_attention_heads\": 16}'")  # fmt: skip
+    cli.add_model_config(m)
     m.add_argument("--freeze-frontend", action="store_true",
                    help="train the head only (SSL-AASIST, AntiDeepfake, SLS)")  # fmt: skip
     m.add_argument("--gradient-checkpointing", action="store_true", help="save front-end activation memory")

@@ -181,12 +181,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "paths", nargs="+", help="audio files, folders, globs, .txt/.lst list files, or - (a list on stdin)"
     )
     cli.add_checkpoint(parser, DEFAULT_CHECKPOINT)
-    parser.add_argument(
-        "--model-config",
-        default=None,
-        help="JSON (inline or a file) of model config overrides, for sizes a checkpoint cannot tell, e.g. "
-        "'{\"num_attention_heads\": 16}'",
-    )
+    cli.add_model_config(parser)
     parser.add_argument(
         "--threshold",
         type=finite_float,
