@@ -501,7 +501,6 @@ class SLS(FrontEndMixin, nn.Module):
     """
 
     arch = "sls"
-    default_policy = REFERENCE_HEAD  # fc1 is sized for exactly 64,600 samples (201 frames)
     score_kind = "log_softmax_real"  # the reference writes the LogSoftmax output [:, 1]
 
     def __init__(self, config: SLSConfig | None = None):
@@ -521,6 +520,11 @@ class SLS(FrontEndMixin, nn.Module):
     @property
     def frontend(self) -> nn.Module:
         return self.ssl_model
+
+    @property
+    def default_policy(self) -> InputPolicy:
+        """The reference's head of exactly `n_samples` (64,600): fc1 is sized for that many frames."""
+        return InputPolicy("head", n_samples=self.config.n_samples)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim == 3:

@@ -69,6 +69,8 @@ def test_antideepfake_reproduces_golden(golden, adf_inputs, variant, filename):
     model, info = C.load_model(golden / "antideepfake_tiny" / variant / filename, config=TINY_HEADS)
     assert info["format"] == "antideepfake" and info["arch"] == "antideepfake"
     assert isinstance(model, M.AntiDeepfake) and not model.training
+    assert model.default_policy == M.InputPolicy("whole", normalize=True)
+    assert model.score_kind == "softmax_real"
     # The structure comes from the tensors (layer-norm convs + bias, or a GroupNorm in conv 0 and no bias).
     structure = (model.config.feat_extract_norm, model.config.do_stable_layer_norm, model.config.conv_bias)
     assert structure == (("layer", True, True) if variant == "tiny_mms_style" else ("group", False, False))
@@ -113,6 +115,7 @@ def test_sls_reproduces_golden(golden, sls_io, filename):
     model, info = C.load_model(golden / "sls_tiny" / filename, config=TINY_HEADS)
     assert info["format"] == "sls" and isinstance(model, M.SLS) and not model.training
     assert model.fc1.in_features == 1407 and model.config.fc1_hidden == 128
+    assert (model.default_policy, model.score_kind) == (M.InputPolicy("head"), "log_softmax_real")
     if filename == "model_state_dict_dataparallel.pt":  # the same tensors under module.: the output once
         with torch.no_grad():
             assert_close(model(x), out["log_probs"], **TOL)
@@ -290,6 +293,9 @@ def test_full_size_sls_builds_with_reference_parameter_count():
     head = (1024 + 1) + 2 + (22847 * 1024 + 1024) + (1024 * 2 + 2)  # fc0, first_bn, fc1, fc3
     total = sum(p.numel() for p in model.parameters())
     assert total == _wav2vec2_params(model.config) + head == 315_437_696 + head
+    with torch.device("meta"):  # another input length: fc1 and the model's own input policy follow
+        short = M.build_model("sls", {"n_samples": 32000})
+    assert short.fc1.in_features == (99 // 3) * 341 and short.default_policy.n_samples == 32000
 
 
 # --------------------------------------------------------------------------------------------------
