@@ -15,7 +15,8 @@ metrics.json has them, the polarity check); 2. where it fails (per group, per au
 gets most wrong); 3. confound check (how well each attribute alone separates real from fake, and how much of
 the detector's separation survives with the attribute held fixed); 4. with --compare, the change: metrics
 side by side, per group and attribute, files whose verdict flipped, and the diagnosis the numbers support.
-Positive class = real, higher score = more real; a verdict is "real" when score > the operating threshold.
+Positive class = real, higher score = more real; verdicts at the operating threshold (the calibrated LLR's
+Bayes threshold on a calibrated run, else the run's EER threshold).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def headline(run: an.Run) -> list[str]:
         f"{fr:.1f} of every 100 real files are rejected as fake (false rejects): {wrong:.1f} of every 100 "
         "files of this mix get the wrong verdict."
     )
-    if m.get("threshold") is None:  # what score.py and the app would answer with this checkpoint
+    if m.get("threshold") is None and run.llr is None:  # what score.py and the app answer without calibration
         fa, fr = an.error_rates(run.labels, run.p_fake < DEFAULT_P_FAKE_THRESHOLD)
         out.append(
             f"score.py and the app, with no calibration in the checkpoint, call a file fake when p_fake >= "

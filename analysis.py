@@ -1,9 +1,9 @@
 """The numbers behind analyse.py's report: audio attributes of the scored files, per-group and per-attribute
 breakdowns, the confound check, and the comparison of two runs with its diagnosis.
 
-Conventions: labels 1 = real, 0 = fake (positive class = real); higher score = more real; a file's verdict is
-"real" when score > the run's operating threshold (the checkpoint's calibrated threshold when the run has one,
-else the run's EER threshold).
+Conventions: labels 1 = real, 0 = fake (positive class = real); higher score = more real. A file's verdict is
+the one score.py gives: on a calibrated run (an `llr` column), "real" when llr >= the operating point's Bayes
+threshold; otherwise "real" when score > the stored threshold, else the run's EER threshold.
 """
 
 from __future__ import annotations
@@ -76,17 +76,34 @@ class Run:
         self.all_rows = read_scores(self.folder / "scores.csv")
         self.rows = [r for r in self.all_rows if r["status"] == "ok" and r["label"] in ("real", "fake")]
         self.metrics = json.loads((self.folder / "metrics.json").read_text())
-        if self.metrics.get("threshold") is not None:
+        self.labels = np.array([r["label"] == "real" for r in self.rows], dtype=np.int64)  # 1 = real
+        self.scores = np.array([r["score"] for r in self.rows], dtype=np.float64)
+        self.p_fake = np.array([r["p_fake"] for r in self.rows], dtype=np.float64)
+        llr = [r.get("llr") for r in self.rows]
+        calibrated = self.metrics.get("calibrated") or {}
+        self.llr = self.llr_threshold = None
+        if self.rows and calibrated.get("llr_threshold") is not None and all(v is not None for v in llr):
+            # The verdict score.py and the app give: the calibrated LLR against the Bayes threshold.
+            self.llr = np.array(llr, dtype=np.float64)
+            self.llr_threshold = float(calibrated["llr_threshold"])
+            order = np.argsort(self.llr, kind="mergesort")
+            # The score where the (increasing) calibration map crosses it: the line drawn on the figures.
+            self.threshold = float(np.interp(self.llr_threshold, self.llr[order], self.scores[order]))
+            self.threshold_source = (
+                f"where the calibrated LLR reaches the operating point's Bayes threshold "
+                f"{self.llr_threshold:.3f} (the verdict score.py and the app give)"
+            )
+        elif self.metrics.get("threshold") is not None:
             self.threshold = float(self.metrics["threshold"])
             self.threshold_source = "the calibrated threshold stored with the checkpoint"
         else:
             self.threshold = self.metrics.get("eer_threshold")
             self.threshold_source = "this run's EER threshold (chosen on these same files, so optimistic)"
-        self.labels = np.array([r["label"] == "real" for r in self.rows], dtype=np.int64)  # 1 = real
-        self.scores = np.array([r["score"] for r in self.rows], dtype=np.float64)
-        self.p_fake = np.array([r["p_fake"] for r in self.rows], dtype=np.float64)
 
     def verdict_real(self) -> np.ndarray:
+        """Each file's verdict is real: calibrated LLR >= the Bayes threshold, else score > threshold."""
+        if self.llr is not None:
+            return self.llr >= self.llr_threshold
         return self.scores > self.threshold
 
 

@@ -16,7 +16,7 @@ import analysis
 import audio
 from metrics import metrics_from_rows
 from runs import REPORT_FILES
-from scoring import ScoreWriter
+from scoring import CSV_COLUMNS, ScoreWriter
 from utils import write_json
 
 N = 8  # files per class
@@ -36,8 +36,11 @@ def write_audio(path, x: np.ndarray, sr: int) -> str:
     return str(path)
 
 
-def write_run(folder, files: list[tuple[str, str, float, str | None]], n_bootstrap: int = 50) -> None:
-    """A run folder as evaluate_custom.py leaves it: scores.csv (the scorer's writer) and metrics.json."""
+def write_run(
+    folder, files: list[tuple[str, str, float, str | None]], n_bootstrap: int = 50, llr=None
+) -> None:
+    """A run folder as evaluate_custom.py leaves it: scores.csv (the scorer's writer) and metrics.json;
+    `llr(score)`: the calibration a calibrated checkpoint would apply."""
     rows = []
     for path, label, score, group in files:
         p_fake = float(1 / (1 + np.exp(score)))  # any monotone stand-in; the analysis reads `score`
@@ -56,6 +59,8 @@ def write_run(folder, files: list[tuple[str, str, float, str | None]], n_bootstr
                 windows=[],
             )
         )
+        if llr is not None:
+            rows[-1]["llr"] = float(llr(score))
     writer = ScoreWriter(folder / "scores.csv", resume=False)
     writer.write(rows)
     writer.finish(rows)
@@ -234,6 +239,22 @@ def test_collapse_of_one_group_is_domain_shift(tmp_path, clean_audio):
     assert fakes and all(groups[p] == "xtts" for p in fakes)  # the collapsed fakes, no others
     report = (tmp_path / "after/report.md").read_text()
     assert f"**Verdict flips**: {len(flipped)} of the {2 * N} files both runs scored" in report
+
+
+@pytest.mark.skipif("llr" not in CSV_COLUMNS, reason="scores.csv has no llr column yet (issue 12)")
+def test_a_calibrated_run_is_judged_by_its_llr_verdict(tmp_path, clean_audio):
+    real_scores, fake_scores = scores(5)
+    it_r, it_f = iter(real_scores), iter(fake_scores)
+    files = [(p, lab, next(it_r) if lab == "real" else next(it_f), None) for p, lab in clean_audio]
+    write_run(tmp_path / "run", files, llr=lambda s: 2.0 * s - 1.0)
+
+    found = run_analyse(tmp_path / "run")
+
+    run = analysis.Run(tmp_path / "run")
+    bayes = run.metrics["calibrated"]["llr_threshold"]  # about -0.64 at ASVspoof 5's operating point
+    assert run.threshold == pytest.approx((bayes + 1.0) / 2.0)  # the score where 2 s - 1 reaches it
+    np.testing.assert_array_equal(run.verdict_real(), 2.0 * run.scores - 1.0 >= bayes)
+    assert "Bayes threshold" in found["headline"][1] and "p_fake >= 0.5" not in " ".join(found["headline"])
 
 
 def test_describe_reads_format_level_and_silence(tmp_path):
