@@ -56,7 +56,6 @@ from metrics import group_table, metrics_from_rows, print_polarity_warning, summ
 from model import FAKE_INDEX, REAL_INDEX, REFERENCE_HEAD, InputPolicy
 from utils import atomic_write_text, json_text, seed_worker, write_json
 
-WHOLE_MIN_SAMPLES = 400  # the wav2vec 2.0 conv extractor's receptive field: one frame needs 400 samples
 CSV_COLUMNS = (
     "path",
     "label",
@@ -194,12 +193,6 @@ class AudioFiles(Dataset):
                     f"long file: only the first {scored_s:.1f} s of {info.duration_s:.1f} s were scored"
                 )
         else:  # "whole": the file itself (up to max_seconds), one input of its own length
-            if len(audio) < WHOLE_MIN_SAMPLES:
-                sample["status"] = (
-                    f"too short for a whole-file model: {len(audio)} samples, at least {WHOLE_MIN_SAMPLES} "
-                    "(25 ms) needed"
-                )
-                return sample
             x, starts = audio[None, :], np.zeros(1)
             scored_s = info.loaded_s
             if info.capped:

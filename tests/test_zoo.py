@@ -8,6 +8,7 @@ recommend (correct implementations differ by <= 5e-6; every wrong mapping tried 
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch.testing import assert_close
@@ -452,3 +453,17 @@ def test_antideepfake_fine_tunes_end_to_end_with_the_usual_flags(golden, audio_d
     assert (history["test"]["n_real"], history["test"]["n_fake"], history["test"]["n_skipped"]) == (1, 1, 0)
     rows = read_scores(out / "test" / "scores.csv")  # the test split is scored the way the reference scores
     assert {(r["policy"], r["score_kind"]) for r in rows} == {("whole max_s=600 normalize", "softmax_real")}
+
+
+def test_whole_policy_skips_a_file_too_short_for_the_model_with_a_reason(golden, tmp_path):
+    """wav2vec 2.0 needs 400 samples for one frame; audio.py's 0.1 s minimum keeps shorter files from the
+    model (a forward error would end the whole run), so under "whole" they are skipped with a reason."""
+    import soundfile as sf
+
+    from scoring import score_items
+
+    sf.write(tmp_path / "blip.wav", np.full(300, 0.1, dtype=np.float32), 16000)  # 300 samples: no frame
+    ckpt = golden / "antideepfake_tiny" / "tiny_mms_style" / "detector.ckpt"
+    model, _ = C.load_model(ckpt, config=TINY_HEADS)
+    (row,) = score_items(model, [str(tmp_path / "blip.wav")], workers=0, device="cpu", progress=False)
+    assert row["score"] is None and row["status"].startswith("too short")
