@@ -30,6 +30,7 @@ import cli  # noqa: E402
 from audio import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
 from checkpoints import REGISTRY, load_model, parse_model_config, resolve_checkpoint  # noqa: E402
 from data import AUDIO_EXTENSIONS, Item  # noqa: E402
+from onnx_backend import scoring_model  # noqa: E402
 from scoring import (  # noqa: E402
     UNTRAINED_BACK_END,
     Decision,
@@ -89,6 +90,7 @@ class Detector:
                 raise ValueError(f"Could not load checkpoint {label!r}: {err}") from err
             if info["format"] in UNTRAINED_BACK_END:
                 raise ValueError(f"{label!r} has no trained back end: fine-tune it first (fine_tune_for.py).")
+            scoring_model(model, "auto", self.device)  # the onnxruntime export for AASIST on a CPU, made now
             self._models[label] = model, info
         return self._models[label]
 
@@ -105,6 +107,7 @@ class Detector:
                 batch_size=default_batch_size(self.device),
                 workers=0,
                 device=self.device,
+                backend="auto",
                 progress=False,
             )
         add_verdicts(rows, decision)

@@ -33,6 +33,7 @@ import distributed as dist
 import scoring
 from checkpoints import load_model_or_exit, parse_model_config
 from data import load_dataset
+from onnx_backend import resolve_backend
 from runs import RunFolderError, prepare_run_dir, run_record
 from utils import init_wandb, raw_names_on_stdio, set_seed, write_json
 
@@ -58,6 +59,7 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the model (pays off on large GPU runs)"
     )
+    cli.add_backend(p)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -115,6 +117,7 @@ def main(args: argparse.Namespace) -> dict:
             "max_duration_s": None if policy.mode == "head" else policy.max_seconds,
             "score_kind": scoring.score_kind(model),
             "precision": scoring.precision(device, args.amp),
+            "backend": resolve_backend(model, args.backend, device, args.amp),
         },
         data={"data": str(args.data), "format": args.format, "split": args.split, "limit": args.limit},
     )
@@ -161,6 +164,7 @@ def main(args: argparse.Namespace) -> dict:
         resume=args.resume,
         compile=args.compile,
         amp=args.amp,
+        backend=args.backend,
     )
     if wandb_run is not None:
         wandb_run.finish()

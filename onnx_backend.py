@@ -117,7 +117,13 @@ def cached_onnx(model: nn.Module, int8: bool = False, n_samples: int = NB_SAMP) 
     path = pretrained_dir() / "onnx" / name
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only install: keep it in the temporary folder instead
+        path = Path(tempfile.gettempdir()) / "ssl-aasist-onnx" / name
+        if path.exists():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
     print(f"exporting the model to {path} (once) ...", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         fp32 = Path(tmp) / "model.onnx"
@@ -141,29 +147,43 @@ def write_onnx(model: nn.Module, path: str | os.PathLike, n_samples: int = NB_SA
     onnx.save(onnx_model, str(path))
 
 
-def scoring_model(model: nn.Module, backend: str, device: torch.device) -> nn.Module:
-    """What scoring runs: the PyTorch model, or an onnxruntime session of it (`backend` onnx / onnx-int8).
-
-    "auto" picks onnxruntime on a CPU for AASIST (the same scores within 1e-6, about 4x faster on 2 cores)
-    and PyTorch otherwise: the full-size SSL-AASIST takes minutes to export and its int8 variant changes
-    scores, so both are opt-in there (`--backend onnx`, `--backend onnx-int8`).
-    """
+def resolve_backend(model: nn.Module, backend: str, device: torch.device, amp: str = "auto") -> str:
+    """What `backend` means for this model on `device`: "torch", "onnx" or "onnx-int8" (`scoring_model`)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    policy = getattr(model, "default_policy", REFERENCE_HEAD)
+    fp32 = amp in ("auto", "fp32")
+    cpu_aasist = device.type == "cpu" and getattr(model, "arch", None) == "aasist" and fp32
+    return "onnx" if cpu_aasist and policy.mode != "whole" and _has_onnxruntime() else "torch"
+
+
+def scoring_model(model: nn.Module, backend: str, device: torch.device, amp: str = "auto") -> nn.Module:
+    """What scoring runs: the PyTorch model, or an onnxruntime session of it (`backend` onnx / onnx-int8).
+
+    "auto" picks onnxruntime on a CPU for AASIST in fp32 (the same scores within 1e-6, about 4x faster on 2
+    cores) and PyTorch otherwise: the full-size SSL-AASIST takes minutes to export and its int8 variant
+    changes scores, so both are opt-in there (`--backend onnx`, `--backend onnx-int8`). Sessions are kept
+    per exported file, so scoring the same weights again (the app) does not rebuild one.
+    """
     if isinstance(model, OnnxDetector):
         return model
-    policy = getattr(model, "default_policy", REFERENCE_HEAD)
-    if backend == "auto":
-        cpu_aasist = device.type == "cpu" and model.arch == "aasist" and policy.mode != "whole"
-        backend = "onnx" if cpu_aasist and _has_onnxruntime() else "torch"
+    backend = resolve_backend(model, backend, device, amp)
     if backend == "torch":
         return model
-    if device.type != "cpu":
-        raise ValueError(f"--backend {backend} runs on the CPU only: use --device cpu or --backend torch")
+    policy = getattr(model, "default_policy", REFERENCE_HEAD)
+    if device.type != "cpu" or amp in ("bf16", "fp16"):
+        raise ValueError(f"--backend {backend} runs in fp32 on the CPU: use --device cpu, or --backend torch")
     if policy.mode == "whole":
         raise ValueError(f"--backend {backend} needs fixed-length input; {model.arch} scores whole files")
     path = cached_onnx(model, int8=backend == "onnx-int8", n_samples=policy.n_samples)
-    return OnnxDetector(path, model)
+    if str(path) not in _SESSIONS:
+        _SESSIONS[str(path)] = OnnxDetector(path, model)
+    return _SESSIONS[str(path)]
+
+
+_SESSIONS: dict[str, OnnxDetector] = {}
 
 
 def _has_onnxruntime() -> bool:

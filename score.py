@@ -196,6 +196,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=None, help="write the output here instead of stdout")
     cli.add_policy(parser)
     cli.add_compute(parser, seed=None)
+    cli.add_backend(parser)
     args = parser.parse_args(argv)
     if args.old_format is not None:
         parser.error(
@@ -253,6 +254,7 @@ def main(args: argparse.Namespace) -> int:
         device=device,
         policy=policy,
         amp=args.amp,
+        backend=args.backend,
     )
     add_verdicts(rows, decision)
 

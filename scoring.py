@@ -54,6 +54,7 @@ from audio import windows as cut_windows
 from data import Item
 from metrics import group_table, metrics_from_rows, print_polarity_warning, summary_line
 from model import FAKE_INDEX, REAL_INDEX, REFERENCE_HEAD, InputPolicy
+from onnx_backend import scoring_model
 from utils import atomic_write_text, json_text, seed_worker, write_json
 
 CSV_COLUMNS = (
@@ -228,6 +229,7 @@ def score_items(
     resume: bool = False,
     compile: bool = False,
     amp: str = "auto",
+    backend: str = "torch",
     progress: bool = True,
     desc: str = "scoring",
 ) -> list[dict]:
@@ -242,9 +244,10 @@ def score_items(
     order; `resume=True` keeps its rows (skipped files included) and scores only the missing items.
     `batch_size` counts model inputs (windows). `workers`: decoding processes (None = `default_workers()`,
     0 = decode in this process). `amp`: see `amp_dtype`; "bf16" / "fp16" force autocast, "fp32" never.
-    `compile`: `torch.compile` the model (batches are padded to `batch_size` so it compiles once). `desc`: the
-    progress bar's label. Under torchrun, call it on every rank with the same items: rank 0 returns all rows
-    and writes the CSV, other ranks return [].
+    `compile`: `torch.compile` the model (batches are padded to `batch_size` so it compiles once). `backend`:
+    "torch", or onnxruntime on a CPU ("onnx", "onnx-int8"; "auto" = onnx for AASIST on a CPU, see
+    `onnx_backend.scoring_model`). `desc`: the progress bar's label. Under torchrun, call it on every rank
+    with the same items: rank 0 returns all rows and writes the CSV, other ranks return [].
 
     Memory: a step holds `batch_size` files; at most (2 * workers + 1) steps are in flight. Under "head" a
     file is n_samples (258 kB); under "windows" up to 2 x `policy.max_seconds` of float32 audio (50 %
@@ -279,7 +282,10 @@ def score_items(
         worker_init_fn=seed_worker,
     )
     model = model.to(device).eval()
-    forward = torch.compile(model, dynamic=False) if compile else model
+    if compile:
+        forward = torch.compile(model, dynamic=False)
+    else:
+        forward = scoring_model(model, backend, device, amp)  # the model itself for backend "torch"
 
     show = progress and dist.is_main()
     bar = tqdm(total=len(items) - len(done), unit="file", desc=desc, disable=not show, dynamic_ncols=True)
