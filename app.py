@@ -94,8 +94,11 @@ class Detector:
             self._models[label] = model, info
         return self._models[label]
 
-    def score(self, path: str, label: str, window: bool = False) -> tuple[dict, Decision, str]:
-        """(row, verdict rule, score definition) of one file, under the model's policy or windows."""
+    def score(
+        self, path: str, label: str, window: bool = False, decoded: tuple | None = None
+    ) -> tuple[dict, Decision, str]:
+        """(row, verdict rule, score definition) of one file, under the model's policy or windows.
+        `decoded`: the file's `load_audio(..., return_info=True)` if the caller has it (not decoded twice)."""
         with self._lock:
             model, info = self.model(label)
             decision = decision_for(info)  # an unusable calibration is refused before scoring
@@ -108,6 +111,7 @@ class Detector:
                 workers=0,
                 device=self.device,
                 backend="auto",
+                decoded={path: decoded} if decoded is not None else None,
                 progress=False,
             )
         add_verdicts(rows, decision)
@@ -225,14 +229,13 @@ def check_upload(
     empty = ("", None, None)
     try:
         check_limits(path, max_mb)
-        # Decoded here for the duration limit and the plots; score_items decodes it again with the
-        # same loader (the scoring path is evaluation's, unchanged).
+        # Decoded once, here: for the duration limit, the plots and scoring (evaluation's loader).
         x, info = load_audio(path, max_duration=max_seconds, return_info=True)
         if info.capped:
             raise ValueError(
                 f"Too long: {info.duration_s:.0f} s (limit {max_seconds:g} s). Cut it, or use score.py."
             )
-        row, decision, definition = detector.score(path, label, windows)
+        row, decision, definition = detector.score(path, label, windows, decoded=(x, info))
         if not is_scored(row):
             raise ValueError(f"Could not score this file: {row['status']}")
     except (ValueError, AudioError) as err:

@@ -39,6 +39,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -49,7 +50,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 import distributed as dist
-from audio import SAMPLE_RATE, AudioError, is_silent, load_audio, pad_or_crop
+from audio import SAMPLE_RATE, AudioError, AudioInfo, is_silent, load_audio, pad_or_crop
 from audio import windows as cut_windows
 from data import Item
 from metrics import group_table, metrics_from_rows, print_polarity_warning, summary_line
@@ -148,9 +149,10 @@ def default_workers() -> int:
 class AudioFiles(Dataset):
     """Items -> the model's inputs under `policy`, decoded in DataLoader workers; a bad file is a status."""
 
-    def __init__(self, items: list[Item], policy: InputPolicy):
+    def __init__(self, items: list[Item], policy: InputPolicy, decoded: Mapping | None = None):
         self.items = items
         self.policy = policy
+        self.decoded = decoded or {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -173,7 +175,12 @@ class AudioFiles(Dataset):
         # The head policy uses the first n_samples only: decode no more than that.
         max_duration = head_s if policy.mode == "head" else policy.max_seconds
         try:
-            audio, info = load_audio(item.path, max_duration=max_duration, return_info=True)
+            if item.path in self.decoded:  # decoded by the caller (the app): cut it as load_audio would
+                audio, info = self.decoded[item.path]
+                audio = audio[: math.ceil(max_duration * SAMPLE_RATE)]
+                info = AudioInfo(duration_s=info.duration_s, loaded_s=len(audio) / SAMPLE_RATE)
+            else:
+                audio, info = load_audio(item.path, max_duration=max_duration, return_info=True)
         except AudioError as err:
             sample["status"] = str(err)
             return sample
@@ -230,6 +237,7 @@ def score_items(
     compile: bool = False,
     amp: str = "auto",
     backend: str = "torch",
+    decoded: Mapping[str, tuple[np.ndarray, AudioInfo]] | None = None,
     progress: bool = True,
     desc: str = "scoring",
 ) -> list[dict]:
@@ -248,6 +256,8 @@ def score_items(
     "torch", or onnxruntime on a CPU ("onnx", "onnx-int8"; "auto" = onnx for AASIST on a CPU, see
     `onnx_backend.scoring_model`). `desc`: the progress bar's label. Under torchrun, call it on every rank
     with the same items: rank 0 returns all rows and writes the CSV, other ranks return [].
+    `decoded`: {path: `load_audio(path, return_info=True)`} of files the caller has decoded already (with a
+    `max_duration` at least the policy's), used instead of decoding them again.
 
     Memory: a step holds `batch_size` files; at most (2 * workers + 1) steps are in flight. Under "head" a
     file is n_samples (258 kB); under "windows" up to 2 x `policy.max_seconds` of float32 audio (50 %
@@ -274,7 +284,7 @@ def score_items(
     todo = dist.shard([i for i in items if i.path not in done])
 
     loader = DataLoader(
-        AudioFiles(todo, policy),
+        AudioFiles(todo, policy, decoded),
         batch_size=batch_size,  # files per step; their windows then go through the model batch_size at a time
         num_workers=workers,
         collate_fn=collate,

@@ -180,6 +180,26 @@ def test_model_policy_by_default_and_windows_on_request(page, audio_dir):
     expect(verdict).to_contain_text("3 window(s)")
 
 
+def test_time_from_upload_to_verdict_10s_clip(page, audio_dir, tmp_path, capsys):
+    """Logs (never asserts) how long a 10 s clip takes from upload to verdict with AASIST (--checkpoint).
+
+    Two clips: the second shows the warm time (the model and its onnxruntime session already loaded)."""
+    x, sr = sf.read(audio_dir / "sample_custom" / "real" / "118-121721-0000.flac", dtype="float32")
+    times = []
+    for name in ("clip10_a.wav", "clip10_b.wav"):
+        path = tmp_path / name
+        sf.write(path, np.tile(x, 3)[: 10 * sr - sr // 100], sr)  # 9.99 s: inside --max-seconds 10
+        start = time.perf_counter()
+        upload(page, path)
+        expect(page.locator("#status")).to_contain_text(f"Checked {name}", timeout=SCORE_TIMEOUT_MS)
+        expect(page.locator("#verdict")).to_contain_text(re.compile(r"Verdict: (REAL|FAKE)"))
+        times.append(time.perf_counter() - start)
+    with capsys.disabled():
+        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+        print(f"\napp, AASIST, 10 s clip, upload to verdict: first {times[0]:.2f} s, again {times[1]:.2f} s "
+              f"(load average {load})")  # fmt: skip
+
+
 def test_espeak_recording_gets_fake_verdict(page, audio_dir):
     upload(page, audio_dir / "sample_custom" / "fake" / "espeak_01.wav")
     expect(page.locator("#verdict")).to_contain_text("Verdict: FAKE", timeout=SCORE_TIMEOUT_MS)
