@@ -189,6 +189,9 @@ def test_time_from_upload_to_verdict_10s_clip(page, audio_dir, tmp_path, capsys)
     for name in ("clip10_a.wav", "clip10_b.wav"):
         path = tmp_path / name
         sf.write(path, np.tile(x, 3)[: 10 * sr - sr // 100], sr)  # 9.99 s: inside --max-seconds 10
+        if times:  # a fresh page: the audio box holds the first clip now
+            page.reload()
+            page.locator("#audio-input").wait_for()
         start = time.perf_counter()
         upload(page, path)
         expect(page.locator("#status")).to_contain_text(f"Checked {name}", timeout=SCORE_TIMEOUT_MS)
