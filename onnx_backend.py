@@ -126,13 +126,12 @@ def cached_onnx(model: nn.Module, int8: bool = False, n_samples: int = NB_SAMP) 
         path.parent.mkdir(parents=True, exist_ok=True)
     print(f"exporting the model to {path} (once) ...", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        fp32 = Path(tmp) / "model.onnx"
-        write_onnx(model, fp32, n_samples)
-        if int8:
-            quantize_int8(fp32, Path(tmp) / "int8.onnx")
+        if int8:  # quantised from the float32 export, which is kept too
+            quantize_int8(cached_onnx(model, n_samples=n_samples), Path(tmp) / "int8.onnx")
             os.replace(Path(tmp) / "int8.onnx", path)
         else:
-            os.replace(fp32, path)
+            write_onnx(model, Path(tmp) / "model.onnx", n_samples)
+            os.replace(Path(tmp) / "model.onnx", path)
     return path
 
 
