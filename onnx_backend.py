@@ -65,6 +65,9 @@ def add_metadata(onnx_model, model: nn.Module, n_samples: int, **extra: str) -> 
         "n_samples": str(n_samples),
         "sample_rate": "16000",
         "labels": LABELS,
+        # What a caller feeds the graph (e.g. "head n=64600": the first 64,600 samples, tiled if shorter).
+        "input_policy": getattr(model, "default_policy", REFERENCE_HEAD).describe(),
+        "score_kind": getattr(model, "score_kind", "logit_real"),
         "weights_sha256": weights_sha256(model),
         **extra,
     }

@@ -31,6 +31,7 @@ def test_aasist_onnx_backend_matches_golden_and_pytorch(golden, audio_dir, tmp_p
     assert meta["arch"] == "aasist" and meta["n_samples"] == "64600"
     assert meta["weights_sha256"] == C.weights_sha256(model)
     assert "index 1 = real" in meta["labels"]
+    assert meta["input_policy"] == "head n=64600" and meta["score_kind"] == "logit_real"
     # Through the scoring pipeline, real files get PyTorch's scores.
     files = [next((audio_dir / "sample_custom" / label).iterdir()) for label in ("real", "fake")]
     opts = dict(batch_size=4, workers=0, device="cpu", progress=False)
@@ -67,3 +68,11 @@ def test_export_command_gates_on_parity(golden, tmp_path, capsys):
     with pytest.raises(SystemExit, match="differ from PyTorch"):
         export.main(export.parse_args([common[0], str(refused), *common[1:], "--atol", "0"]))
     assert not refused.exists()
+
+
+def test_export_refuses_whole_file_models(golden, tmp_path):
+    adf = golden / "antideepfake_tiny" / "tiny_mms_style" / "model_state_dict.pt"
+    out = tmp_path / "adf.onnx"
+    with pytest.raises(SystemExit, match="scores whole files"):
+        export.main(export.parse_args([str(adf), str(out), "--model-config", json.dumps(TINY_HEADS)]))
+    assert not out.exists()
