@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from metrics import compute_auc, metrics_by_group
-from scoring import read_scores
+from scorefile import read_scores
 from utils import atomic_write_text
 
 CONFOUND_AUC = 0.8  # an attribute that alone separates the classes this well gets a loud warning

@@ -40,6 +40,7 @@ import cli
 import data
 import distributed
 import metrics
+import scorefile
 import scoring
 import utils
 from checkpoints import (
@@ -259,7 +260,7 @@ class Trainer:
         if not distributed.is_main():
             return None
         self.report_skipped([(r["path"], r["status"]) for r in rows if r["status"] != "ok"])
-        scoring.write_scores(self.run_dir / "validation" / "scores.csv", rows)
+        scorefile.write_scores(self.run_dir / "validation" / "scores.csv", rows)
         weight = self.class_weight.cpu() if self.class_weight is not None else None
         return validation_metrics(rows, weight)
 

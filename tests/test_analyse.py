@@ -16,7 +16,7 @@ import analysis
 import audio
 from metrics import metrics_from_rows
 from runs import REPORT_FILES
-from scoring import CSV_COLUMNS, ScoreWriter
+from scorefile import CSV_COLUMNS, ScoreWriter
 from utils import write_json
 
 N = 8  # files per class

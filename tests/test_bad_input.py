@@ -15,7 +15,8 @@ import evaluate_custom
 import score
 from checkpoints import load_model, save_checkpoint
 from data import list_audio_files, load_dataset
-from scoring import read_scores, score_items
+from scorefile import read_scores
+from scoring import score_items
 
 BAD_NAME = b"bad\xff\xfe.flac"  # not UTF-8: os.listdir returns it with surrogateescape code points
 

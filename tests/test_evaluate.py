@@ -27,7 +27,8 @@ from metrics import (
     metrics_by_group,
 )
 from model import InputPolicy
-from scoring import CSV_COLUMNS, ScoreWriter, evaluate, read_scores, score_items
+from scorefile import CSV_COLUMNS, ScoreWriter, read_scores
+from scoring import evaluate, score_items
 from utils import init_wandb
 
 REPO = Path(__file__).resolve().parents[1]

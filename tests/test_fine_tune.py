@@ -28,7 +28,8 @@ from checkpoints import load_model, read_checkpoint, save_checkpoint, weights_sh
 from data import Item
 from metrics import compute_metrics
 from model import FAKE_INDEX, REAL_INDEX, build_model
-from scoring import read_scores, score_items
+from scorefile import read_scores
+from scoring import score_items
 
 REPO = Path(__file__).resolve().parents[1]
 # The learnable toy setting: frozen tiny front end, the back end trained with a high rate, 1 step per epoch.

@@ -431,7 +431,7 @@ def test_antideepfake_fine_tunes_end_to_end_with_the_usual_flags(golden, audio_d
     from test_fine_tune import make_for
 
     import fine_tune_for
-    from scoring import read_scores
+    from scorefile import read_scores
 
     data = make_for(tmp_path / "for", audio_dir,
                     {"training": ([0], [0]), "validation": ([1], [1]), "testing": ([2], [2])})  # fmt: skip

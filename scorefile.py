@@ -1,0 +1,119 @@
+"""scores.csv, the file every evaluation writes first and computes its metrics from: columns, writer, reader.
+
+One row per file (`scoring.score_items` rows): path, label (real/fake or empty), score (the model's reference
+score, higher = more real), p_fake (softmax probability of fake), logit_fake, logit_real (the file's logits),
+status ("ok" or the reason the file was skipped), duration_s, scored_s, n_windows, note, group, policy (the
+input policy, `InputPolicy.describe()`), score_kind and windows (JSON, only when a file has several).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+from utils import atomic_write_text, json_text
+
+CSV_COLUMNS = (
+    "path",
+    "label",
+    "score",
+    "p_fake",
+    "logit_fake",
+    "logit_real",
+    "status",
+    "duration_s",
+    "scored_s",
+    "n_windows",
+    "note",
+    "group",
+    "policy",
+    "score_kind",
+    "windows",
+)
+
+
+class ScoreWriter:
+    """scores.csv, appended per batch and flushed; on resume, the rows already there are kept.
+
+    A row counts only once its line is complete (ends with a newline), so a run killed mid-write loses at
+    most the row being written. `finish` rewrites the file in item order, atomically.
+    """
+
+    def __init__(self, path: str | os.PathLike, resume: bool):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.done: dict[str, dict] = {}
+        if resume and self.path.exists():
+            self.done = {r["path"]: r for r in read_scores(self.path)}
+            print(f"resuming: {len(self.done)} files already in {self.path}", file=sys.stderr)
+        elif self.path.exists():
+            print(f"note: overwriting {self.path} (pass --resume to continue it instead)", file=sys.stderr)
+        # Start from a clean file holding exactly the kept rows (drops a half-written last line).
+        atomic_write_text(self.path, _csv_text(self.done.values()))
+        self._file = open(self.path, "a", newline="", encoding="utf-8", errors="surrogateescape")
+
+    def write(self, rows: list[dict]) -> None:
+        if rows:
+            self._file.write(_csv_text(rows, header=False))
+            self._file.flush()
+
+    def finish(self, rows: list[dict]) -> None:
+        self._file.close()
+        atomic_write_text(self.path, _csv_text(rows))
+
+
+def write_scores(path: str | os.PathLike, rows: list[dict]) -> None:
+    """score_items rows as a scores.csv, written atomically."""
+    atomic_write_text(path, _csv_text(rows))
+
+
+def _csv_text(rows, header: bool = True) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    if header:
+        writer.writeheader()
+    for row in rows:
+        cells = {k: _cell(row.get(k)) for k in CSV_COLUMNS}
+        cells["windows"] = json_text(row["windows"], indent=None) if row.get("n_windows", 0) > 1 else ""
+        writer.writerow(cells)
+    return buf.getvalue()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def read_scores(path: str | os.PathLike) -> list[dict]:
+    """Rows of a scores.csv (types restored: floats, None for empty cells, windows as a list).
+
+    An incomplete last line (a run killed while writing) is ignored. The file is UTF-8; a file name that is
+    not valid UTF-8 is stored as its raw bytes and read back as the same name (surrogateescape, as
+    `os.fsdecode` spells it).
+    """
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        text = f.read()  # newline="": a name holding "\r" or "\n" (quoted by csv) stays as it is
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    rows = []
+    for raw in csv.DictReader(io.StringIO(text)):
+        row = {k: (raw.get(k) or None) for k in CSV_COLUMNS}
+        for k in ("score", "p_fake", "logit_fake", "logit_real", "duration_s", "scored_s"):
+            row[k] = float(row[k]) if row[k] is not None else None
+        row["n_windows"] = int(row["n_windows"] or 0)
+        row["note"] = row["note"] or ""
+        row["windows"] = json.loads(row["windows"]) if row["windows"] else _single_window(row)
+        rows.append(row)
+    return rows
+
+
+def _single_window(row: dict) -> list[dict]:
+    if row["n_windows"] != 1:
+        return []
+    # One input from the start: it covers what was scored (the head, or the whole of a short file).
+    return [{"start": 0.0, "end": row["scored_s"], "score": row["score"], "p_fake": row["p_fake"]}]
