@@ -57,7 +57,9 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
     cli.add_policy(p)
     cli.add_compute(p)
     p.add_argument(
-        "--compile", action="store_true", help="torch.compile the model (pays off on large GPU runs)"
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (batches are padded to --batch-size, so it compiles once)",
     )
     cli.add_backend(p)
     p.add_argument(

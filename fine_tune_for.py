@@ -8,17 +8,20 @@ DIR holds training/, validation/ and testing/, each with real/ and fake/ (FoR: f
 other layouts via --format and the --*-split names (ASVspoof 2019: --train-split train --val-split dev
 --test-split eval). The defaults reproduce the original FoR run (5 epochs, Adam lr 5e-5, cross-entropy, from
 the pretrained LA checkpoint); `--recipe reference` switches the unset flags to SSL_Anti-spoofing's recipe
-(Adam lr 1e-6, weight decay 1e-4, weighted cross-entropy 0.1 fake / 0.9 real, RawBoost 1+2, batch 14).
+(Adam lr 1e-6, weight decay 1e-4, weighted cross-entropy 0.1 fake / 0.9 real, RawBoost 1+2, batch 14); the
+run prints the settings it used, marking those the recipe filled.
 
 RUN receives: best.pt (the epoch of lowest validation EER: weights, config and its validation EER threshold
 as calibration; this is the file to keep or share), last.pt (the latest epoch with the whole training state
-for --resume); every --checkpoint flag of this project accepts both. Also history.json
-(per-step train loss, per-epoch train/val loss, val AUC/EER), loss_curves.png, test/ (scores.csv,
+for --resume); every --checkpoint flag of this project accepts both. Also args.json (the effective settings),
+validation/scores.csv (the latest epoch's validation scores, scored as evaluate_custom.py scores),
+history.json (per-step train loss, per-epoch train/val loss, val AUC/EER), loss_curves.png, test/ (scores.csv,
 metrics.json and plots of best.pt, as evaluate_custom.py writes), skipped_files.tsv (only when some files
 could not be read) and the wandb run (offline unless logged in; `wandb sync RUN/wandb/offline-run-*`
 uploads it).
 
-Labels: output index 1 = real, 0 = fake (model.LABEL_TO_INDEX); the validation and test score is logits[:, 1].
+Labels: output index 1 = real, 0 = fake (model.LABEL_TO_INDEX); validation and test scores are the model's
+reference score under its input policy (SSL-AASIST, AASIST: logits[:, 1] of the first 4.04 s).
 """
 
 from __future__ import annotations

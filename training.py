@@ -5,7 +5,7 @@ written so that a kill at any instant leaves a consistent run folder, from train
 `fit(args)` runs one experiment in `args.out_dir` (the run folder):
 
     for each epoch:  train (shuffled by epoch, optional RawBoost, bf16 autocast on CUDA, DDP under torchrun)
-                     -> validate (loss, AUC, EER; positive class = real, score = logits[:, REAL_INDEX])
+                     -> validate through scoring.score_items (loss, AUC, EER; positive class = real)
                      -> best.pt when the validation EER improved, last.pt, history.json + loss_curves.png
     at the end:      best.pt scores the test split once, through scoring.evaluate, into RUN/test/
 
