@@ -26,10 +26,12 @@ import numpy as np  # noqa: E402
 from matplotlib import mlab  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no global state shared by Gradio's threads)
 
+import calibration  # noqa: E402
 import cli  # noqa: E402
 from audio import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
 from checkpoints import REGISTRY, load_model, parse_model_config, resolve_checkpoint  # noqa: E402
 from data import AUDIO_EXTENSIONS, Item  # noqa: E402
+from metrics import ASVSPOOF5, OperatingPoint  # noqa: E402
 from onnx_backend import scoring_model  # noqa: E402
 from scoring import (  # noqa: E402
     UNTRAINED_BACK_END,
@@ -71,10 +73,17 @@ def available_checkpoints(extra: list[str]) -> dict[str, str]:
 class Detector:
     """Loads checkpoints on first use and keeps them; scores one file at a time."""
 
-    def __init__(self, choices: dict[str, str], device: str = "auto", configs: dict[str, dict] | None = None):
+    def __init__(
+        self,
+        choices: dict[str, str],
+        device: str = "auto",
+        configs: dict[str, dict] | None = None,
+        op: OperatingPoint = ASVSPOOF5,
+    ):
         self.choices = choices
         self.configs = configs or {}  # label -> --model-config overrides (the --checkpoint files given)
         self.device = pick_device(device)
+        self.op = op  # the operating point of calibrated verdicts (--prior, --cost)
         self._models: dict[str, tuple] = {}
         self._lock = threading.Lock()  # Gradio runs events in threads; one forward pass at a time on a CPU
 
@@ -101,8 +110,9 @@ class Detector:
         `decoded`: the file's `load_audio(..., return_info=True)` if the caller has it (not decoded twice)."""
         with self._lock:
             model, info = self.model(label)
-            decision = decision_for(info)  # an unusable calibration is refused before scoring
             policy = policy_for(model, window)
+            # A calibration for other weights or another policy is refused (ValueError) before scoring.
+            decision = decision_for(info, model=model, policy=policy, op=self.op)
             rows = score_items(
                 model,
                 [Item(path, None)],
@@ -145,10 +155,12 @@ def timeline_figure(row: dict, decision: Decision, duration_s: float) -> Figure:
         centers = [(w["start"] + w["end"]) / 2 for w in row["windows"]]
         ax.plot(centers, scores, color="0.4", linewidth=0.8)
     levels = scores
-    if decision.threshold is not None:
-        ax.axhline(decision.threshold, color="black", linestyle="--", linewidth=1, label="threshold")
+    threshold = decision.score_threshold()
+    if threshold is not None:
+        name = "threshold" if decision.threshold is not None else "Bayes threshold (calibrated llr)"
+        ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label=name)
         ax.legend(loc="best", fontsize=8)
-        levels = scores + [decision.threshold]
+        levels = scores + [threshold]
     ax.set_ylim(min(levels) - 1, max(levels) + 1)
     ax.set_xlim(0, duration_s)
     ax.set_xlabel("time (s)")
@@ -213,6 +225,13 @@ def verdict_markdown(row: dict, decision: Decision, label: str, duration_s: floa
         f"Checkpoint `{label}` · rule: {decision.describe()} · {duration_s:.1f} s, {n} window(s)",
         f"Input policy `{row['policy']}`: {definition}",
     ]
+    if row.get("llr") is not None:
+        p_fake = float(calibration.p_fake([row["llr"]], decision.op.p_spoof)[0])
+        lines.insert(
+            2,
+            f"Calibrated: llr = {row['llr']:.3f} (natural log; > 0 favours real) · P(fake) "
+            f"{format_probability(p_fake)} at a prior of {decision.op.p_spoof:g}",
+        )
     fakes = [w for w in row["windows"] if w["verdict"] == "fake"]
     if n > 1 and fakes:
         worst = min(row["windows"], key=lambda w: w["score"])
@@ -331,6 +350,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     cli.add_device(parser)
     cli.add_policy(parser, hop=False)  # the page's windows box starts ticked
+    calibration.add_operating_point_args(parser)
     parser.add_argument("--max-mb", type=float, default=DEFAULT_MAX_MB, help="largest upload accepted")
     parser.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="longest clip accepted"
@@ -352,7 +372,8 @@ def main(args: argparse.Namespace) -> None:
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     given = {Path(spec).name if Path(spec).exists() else spec for spec in args.checkpoint}
-    detector = Detector(choices, args.device, {label: model_config for label in given if model_config})
+    configs = {label: model_config for label in given if model_config}
+    detector = Detector(choices, args.device, configs, calibration.operating_point(args))
     demo = build_app(detector, default, args.max_mb, args.max_seconds, args.window)
     demo.queue(default_concurrency_limit=1)
     _, local_url, share_url = demo.launch(

@@ -9,9 +9,10 @@
 `llr = scale * score + offset` is the log of P(score | bona fide) / P(score | spoof): positive = evidence for
 real. The map is fitted by prior-weighted logistic regression, as the BOSARIS / FoCal tools used for ASVspoof
 score fusion do: each class's mean cross-entropy is weighted by the fitting prior, and the prior log-odds are
-added to the LLR inside the sigmoid, so the LLR itself carries no prior. Labels are smoothed as Platt (1999)
-does ((N_real + 1) / (N_real + 2) for a real file, 1 / (N_fake + 2) for a fake one): classes that separate
-perfectly (the bundled sample does) then give a steep but finite map instead of an infinite one.
+added to the LLR inside the sigmoid, so the LLR itself carries no prior. Labels are smoothed as in Platt
+(1999), with the Jeffreys pseudo-count 1/2 instead of his 1 ((N_real + 1/2) / (N_real + 1) for a real file,
+(1/2) / (N_fake + 1) for a fake one): classes that separate perfectly (the bundled sample does) then give a
+steep but finite map instead of an infinite one, whose confidence grows with the number of files.
 
 A calibration is only valid for the weights and the scoring policy it was fitted under (a window-mean score is
 not distributed like a first-4-s score): it records both, and `check_applies` refuses any other.
@@ -19,10 +20,12 @@ not distributed like a first-4-s score): it records both, and `check_applies` re
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,7 @@ from utils import write_json
 FORMAT = "ssl-aasist-calibration/1"
 SIDE_SUFFIX = ".calibration.json"
 METHOD = (
-    "prior-weighted logistic regression (BOSARIS/FoCal), Platt-smoothed labels: "
+    "prior-weighted logistic regression (BOSARIS/FoCal), Jeffreys-smoothed labels (N + 1/2) / (N + 1): "
     "llr = scale * score + offset, natural log, bona fide vs spoof"
 )
 
@@ -51,7 +54,7 @@ def effective_p_spoof(op: OperatingPoint = ASVSPOOF5) -> float:
 def fit_affine(
     real_scores, fake_scores, p_spoof: float = effective_p_spoof(), iterations: int = 100
 ) -> tuple[float, float]:
-    """(scale, offset) of the LLR map minimizing the prior-weighted, Platt-smoothed cross-entropy.
+    """(scale, offset) of the LLR map minimizing the prior-weighted cross-entropy with smoothed labels.
 
     Newton's method with step halving on the convex 2-parameter objective; the scores are standardized first
     so that the steps are well conditioned whatever their range.
@@ -72,7 +75,7 @@ def fit_affine(
     center, spread = float(s.mean()), float(s.std()) or 1.0
     x = (s - center) / spread
     target = np.r_[
-        np.full(len(real), (len(real) + 1) / (len(real) + 2)), np.full(len(fake), 1 / (len(fake) + 2))
+        np.full(len(real), (len(real) + 0.5) / (len(real) + 1)), np.full(len(fake), 0.5 / (len(fake) + 1))
     ]
     weight = np.r_[np.full(len(real), (1 - p_spoof) / len(real)), np.full(len(fake), p_spoof / len(fake))]
     prior_log_odds = math.log((1 - p_spoof) / p_spoof)  # of real
@@ -122,6 +125,25 @@ def fit(
             "0.5). Check that real files are labelled real and that the run used the right checkpoint."
         )
     real, fake = np.asarray(real_scores, dtype=np.float64), np.asarray(fake_scores, dtype=np.float64)
+    stats = {
+        "method": METHOD,
+        "p_spoof": p_fit,
+        "data": data,
+        "n_real": int(len(real)),
+        "n_fake": int(len(fake)),
+        "cllr_raw": compute_cllr(real, fake),
+        "cllr_calibrated": compute_cllr(scale * real + offset, scale * fake + offset),
+        "min_cllr": compute_min_cllr(real, fake),
+    }
+    return build(
+        scale, offset, policy=policy, weights_sha256=weights_sha256, score_kind=score_kind, fit=stats
+    )
+
+
+def build(
+    scale: float, offset: float, *, policy: str, weights_sha256: str, score_kind: str, fit: dict
+) -> dict:
+    """A calibration dict from a fitted map; `fit` says how and on what it was fitted. Validated."""
     cal = {
         "format": FORMAT,
         "scale": scale,
@@ -130,16 +152,7 @@ def fit(
         "policy": policy,
         "weights_sha256": weights_sha256,
         "score_kind": score_kind,
-        "fit": {
-            "method": METHOD,
-            "p_spoof": p_fit,
-            "data": data,
-            "n_real": int(len(real)),
-            "n_fake": int(len(fake)),
-            "cllr_raw": compute_cllr(real, fake),
-            "cllr_calibrated": compute_cllr(scale * real + offset, scale * fake + offset),
-            "min_cllr": compute_min_cllr(real, fake),
-        },
+        "fit": fit,
     }
     return validate(cal, "the fitted calibration")
 
@@ -236,3 +249,54 @@ def find(checkpoint: str | os.PathLike | None, info: dict) -> tuple[dict | None,
         where = f"the calibration stored in {source}"
         return validate(info["calibration"], where), where
     return None, ""
+
+
+def for_model(model, info: dict, policy: str) -> tuple[dict | None, str]:
+    """The calibration of a loaded checkpoint, checked against its weights and the scoring `policy` string
+    (`InputPolicy.describe()`): (calibration, where found), (None, "") when there is none, CalibrationError
+    when there is one that is malformed or belongs to other weights or another policy."""
+    from checkpoints import weights_sha256  # late: torch-free callers of this module do not pay for it
+
+    cal, where = find(None, info)
+    if cal is not None:
+        check_applies(cal, policy=policy, weights_sha256=weights_sha256(model), where=where)
+    return cal, where
+
+
+def summary(cal: dict, where: str, op: OperatingPoint = ASVSPOOF5) -> dict:
+    """What metrics.json and the scripts' outputs say about an applied calibration."""
+    return {
+        "source": where,
+        "scale": cal["scale"],
+        "offset": cal["offset"],
+        "policy": cal["policy"],
+        "fitted_on": cal.get("fit", {}).get("data"),
+        "llr": cal["llr"],
+        "decision": op.describe(),
+    }
+
+
+def add_operating_point_args(p: argparse.ArgumentParser) -> None:
+    """--prior and --cost, shared by every script that makes or judges decisions."""
+    p.add_argument(
+        "--prior",
+        type=float,
+        default=ASVSPOOF5.p_spoof,
+        help="prior probability that a file is fake (ASVspoof 5: 0.05)",
+    )
+    p.add_argument(
+        "--cost",
+        type=float,
+        nargs=2,
+        default=(ASVSPOOF5.c_miss, ASVSPOOF5.c_fa),
+        metavar=("C_MISS", "C_FA"),
+        help="cost of calling a real file fake, and of calling a fake file real (ASVspoof 5: 1 10)",
+    )
+
+
+def operating_point(args: argparse.Namespace) -> OperatingPoint:
+    """The OperatingPoint of --prior / --cost; exits with the reason when they are invalid."""
+    try:
+        return OperatingPoint(args.prior, *args.cost)
+    except ValueError as err:
+        sys.exit(f"error: {err}")

@@ -9,14 +9,19 @@ Each file is scored under the model's input policy (SSL-AASIST and AASIST: the r
 samples, 4.04 s, tiled if shorter) or, with --window, as overlapping windows (mean logit); the run prints the
 policy and every output records it.
 
-Writes into --out-dir: scores.csv (path,label,score,p_fake,status,duration_s,scored_s,n_windows,note,group,
-policy,score_kind,windows; written as it goes, so --resume finishes an interrupted run), metrics.json (auc,
-eer, eer_threshold, 95 % bootstrap intervals, counts, skipped files by reason, positive class, policy and
-score definition, and by_group: AUC/EER per generator sub-folder or ASVspoof attack), roc.png, det.png,
-score_hist.png, args.json and run.json (the checkpoint, its weights' sha256 and the scoring settings:
---resume refuses to mix runs, and an existing run is replaced only with --overwrite; see runs.py); prints
-one summary line. score = the model's reference score (SSL-AASIST and AASIST: the real-class logit; higher =
-more real), p_fake = softmax probability of fake.
+Writes into --out-dir: scores.csv (path,label,score,p_fake,logit_fake,logit_real,llr,status,duration_s,
+scored_s,n_windows,note,group,policy,score_kind,windows; written as it goes, so --resume finishes an
+interrupted run), metrics.json (auc, eer, eer_threshold, min_dcf, act_dcf, cllr, min_cllr at the
+--prior/--cost operating point, default ASVspoof 5's, 95 % bootstrap intervals, counts, skipped files by
+reason, positive class, policy and score definition, and by_group: the same per generator sub-folder or
+ASVspoof attack), roc.png, det.png, score_hist.png, reliability.png, args.json and run.json (the checkpoint,
+its weights' sha256 and the scoring settings: --resume refuses to mix runs, and an existing run is replaced
+only with --overwrite; see runs.py); prints one summary line. When the checkpoint has a calibration for these
+weights and this policy (calibrate.py), scores.csv gains `llr` and metrics.json `calibrated` (actDCF, Cllr of
+the LLRs); a calibration for other weights or another policy is refused (the run is then uncalibrated, and
+says why). --score-file writes the ASVspoof 5 score file (filename<TAB>cm-score).
+score = the model's reference score (SSL-AASIST and AASIST: the real-class logit; higher = more real),
+p_fake = softmax probability of fake.
 Unreadable files are skipped with their reason in `status` and counted; the exit status is 0 whenever metrics
 could be computed (see metrics.json's n_skipped), 1 when no metrics could be computed (e.g. every file of a
 class failed).
@@ -28,14 +33,16 @@ import argparse
 import sys
 from pathlib import Path
 
+import calibration
 import cli
 import distributed as dist
+import scorefile
 import scoring
 from checkpoints import load_model_or_exit, parse_model_config
 from data import load_dataset
 from onnx_backend import resolve_backend
 from runs import RunFolderError, prepare_run_dir, run_record
-from utils import init_wandb, raw_names_on_stdio, set_seed, write_json
+from utils import atomic_write_text, init_wandb, raw_names_on_stdio, set_seed, write_json
 
 DEFAULT_CHECKPOINT = "la"  # registry name of the reference LA_model.pth (see pretrained/README.md)
 
@@ -78,6 +85,17 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
         "--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals (0 = off)"
     )
     cli.add_wandb(p, default="disabled", project="ssl-aasist-eval")
+    calibration.add_operating_point_args(p)
+    p.add_argument(
+        "--no-calibration", action="store_true", help="ignore the checkpoint's calibration: raw scores only"
+    )
+    p.add_argument(
+        "--score-file",
+        type=Path,
+        default=None,
+        help="also write an ASVspoof 5 score file (filename<TAB>cm-score; the calibrated llr when a "
+        "calibration applies, else the raw score)",
+    )
     return p
 
 
@@ -103,13 +121,16 @@ def main(args: argparse.Namespace) -> dict:
     except ValueError as err:
         sys.exit(f"error: {err}")
     model, info = load_model_or_exit(args.checkpoint, map_location="cpu", config=model_config)
-    calibration = info.get("calibration") or {}
-    try:
-        threshold = scoring.decision_for(info).threshold  # the stored threshold, checked to be finite
-    except ValueError as err:
-        print(f"warning: {err}; metrics.json gives no calibrated operating point", file=sys.stderr)
-        threshold = None
     policy = scoring.policy_for(model, args.window, args.hop, args.max_duration)
+    op = calibration.operating_point(args)
+    cal, cal_where, cal_note = None, "", None
+    if not args.no_calibration:
+        try:
+            cal, cal_where = calibration.for_model(model, info, policy.describe())
+        except calibration.CalibrationError as err:
+            cal_note = f"calibration not applied: {err}"
+            if dist.is_main():
+                print(f"warning: {cal_note}", file=sys.stderr)
     record = run_record(
         model,
         info,
@@ -149,7 +170,6 @@ def main(args: argparse.Namespace) -> dict:
         items,
         args.out_dir,
         n_bootstrap=args.bootstrap,
-        threshold=threshold,
         wandb_run=wandb_run,
         extra={
             "checkpoint": info["source"],
@@ -157,8 +177,11 @@ def main(args: argparse.Namespace) -> dict:
             "checkpoint_format": info["format"],
             "weights_sha256": record["weights_sha256"],
             "data": str(args.data),
-            "calibration": calibration or None,
+            "calibration": calibration.summary(cal, cal_where, op) if cal else None,
+            "calibration_note": cal_note,
         },
+        calibration=cal,
+        op=op,
         batch_size=args.batch_size or scoring.default_batch_size(device),
         workers=args.workers,
         device=device,
@@ -168,6 +191,11 @@ def main(args: argparse.Namespace) -> dict:
         amp=args.amp,
         backend=args.backend,
     )
+    if args.score_file is not None and dist.is_main():
+        rows = scorefile.read_scores(args.out_dir / "scores.csv")
+        atomic_write_text(args.score_file, scorefile.asvspoof5_score_file(rows, use_llr=cal is not None))
+        what = "calibrated llr" if cal is not None else "raw score (no calibration applies)"
+        print(f"wrote {args.score_file} (ASVspoof 5 score file, cm-score = {what})")
     if wandb_run is not None:
         wandb_run.finish()
     dist.cleanup()

@@ -5,7 +5,9 @@
 
 The same evaluation as evaluate_custom.py (every option and output is the same; see its --help), with the
 fine-tuned FoR checkpoint (fine_tune_for.py's best.pt) as the default --checkpoint. With --compare RUN, it
-prints the LA run's metrics (RUN/metrics.json) and this run's side by side with the change, writes them
+prints the LA run's metrics (RUN/metrics.json) and this run's side by side with the change (AUC, EER, minDCF,
+minCllr, and actDCF / Cllr both on the raw score and on the calibrated LLR: best.pt carries the calibration
+fine_tune_for.py fitted on validation, the LA model one only if you made it with calibrate.py), writes them
 to OUT_DIR/comparison.json, and runs analyse.py OUT_DIR --compare RUN: OUT_DIR/report.md explains the change
 (per group and audio attribute, verdict flips, and the diagnosis: inversion, domain shift or calibration).
 """
@@ -96,6 +98,13 @@ def compare(before: dict, after: dict) -> tuple[str, list[dict]]:
         ("AUC", lambda m: m.get("auc"), lambda m: ci(m, "auc", 1), ".4f"),
         ("EER (%)", lambda m: pct(m, "eer"), lambda m: ci(m, "eer", 100), ".2f"),
         ("EER threshold", lambda m: m.get("eer_threshold"), lambda m: "", ".3f"),
+        ("minDCF", lambda m: m.get("min_dcf"), lambda m: ci(m, "min_dcf", 1), ".4f"),
+        ("minCllr (bits)", lambda m: m.get("min_cllr"), lambda m: "", ".4f"),
+        # actDCF and Cllr read the score as an LLR: raw (as it comes) and calibrated (when one applies)
+        ("actDCF raw", lambda m: m.get("act_dcf"), lambda m: ci(m, "act_dcf", 1), ".4f"),
+        ("actDCF calib.", lambda m: (m.get("calibrated") or {}).get("act_dcf"), lambda m: "", ".4f"),
+        ("Cllr raw", lambda m: m.get("cllr"), lambda m: ci(m, "cllr", 1), ".4f"),
+        ("Cllr calib.", lambda m: (m.get("calibrated") or {}).get("cllr"), lambda m: "", ".4f"),
         ("real files", lambda m: m.get("n_real"), lambda m: "", "d"),
         ("fake files", lambda m: m.get("n_fake"), lambda m: "", "d"),
         ("skipped files", lambda m: m.get("n_skipped"), lambda m: "", "d"),
@@ -117,7 +126,11 @@ def compare(before: dict, after: dict) -> tuple[str, list[dict]]:
             f"warning: the runs scored different data ({before.get('data')}, {before.get('n_files')} files "
             f"vs {after.get('data')}, {after.get('n_files')} files): not a like-for-like comparison"
         )
-    lines.append("positive class = real; higher score = more real; a lower EER and a higher AUC are better")
+    lines.append(
+        "positive class = real; higher score = more real; a lower EER, minDCF, actDCF, Cllr and a higher AUC "
+        "are better; 'calib.' = on the calibrated llr (n/a: no calibration applied), 'raw' = the score read "
+        "as an llr"
+    )
     return "\n".join(lines), rows
 
 

@@ -412,9 +412,12 @@ def group_table(by_group: dict, limit: int = 10) -> str:
 
 
 def metrics_from_rows(rows: list[dict], **metric_opts) -> dict:
-    """metrics.json content from scores.csv rows: `metrics.compute_metrics` + skipped files by reason."""
+    """metrics.json content from scores.csv rows: `compute_metrics` (with the calibrated `llr` column when
+    every scored row has one) + skipped files by reason."""
     ok = [r for r in rows if r["status"] == "ok"]
-    metrics = compute_metrics([r["label"] for r in ok], [r["score"] for r in ok], **metric_opts)
+    llrs = [r["llr"] for r in ok] if ok and all(r.get("llr") is not None for r in ok) else None
+    metrics = compute_metrics([r["label"] for r in ok], [r["score"] for r in ok], llrs=llrs, **metric_opts)
+    op = metric_opts.get("op", ASVSPOOF5)
     skipped = Counter(r["status"] for r in rows if r["status"] != "ok")
     metrics.update(
         n_files=len(rows),
@@ -422,7 +425,7 @@ def metrics_from_rows(rows: list[dict], **metric_opts) -> dict:
         n_skipped=sum(skipped.values()),
         skipped_reasons=dict(skipped.most_common()),
         n_cropped=sum(r["note"].startswith("cropped") for r in ok),
-        by_group=metrics_by_group(ok),
+        by_group=metrics_by_group(ok, op),
     )
     return metrics
 
@@ -440,6 +443,9 @@ def summary_line(metrics: dict, out_dir: str | os.PathLike) -> str:
         auc = f"AUC {metrics['auc']:.4f}{ci('auc')}"
         eer = f"EER {100 * metrics['eer']:.2f} %{ci('eer', 100, '{:.2f}')}"
         result = f"{auc}  {eer} (threshold {metrics['eer_threshold']:.3f})  minDCF {metrics['min_dcf']:.4f}"
+        if metrics.get("calibrated"):
+            cal = metrics["calibrated"]
+            result += f"  calibrated: actDCF {cal['act_dcf']:.4f}, Cllr {cal['cllr']:.3f} bits"
     skipped = f", {metrics['n_skipped']} skipped" if metrics["n_skipped"] else ""
     return (
         f"{result} | {metrics['n_real']} real, {metrics['n_fake']} fake{skipped} | positive = real, "

@@ -14,10 +14,18 @@ start time. The output states the policy and the score definition.
 
 Score direction: `score` is the model's reference score (SSL-AASIST and AASIST: the real-class logit, model
 output index 1): higher = more likely real. `p_fake` = softmax(logits)[0], the probability of the fake class.
-Verdict (scoring.decision_for): "real" when score >= threshold. The threshold is --threshold if given, else
-the calibration stored in the checkpoint (the validation EER threshold written by fine_tune_for.py). A
-checkpoint without one (e.g. the released AASIST / SSL-AASIST weights) falls back to "fake" when p_fake >= 0.5
-(the larger logit wins); the output always states the rule it used.
+Verdict (scoring.decision_for), the first that applies:
+- --threshold T: "real" when score >= T;
+- the checkpoint's calibration (`<checkpoint>.calibration.json` written by calibrate.py, or the one
+  fine_tune_for.py stores in best.pt): llr = scale * score + offset, a natural-log likelihood ratio, and
+  "real" when llr >= -log(beta), the Bayes decision for a prior of a fake --prior and the costs --cost
+  (default ASVspoof 5's: Pspoof 0.05, Cmiss 1, Cfa 10, threshold -0.642). Each file gets its `llr`. A
+  calibration fitted for other weights or under another input policy (e.g. without --window when this run
+  uses it) is refused with a message and exit status 2; --no-calibration ignores it;
+- neither (e.g. the released AASIST / SSL-AASIST weights): "fake" when p_fake >= 0.5 (the larger logit wins),
+  which assumes the priors of the training data.
+The output always states the rule it used. --score-file also writes the ASVspoof 5 score file
+(filename<TAB>cm-score, the llr when calibrated, else the score).
 
 Files that cannot be read get a row with status "error" and the reason; the others are still scored.
 Notes (silence, a file longer than --max-duration) are in the `note` column.
@@ -32,9 +40,11 @@ import math
 import sys
 from pathlib import Path
 
+import calibration
 import cli
 from checkpoints import load_model, parse_model_config
 from data import Item, list_audio_files
+from scorefile import asvspoof5_score_file
 from scoring import (
     DEFAULT_P_FAKE_THRESHOLD,
     UNTRAINED_BACK_END,
@@ -57,6 +67,7 @@ CSV_FIELDS = (
     "verdict",
     "score",
     "p_fake",
+    "llr",
     "duration_s",
     "n_windows",
     "windows",
@@ -92,20 +103,25 @@ def format_table(rows: list[dict], decision: Decision, checkpoint: str, policy: 
         definition,
         f"verdict rule: {decision.describe()}",
         "",
-        f"{'file':<{width}}  {'verdict':<7}  {'p_fake':>6}  {'score':>8}  {'length':>7}  note",
+        f"{'file':<{width}}  {'verdict':<7}  {'p_fake':>6}  {'score':>8}  {'llr':>8}  {'length':>7}  note",
     ]
     for row in rows:
         if not is_scored(row):
-            lines.append(f"{row['path']:<{width}}  {'ERROR':<7}  {'':>6}  {'':>8}  {'':>7}  {row['status']}")
+            lines.append(
+                f"{row['path']:<{width}}  {'ERROR':<7}  {'':>6}  {'':>8}  {'':>8}  {'':>7}  {row['status']}"
+            )
             continue
         lines.append(
             f"{row['path']:<{width}}  {row['verdict']:<7}  {row['p_fake']:>6.3f}  {row['score']:>8.3f}  "
-            f"{row['duration_s']:>6.1f}s  {row['note']}".rstrip()
+            f"{_fmt(row.get('llr'), 3):>8}  {row['duration_s']:>6.1f}s  {row['note']}".rstrip()
         )
         if row["n_windows"] > 1:
             for w in row["windows"]:
                 span = f"  window {w['start']:6.2f}-{w['end']:6.2f}s"
-                lines.append(f"{span:<{width}}  {w['verdict']:<7}  {w['p_fake']:>6.3f}  {w['score']:>8.3f}")
+                lines.append(
+                    f"{span:<{width}}  {w['verdict']:<7}  {w['p_fake']:>6.3f}  {w['score']:>8.3f}  "
+                    f"{_fmt(w.get('llr'), 3):>8}".rstrip()
+                )
     lines += ["", summary_line(rows)]
     return "\n".join(lines) + "\n"
 
@@ -134,6 +150,7 @@ def format_csv(rows: list[dict], decision: Decision) -> str:
                 "verdict": row["verdict"],
                 "score": _fmt(row["score"], 6),
                 "p_fake": _fmt(row["p_fake"], 6),
+                "llr": _fmt(row.get("llr"), 6),
                 "duration_s": _fmt(row["duration_s"], 3),
                 "n_windows": row["n_windows"] if ok else "",
                 "windows": json_text(row["windows"], indent=None) if ok else "",
@@ -153,7 +170,8 @@ def format_json(rows: list[dict], decision: Decision, checkpoint: str, policy: s
     for row in rows:
         if is_scored(row):
             keys = ("path", "verdict", "score", "p_fake", "duration_s", "scored_s", "note", "windows")
-            files.append({"status": "ok", **{k: row[k] for k in keys}})
+            llr = {"llr": row["llr"]} if row.get("llr") is not None else {}
+            files.append({"status": "ok", **{k: row[k] for k in keys}, **llr})
         else:
             files.append({"path": row["path"], "status": "error", "reason": row["status"]})
     document = {
@@ -197,6 +215,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cli.add_policy(parser)
     cli.add_compute(parser, seed=None)
     cli.add_backend(parser)
+    calibration.add_operating_point_args(parser)
+    parser.add_argument(
+        "--no-calibration", action="store_true", help="ignore the checkpoint's calibration (default rule)"
+    )
+    parser.add_argument(
+        "--score-file",
+        type=Path,
+        default=None,
+        help="also write an ASVspoof 5 score file (filename<TAB>cm-score: the llr when calibrated, else the "
+        "score)",
+    )
     args = parser.parse_args(argv)
     if args.old_format is not None:
         parser.error(
@@ -229,20 +258,26 @@ def main(args: argparse.Namespace) -> int:
             f"warning: {args.checkpoint} has no trained back end (random); its scores mean nothing",
             file=sys.stderr,
         )
+    policy = policy_for(model, args.window, args.hop, args.max_duration)
     try:
-        decision = decision_for(info, args.threshold)
+        decision = decision_for(
+            info,
+            args.threshold,
+            model=model,
+            policy=policy,
+            op=calibration.operating_point(args),
+            use_calibration=not args.no_calibration,
+        )
     except ValueError as err:
         print(f"error: {args.checkpoint}: {err}", file=sys.stderr)
         return EXIT_NONE_SCORED
-    if decision.threshold is None:
+    if decision.threshold is None and decision.calibration is None:
         print(
-            f"note: {args.checkpoint} stores no calibration, so the default rule applies: fake if p_fake >= "
-            f"{DEFAULT_P_FAKE_THRESHOLD}. Set a threshold on the score with --threshold (e.g. the EER "
-            "threshold of your validation data).",
+            f"note: {args.checkpoint} has no calibration, so the default rule applies: fake if p_fake >= "
+            f"{DEFAULT_P_FAKE_THRESHOLD}. Calibrate it on labelled data like yours (calibrate.py), or set a "
+            "threshold on the score with --threshold.",
             file=sys.stderr,
         )
-
-    policy = policy_for(model, args.window, args.hop, args.max_duration)
     definition = score_definition(policy, score_kind(model))
     if args.output_format != "table" or args.output is not None:  # the table states it in its header
         print(f"input policy: {policy.describe()}; {definition}", file=sys.stderr)
@@ -265,6 +300,10 @@ def main(args: argparse.Namespace) -> int:
         text = format_json(rows, decision, checkpoint, policy.describe(), definition)
     else:
         text = format_table(rows, decision, checkpoint, policy.describe(), definition)
+    if args.score_file is not None:
+        use_llr = decision.llr(0.0) is not None
+        atomic_write_text(args.score_file, asvspoof5_score_file(rows, use_llr=use_llr))
+        print(f"wrote {args.score_file} (cm-score = {'llr' if use_llr else 'score'})", file=sys.stderr)
     if args.output is None:
         sys.stdout.write(text)
     else:

@@ -24,6 +24,7 @@ CSV_COLUMNS = (
     "p_fake",
     "logit_fake",
     "logit_real",
+    "llr",
     "status",
     "duration_s",
     "scored_s",
@@ -103,7 +104,7 @@ def read_scores(path: str | os.PathLike) -> list[dict]:
     rows = []
     for raw in csv.DictReader(io.StringIO(text)):
         row = {k: (raw.get(k) or None) for k in CSV_COLUMNS}
-        for k in ("score", "p_fake", "logit_fake", "logit_real", "duration_s", "scored_s"):
+        for k in ("score", "p_fake", "llr", "logit_fake", "logit_real", "duration_s", "scored_s"):
             row[k] = float(row[k]) if row[k] is not None else None
         row["n_windows"] = int(row["n_windows"] or 0)
         row["note"] = row["note"] or ""
@@ -117,3 +118,18 @@ def _single_window(row: dict) -> list[dict]:
         return []
     # One input from the start: it covers what was scored (the head, or the whole of a short file).
     return [{"start": 0.0, "end": row["scored_s"], "score": row["score"], "p_fake": row["p_fake"]}]
+
+
+def asvspoof5_score_file(rows: list[dict], use_llr: bool) -> str:
+    """The ASVspoof 5 score file of scored rows: a header, then `filename<TAB>cm-score` (higher = bona fide).
+
+    filename = the file name without its extension (the challenge's trial id), or the whole path when two
+    files share a name; cm-score = the calibrated `llr` with `use_llr`, else the raw score.
+    """
+    ok = [r for r in rows if r["status"] == "ok"]
+    names = [Path(r["path"]).stem for r in ok]
+    if len(set(names)) < len(names):
+        names = [r["path"] for r in ok]
+    key = "llr" if use_llr else "score"
+    lines = ["filename\tcm-score"] + [f"{n}\t{r[key]!r}" for n, r in zip(names, ok, strict=True)]
+    return "\n".join(lines) + "\n"

@@ -50,10 +50,17 @@ import distributed as dist
 from audio import SAMPLE_RATE, AudioError, AudioInfo, is_silent, load_audio, pad_or_crop
 from audio import windows as cut_windows
 from data import Item
-from metrics import group_table, metrics_from_rows, print_polarity_warning, summary_line
+from metrics import (
+    ASVSPOOF5,
+    OperatingPoint,
+    group_table,
+    metrics_from_rows,
+    print_polarity_warning,
+    summary_line,
+)
 from model import FAKE_INDEX, REAL_INDEX, REFERENCE_HEAD, InputPolicy
 from onnx_backend import scoring_model
-from scorefile import ScoreWriter, read_scores
+from scorefile import ScoreWriter, read_scores, write_scores
 from utils import seed_worker, write_json
 
 AMP_CHOICES = ("auto", "bf16", "fp16", "fp32")
@@ -364,6 +371,7 @@ def _score_batch(
     for s in samples:
         row = {k: s[k] for k in ("path", "label", "group", "status", "duration_s", "scored_s", "note")}
         row.update(score=None, p_fake=None, logit_fake=None, logit_real=None, n_windows=0, windows=[])
+        row["llr"] = None  # set by add_verdicts / evaluate when a calibration applies
         row.update(policy=policy.describe(), score_kind=kind)
         n = len(s["starts"]) if s["status"] == "ok" else 0
         file_logits = logits[offset : offset + n]  # (n windows, 2)
@@ -404,47 +412,98 @@ UNTRAINED_BACK_END = ("fairseq_pretrain", "transformers")
 
 @dataclass(frozen=True)
 class Decision:
-    """How a score becomes a verdict: `threshold` on the score (higher = more real); None = p_fake >= 0.5."""
+    """How a score becomes a verdict, in order of precedence:
+
+    - `threshold` (--threshold): "real when score >= threshold", on the raw score;
+    - `calibration` (calibration.py; checked to fit these weights and this policy): llr = scale * score +
+      offset, "real when llr >= op.llr_threshold", the Bayes decision for the operating point `op` (prior
+      of a fake and the two error costs; default ASVspoof 5's);
+    - neither: "fake when p_fake >= 0.5" (the larger logit wins), which assumes the training data's priors.
+    """
 
     threshold: float | None
     source: str
+    calibration: dict | None = None
+    op: OperatingPoint = ASVSPOOF5
+
+    def llr(self, score: float) -> float | None:
+        """The calibrated natural-log LLR of a score (None without a calibration)."""
+        if self.calibration is None or self.threshold is not None:
+            return None
+        return self.calibration["scale"] * score + self.calibration["offset"]
+
+    def score_threshold(self) -> float | None:
+        """The score at which the verdict flips (for plots): --threshold, or the calibrated Bayes threshold
+        mapped back to the score; None for the p_fake rule."""
+        if self.threshold is not None:
+            return self.threshold
+        if self.calibration is not None:
+            return (self.op.llr_threshold - self.calibration["offset"]) / self.calibration["scale"]
+        return None
 
     def verdict(self, score: float, p_fake: float) -> str:
         """'real' or 'fake' for one file or window."""
-        if self.threshold is None:
-            return "fake" if p_fake >= DEFAULT_P_FAKE_THRESHOLD else "real"
-        return "real" if score >= self.threshold else "fake"
+        if self.threshold is not None:
+            return "real" if score >= self.threshold else "fake"
+        if self.calibration is not None:
+            return "real" if self.llr(score) >= self.op.llr_threshold else "fake"
+        return "fake" if p_fake >= DEFAULT_P_FAKE_THRESHOLD else "real"
 
     def describe(self) -> str:
-        if self.threshold is None:
-            return f"fake if p_fake >= {DEFAULT_P_FAKE_THRESHOLD} ({self.source})"
-        return f"real if score >= {self.threshold:.4g} ({self.source})"
+        if self.threshold is not None:
+            return f"real if score >= {self.threshold:.4g} ({self.source})"
+        if self.calibration is not None:
+            cal, op = self.calibration, self.op
+            return (
+                f"real if llr >= {op.llr_threshold:.3f}, the Bayes decision for Pspoof {op.p_spoof:g}, Cmiss "
+                f"{op.c_miss:g}, Cfa {op.c_fa:g}; llr = {cal['scale']:.4g} * score {cal['offset']:+.4g} "
+                f"(calibration from {self.source})"
+            )
+        return f"fake if p_fake >= {DEFAULT_P_FAKE_THRESHOLD} ({self.source})"
 
     def as_dict(self) -> dict:
-        return {
-            "threshold": self.threshold,
-            "applies_to": "p_fake" if self.threshold is None else "score",
-            "source": self.source,
-            "rule": self.describe(),
-        }
-
-
-def decision_for(info: dict, threshold: float | None = None) -> Decision:
-    """The verdict rule: --threshold, else the checkpoint's calibration, else the p_fake >= 0.5 default."""
-    if threshold is not None:
-        return Decision(float(threshold), "--threshold")
-    calibration = info.get("calibration")
-    if calibration and calibration.get("threshold") is not None:
-        value = calibration["threshold"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            # A NaN threshold would make every verdict "fake" (score >= NaN is always false).
-            raise ValueError(
-                f"the checkpoint's calibration threshold is {value!r}, not a finite number: re-calibrate it "
-                "(fine_tune_for.py) or pass --threshold"
+        calibrated = self.threshold is None and self.calibration is not None
+        applies_to = "score" if self.threshold is not None else "llr" if calibrated else "p_fake"
+        out = {"threshold": self.threshold, "applies_to": applies_to, "source": self.source,
+               "rule": self.describe()}  # fmt: skip
+        if calibrated:
+            out.update(
+                llr_threshold=self.op.llr_threshold,
+                operating_point=self.op.as_dict(),
+                calibration={k: self.calibration[k] for k in ("scale", "offset", "llr", "policy")},
             )
-        source = calibration.get("source", "calibration")
-        return Decision(float(value), f"{source} threshold stored in the checkpoint")
-    return Decision(None, "default: the checkpoint stores no calibration")
+        return out
+
+
+def decision_for(
+    info: dict,
+    threshold: float | None = None,
+    *,
+    model: nn.Module | None = None,
+    policy: InputPolicy | None = None,
+    op: OperatingPoint = ASVSPOOF5,
+    use_calibration: bool = True,
+) -> Decision:
+    """The verdict rule: --threshold, else the checkpoint's calibration (side file or stored; needs `model`
+    and `policy` to check that it belongs to them), else the p_fake >= 0.5 default.
+
+    Raises ValueError (calibration.CalibrationError) for a non-finite threshold, or a calibration that is
+    malformed or fitted for other weights or another policy: it is refused, never silently applied.
+    """
+    import calibration as calib
+
+    if threshold is not None:
+        if not math.isfinite(threshold):
+            raise ValueError(f"--threshold must be a finite number, got {threshold!r}")
+        return Decision(float(threshold), "--threshold")
+    if use_calibration:
+        if model is None or policy is None:
+            cal, where = calib.find(None, info)
+        else:
+            cal, where = calib.for_model(model, info, policy.describe())
+        if cal is not None:
+            return Decision(None, where, cal, op)
+    return Decision(None, "default: the checkpoint has no calibration")
 
 
 def is_scored(row: dict) -> bool:
@@ -453,14 +512,19 @@ def is_scored(row: dict) -> bool:
 
 
 def add_verdicts(rows: list[dict], decision: Decision) -> list[dict]:
-    """Add `verdict` to every scored row and window of score_items rows (in place); returns `rows`."""
+    """Add `verdict` (and, with a calibration, `llr`) to every scored row and window of score_items rows (in
+    place); returns `rows`."""
     for row in rows:
         if not is_scored(row):
             row["verdict"] = ""
             continue
         row["verdict"] = decision.verdict(row["score"], row["p_fake"])
+        if decision.llr(0.0) is not None:
+            row["llr"] = decision.llr(row["score"])
         for window in row.get("windows") or []:
             window["verdict"] = decision.verdict(window["score"], window["p_fake"])
+            if decision.llr(0.0) is not None:
+                window["llr"] = decision.llr(window["score"])
     return rows
 
 
@@ -475,12 +539,18 @@ def evaluate(
     wandb_run=None,
     extra: dict | None = None,
     policy: InputPolicy | None = None,
+    calibration: dict | None = None,
+    op: OperatingPoint = ASVSPOOF5,
     **score_opts,
 ) -> dict:
     """Score labelled `items` into OUT_DIR/scores.csv, then compute metrics.json and plots from that file.
 
     `policy`: the input policy (None: the model's default). `score_opts` go to `score_items` (batch_size,
-    workers, device, resume, compile, amp, ...).
+    workers, device, resume, compile, amp, ...). `calibration` (calibration.py; the caller has checked that
+    it applies to this model and policy): scores.csv gains each file's `llr` and metrics.json a `calibrated`
+    block (actDCF, Cllr of the LLRs) beside the raw-score metrics, and `threshold` defaults to the score at
+    which its Bayes decision flips. `op`: the operating point of minDCF,
+    actDCF and the Bayes decisions (default ASVspoof 5's).
     `threshold`: a calibrated decision threshold on the score, reported with its error rates. `extra` is
     stored in metrics.json (e.g. the checkpoint). Prints one summary line (and a loud warning if AUC < 0.5).
     Returns the metrics on rank 0 and {} on other ranks.
@@ -499,7 +569,15 @@ def evaluate(
         return {}
     seconds = time.perf_counter() - start
     rows = read_scores(out_dir / "scores.csv")  # metrics come from the score file, as written
-    metrics = metrics_from_rows(rows, n_bootstrap=n_bootstrap, threshold=threshold)
+    if calibration is not None and threshold is None:  # the Bayes threshold on the llr, as a score
+        threshold = (op.llr_threshold - calibration["offset"]) / calibration["scale"]
+    if calibration is not None:
+        import calibration as calib
+
+        for row in rows:
+            row["llr"] = float(calib.apply(calibration, row["score"])) if row["status"] == "ok" else None
+        write_scores(out_dir / "scores.csv", rows)
+    metrics = metrics_from_rows(rows, n_bootstrap=n_bootstrap, threshold=threshold, op=op)
     metrics["policy"] = policy.describe()
     metrics["score_kind"] = score_kind(model)
     metrics["score_definition"] = score_definition(policy, metrics["score_kind"])

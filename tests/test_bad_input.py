@@ -99,14 +99,18 @@ def test_non_utf8_name_is_printed_as_its_bytes(tiny_checkpoint, bad_name_data, c
 # --- item 8: an unusable calibration value is refused, never turned into verdicts or NaN JSON ----------
 
 
-@pytest.mark.parametrize("threshold", [float("nan"), float("inf")])
-def test_non_finite_calibration_threshold_is_refused(tiny, real_file, tmp_path, capsys, threshold):
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_calibration_is_refused(tiny, real_file, tmp_path, capsys, value):
+    import calibration
+    from checkpoints import weights_sha256
+
+    cal = calibration.fit([1.0, 2.0], [-1.0, 0.5], policy="head n=64600", weights_sha256=weights_sha256(tiny))
     checkpoint = tmp_path / "nan.pt"
-    save_checkpoint(checkpoint, tiny, calibration={"threshold": threshold, "source": "validation EER"})
+    save_checkpoint(checkpoint, tiny, calibration={**cal, "scale": value})
     argv = [str(real_file), "--checkpoint", str(checkpoint), "--output-format", "json"]
     status, out, err = run_score(argv, capsys)
     assert status == score.EXIT_NONE_SCORED
-    assert "calibration threshold" in err and "not a finite number" in err and "--threshold" in err
+    assert "scale must be a finite number" in err and "calibrate.py" in err
     assert "Traceback" not in err and out == ""
 
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,7 +39,7 @@ def test_fit_minimizes_the_weighted_cross_entropy():
     real, fake = rng.normal(2, 1.5, 300), rng.normal(-1.5, 2, 200)
     p = 0.3
     scale, offset = calibration.fit_affine(real, fake, p)
-    t = np.r_[np.full(300, 301 / 302), np.full(200, 1 / 202)]  # Platt-smoothed labels
+    t = np.r_[np.full(300, 300.5 / 301), np.full(200, 0.5 / 201)]  # smoothed labels
     w = np.r_[np.full(300, (1 - p) / 300), np.full(200, p / 200)]
     s = np.r_[real, fake]
 
@@ -176,3 +177,139 @@ def test_plots_det_with_operating_points_and_reliability(tmp_path):
         ]
         assert _blue_pixels(out / "det.png") > 300, name  # the curve is inside the frame
         assert _blue_pixels(out / "reliability.png") > 100, name  # the calibrated series is drawn
+
+
+# --- end to end on the bundled sample: fit on one half, apply to the other --------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_halves(golden, audio_dir, tmp_path_factory):
+    """AASIST-L (a copy, so side files land in tmp) scores half A of the bundled sample, calibrate.py fits on
+    it, then half B is evaluated with the calibration applied and an ASVspoof 5 score file."""
+    import shutil
+
+    import calibrate
+    import evaluate_custom
+
+    tmp = tmp_path_factory.mktemp("halves")
+    checkpoint = tmp / "AASIST-L.pth"
+    shutil.copy(golden / "aasist" / "AASIST-L.pth", checkpoint)
+    sample = audio_dir / "sample_custom"
+    files = {label: sorted((sample / label).iterdir()) for label in ("real", "fake")}
+    for half, start in (("A", 0), ("B", 1)):
+        lines = ["path,label"] + [f"{f},{label}" for label in files for f in files[label][start::2]]
+        (tmp / f"{half}.csv").write_text("\n".join(lines) + "\n")
+    common = ["--checkpoint", str(checkpoint), "--bootstrap", "0", "--workers", "0", "--device", "cpu"]
+    run_a, run_b = tmp / "run_A", tmp / "run_B"
+    before = evaluate_custom.main(evaluate_custom.parse_args(["--data", str(tmp / "A.csv"), "--out-dir",
+                                                             str(run_a), *common]))  # fmt: skip
+    cal = calibrate.main(calibrate.parse_args(["--run", str(run_a)]))
+    argv = [
+        "--data",
+        str(tmp / "B.csv"),
+        "--out-dir",
+        str(run_b),
+        "--score-file",
+        str(tmp / "B.tsv"),
+        *common,
+    ]
+    after = evaluate_custom.main(evaluate_custom.parse_args(argv))
+    return {
+        "tmp": tmp,
+        "checkpoint": checkpoint,
+        "cal": cal,
+        "before": before,
+        "after": after,
+        "run_a": run_a,
+        "run_b": run_b,
+    }
+
+
+def test_sample_calibration_from_one_half_lowers_cllr_on_the_other(sample_halves):
+    from checkpoints import load_model, weights_sha256
+    from scorefile import read_scores
+
+    cal, after = sample_halves["cal"], sample_halves["after"]
+    assert "calibrated" not in sample_halves["before"]  # no calibration existed yet
+    side = calibration.side_file(sample_halves["checkpoint"])
+    assert json.loads(side.read_text()) == cal  # stored beside the checkpoint, and reloaded from there
+    model, _ = load_model(sample_halves["checkpoint"])
+    assert cal["weights_sha256"] == weights_sha256(model) and cal["policy"] == "head n=64600"
+    assert after["calibration"]["source"] == str(side)
+    assert after["calibrated"]["cllr"] < after["cllr"]  # held-out half: calibrated LLRs beat raw scores
+    assert after["calibrated"]["act_dcf"] <= after["act_dcf"]
+    rows = [r for r in read_scores(sample_halves["run_b"] / "scores.csv") if r["status"] == "ok"]
+    assert len(rows) == 20
+    for r in rows:
+        assert r["llr"] == pytest.approx(cal["scale"] * r["score"] + cal["offset"], abs=1e-12)
+    # The other way round too: fitted on half B's scores, applied to half A's (both runs hold their scores).
+    a_rows = [r for r in read_scores(sample_halves["run_a"] / "scores.csv") if r["status"] == "ok"]
+    real_b, fake_b = ([r["score"] for r in rows if r["label"] == lab] for lab in ("real", "fake"))
+    real_a, fake_a = ([r["score"] for r in a_rows if r["label"] == lab] for lab in ("real", "fake"))
+    cal_b = calibration.fit(real_b, fake_b, policy=cal["policy"], weights_sha256=cal["weights_sha256"])
+    calibrated_a = compute_cllr(calibration.apply(cal_b, real_a), calibration.apply(cal_b, fake_a))
+    assert calibrated_a < compute_cllr(real_a, fake_a)
+    tsv = (sample_halves["tmp"] / "B.tsv").read_text().splitlines()
+    assert tsv[0] == "filename\tcm-score" and len(tsv) == 21
+    name, value = tsv[1].split("\t")
+    assert float(value) == next(r["llr"] for r in rows if Path(r["path"]).stem == name)
+
+
+def test_sample_calibration_refused_for_other_weights_or_policy(sample_halves, golden):
+    from checkpoints import load_model
+    from model import InputPolicy
+
+    model, info = load_model(sample_halves["checkpoint"])
+    cal, where = calibration.for_model(model, info, "head n=64600")
+    assert cal == sample_halves["cal"]
+    with pytest.raises(
+        CalibrationError, match="scoring policy 'head n=64600', not 'windows n=64600 hop=32300'"
+    ):
+        calibration.for_model(model, info, InputPolicy("windows").describe())
+    other, _ = load_model(golden / "aasist" / "AASIST.pth")  # AASIST, not AASIST-L: other weights
+    with pytest.raises(CalibrationError, match="other weights"):
+        calibration.for_model(other, info, "head n=64600")
+
+
+def test_sample_calibration_applied_by_score_py_and_app(sample_halves, golden, tmp_path, capsys):
+    import shutil
+
+    import app
+    import score
+    from scorefile import read_scores
+
+    cal = sample_halves["cal"]
+    expected = {r["path"]: r for r in read_scores(sample_halves["run_b"] / "scores.csv")}
+    paths = [p for p in sorted(expected) if expected[p]["label"] == "real"][:1]
+    paths += [p for p in sorted(expected) if expected[p]["label"] == "fake"][:1]
+    checkpoint = str(sample_halves["checkpoint"])
+    status = score.main(
+        score.parse_args([*paths, "--checkpoint", checkpoint, "--output-format", "json", "--workers", "0"])
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert status == score.EXIT_OK and document["decision"]["applies_to"] == "llr"
+    assert "Pspoof 0.05, Cmiss 1, Cfa 10" in document["decision"]["rule"]
+    for file in document["files"]:  # the same LLR evaluate_custom.py wrote for half B, the same verdict
+        assert file["llr"] == pytest.approx(expected[file["path"]]["llr"], abs=1e-4)
+        assert file["verdict"] == ("real" if file["llr"] >= ASVSPOOF5.llr_threshold else "fake")
+        assert file["verdict"] == expected[file["path"]]["label"]
+    # Another scoring policy, or another checkpoint with this side file beside it: refused, nothing scored.
+    status = score.main(
+        score.parse_args([paths[0], "--checkpoint", checkpoint, "--window", "--workers", "0"])
+    )
+    captured = capsys.readouterr()
+    assert status == score.EXIT_NONE_SCORED and "scoring policy 'head n=64600'" in captured.err
+    other = tmp_path / "AASIST.pth"
+    shutil.copy(golden / "aasist" / "AASIST.pth", other)
+    shutil.copy(calibration.side_file(checkpoint), calibration.side_file(other))
+    status = score.main(score.parse_args([paths[0], "--checkpoint", str(other), "--workers", "0"]))
+    captured = capsys.readouterr()
+    assert status == score.EXIT_NONE_SCORED and "other weights" in captured.err and captured.out == ""
+    # The app: the same LLR and rule; with windows ticked, the same refusal as a message.
+    detector = app.Detector({"calibrated": checkpoint}, "cpu")
+    row, decision, _ = detector.score(paths[0], "calibrated")
+    assert row["llr"] == pytest.approx(expected[paths[0]]["llr"], abs=1e-4) and decision.calibration == cal
+    text = app.verdict_markdown(row, decision, "calibrated", row["duration_s"], "")
+    assert "Calibrated: llr" in text and "Bayes decision" in text
+    with pytest.raises(ValueError, match="scoring policy"):
+        detector.score(paths[0], "calibrated", window=True)

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -186,15 +187,31 @@ def test_threshold_flag_overrides_default(aasist, inputs, tmp_path, capsys):
 
 
 def test_stored_calibration_is_used(aasist, inputs, tmp_path, capsys):
-    """A project checkpoint's validation-EER threshold decides; 3.5 flips a real file scored ~2.98 to fake."""
+    """A calibration stored in a project checkpoint decides on the LLR at the Bayes threshold; an offset that
+    puts the threshold at score 3.5 flips a real file scored ~2.98 to fake. An old threshold-only calibration
+    is refused."""
+    import calibration
+    from checkpoints import weights_sha256
+    from metrics import ASVSPOOF5
+
     model, _ = load_model(aasist)
+    offset = ASVSPOOF5.llr_threshold - 3.5  # llr = score + offset >= llr_threshold  <=>  score >= 3.5
+    cal = calibration.fit(
+        [3.0, 4.0], [-3.0, -4.0], policy="head n=64600", weights_sha256=weights_sha256(model)
+    )
     checkpoint = tmp_path / "calibrated.pth"
-    save_checkpoint(checkpoint, model, calibration={"threshold": 3.5, "source": "validation EER"})
+    save_checkpoint(checkpoint, model, calibration={**cal, "scale": 1.0, "offset": offset})
     _, out, _ = run([inputs[0], "--checkpoint", str(checkpoint), "--output-format", "json"], capsys)
     document = json.loads(out)
-    assert document["decision"]["threshold"] == 3.5
-    assert document["decision"]["source"] == "validation EER threshold stored in the checkpoint"
-    assert document["files"][0]["verdict"] == "fake"
+    assert document["decision"]["applies_to"] == "llr"
+    assert document["decision"]["llr_threshold"] == pytest.approx(-math.log(1.9))
+    assert "stored in" in document["decision"]["source"]
+    (file,) = document["files"]
+    assert file["llr"] == pytest.approx(file["score"] + offset) and file["verdict"] == "fake"
+    old = tmp_path / "old.pth"
+    save_checkpoint(old, model, calibration={"threshold": 3.5, "source": "validation EER"})
+    status, out, err = run([inputs[0], "--checkpoint", str(old)], capsys)
+    assert status == score.EXIT_NONE_SCORED and "only an EER threshold" in err and out == ""
 
 
 def test_exit_status_when_nothing_is_scored(aasist, audio_dir, capsys):
