@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+import calibration as calib
 import cli
 import data
 import distributed
@@ -48,6 +50,7 @@ from checkpoints import (
     load_model_or_exit,
     model_from_checkpoint,
     read_checkpoint,
+    weights_sha256,
 )
 from model import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
 from train_data import MAX_SUBSTITUTIONS, build_loaders, check_label_convention, load_split
@@ -69,7 +72,6 @@ RECIPES = {
     # class-weighted cross-entropy (0.1 fake, 0.9 real) and RawBoost series 1+2. The epoch count is --epochs.
     "reference": {"lr": 1e-6, "weight_decay": 1e-4, "loss": "weighted-ce", "batch_size": 14, "rawboost": 5},
 }
-CALIBRATION_SOURCE = "validation EER"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -284,11 +286,20 @@ def validation_metrics(rows: list[dict], weight: Tensor | None = None) -> dict:
     logits[:, REAL_INDEX] = torch.tensor([r["logit_real"] for r in ok])
     targets = torch.tensor([LABEL_TO_INDEX[label] for label in labels])
     m = metrics.compute_metrics(labels, [r["score"] for r in ok], n_bootstrap=0)
+    # The calibration best.pt carries: score -> LLR fitted on these validation scores (calibration.py).
+    real = np.array([r["score"] for r in ok if r["label"] == "real"])
+    fake = np.array([r["score"] for r in ok if r["label"] == "fake"])
+    scale, offset = calib.fit_affine(real, fake)
     return {
         "val_loss": float(F.cross_entropy(logits, targets, weight=weight)),
         "val_auc": m["auc"],
         "val_eer": m["eer"],
         "val_threshold": m["eer_threshold"],
+        "val_min_dcf": m["min_dcf"],
+        "val_cllr_raw": m["cllr"],
+        "val_cllr_calibrated": metrics.compute_cllr(scale * real + offset, scale * fake + offset),
+        "val_llr_scale": scale,
+        "val_llr_offset": offset,
         "val_files": len(ok),
     }
 
@@ -423,8 +434,7 @@ def fit(args: argparse.Namespace) -> dict:
                 best_eer = val["val_eer"]
                 history.best = {"epoch": epoch + 1, "val_eer": val["val_eer"], "val_auc": val["val_auc"],
                                 "val_threshold": val["val_threshold"]}  # fmt: skip
-            calibration = {"threshold": val["val_threshold"], "source": CALIBRATION_SOURCE,
-                           "eer": val["val_eer"], "epoch": epoch + 1}  # fmt: skip
+            calibration = validation_calibration(model, val, epoch + 1)
             training_state = {
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler else None, "epoch": epoch + 1, "step": trainer.step,
@@ -451,6 +461,22 @@ def fit(args: argparse.Namespace) -> dict:
     return history.as_dict() if distributed.is_main() else {}
 
 
+def validation_calibration(model: nn.Module, val: dict, epoch: int) -> dict | None:
+    """best.pt's calibration: the LLR map fitted on this epoch's validation scores (scored under the model's
+    own input policy); None, with a note, when the fit is unusable (e.g. a still inverted model)."""
+    fit = {"method": calib.METHOD, "p_spoof": calib.effective_p_spoof(), "data": "validation split",
+           "epoch": epoch, "eer": val["val_eer"], "n_files": val["val_files"],
+           "cllr_raw": val["val_cllr_raw"], "cllr_calibrated": val["val_cllr_calibrated"]}  # fmt: skip
+    try:
+        return calib.build(
+            val["val_llr_scale"], val["val_llr_offset"], policy=scoring.policy_for(model).describe(),
+            weights_sha256=weights_sha256(model), score_kind=scoring.score_kind(model), fit=fit,
+        )  # fmt: skip
+    except calib.CalibrationError as err:
+        print(f"note: epoch {epoch} stores no calibration: {err}")
+        return None
+
+
 def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_dir: Path, device) -> dict:
     """Score the test split once with best.pt through the evaluation pipeline (RUN/test/scores.csv, ...).
 
@@ -458,7 +484,7 @@ def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_di
     """
     best = distributed.broadcast(best)
     model, info = load_model(best_path, map_location=device)
-    calibration = info["calibration"] or {}
+    calibration = info["calibration"]
     if distributed.is_main():
         print(f"Scoring the test split ({len(items)} files) once, with best.pt (epoch {best['epoch']})")
     provenance = {
@@ -467,13 +493,14 @@ def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_di
         "weights_sha256": best["weights_sha256"],
     }
     m = scoring.evaluate(
-        model, items, run_dir / "test", threshold=calibration.get("threshold"),
-        extra={**provenance, "calibration": calibration},
+        model, items, run_dir / "test", calibration=calibration,
+        extra={**provenance,
+               "calibration": calib.summary(calibration, str(best_path)) if calibration else None},
         batch_size=args.eval_batch_size or args.batch_size, workers=args.workers, device=device,
         amp=args.amp, progress=not args.quiet,
     )  # fmt: skip
-    keep = ("auc", "eer", "eer_threshold", "n_real", "n_fake", "n_skipped")
-    return {**provenance, **{k: m.get(k) for k in keep}}
+    keep = ("auc", "eer", "eer_threshold", "min_dcf", "act_dcf", "cllr", "n_real", "n_fake", "n_skipped")
+    return {**provenance, **{k: m.get(k) for k in keep}, "calibrated": m.get("calibrated")}
 
 
 def start_wandb(args: argparse.Namespace, run_dir: Path, wandb_id: str | None, info: dict):

@@ -18,6 +18,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+import calibration
 import cli
 import evaluate_custom
 import fine_tune_for
@@ -153,9 +154,13 @@ def test_best_checkpoint_reloads_with_its_validation_numbers_and_calibration(toy
     out, history = toy_run
     model, info = load_model(out / "best.pt")
     assert info["format"] == "project" and info["arch"] == "ssl_aasist"
-    assert info["calibration"]["source"] == "validation EER"
-    assert info["calibration"]["threshold"] == pytest.approx(history["best"]["val_threshold"])
-    assert info["calibration"]["epoch"] == history["best"]["epoch"]
+    # The calibration: score -> LLR fitted on the best epoch's validation scores, for these weights, under
+    # the policy validation scores with (the first 64,600 samples).
+    cal = info["calibration"]
+    best_row = history["epochs"][history["best"]["epoch"] - 1]
+    assert cal["fit"]["data"] == "validation split" and cal["fit"]["epoch"] == history["best"]["epoch"]
+    assert (cal["scale"], cal["offset"]) == (best_row["val_llr_scale"], best_row["val_llr_offset"])
+    assert cal["weights_sha256"] == weights_sha256(model) and cal["policy"] == "head n=64600"
     # best.pt is lean (weights, config, calibration): the weights' bytes plus torch's per-tensor framing (its
     # name in the pickle, a zip record, 64-byte alignment: ~360 B here) and a few KB, no optimizer state.
     tensors = model.state_dict().values()
@@ -173,7 +178,12 @@ def test_best_checkpoint_reloads_with_its_validation_numbers_and_calibration(toy
     metrics = compute_metrics([r["label"] for r in rows], [r["score"] for r in rows], n_bootstrap=0)
     assert metrics["auc"] == pytest.approx(history["best"]["val_auc"])
     assert metrics["eer_threshold"] == pytest.approx(history["best"]["val_threshold"], abs=1e-5)
-    assert load_model(out / "last.pt")[1]["calibration"]["epoch"] == TOY_EPOCHS
+    real, fake = ([r["score"] for r in rows if r["label"] == lab] for lab in ("real", "fake"))
+    assert calibration.fit_affine(real, fake) == pytest.approx((cal["scale"], cal["offset"]), abs=1e-4)
+    assert load_model(out / "last.pt")[1]["calibration"]["fit"]["epoch"] == TOY_EPOCHS
+    # The test split was scored once with that calibration applied: raw and calibrated metrics side by side.
+    test_metrics = json.loads((out / "test" / "metrics.json").read_text())
+    assert test_metrics["calibration"]["scale"] == cal["scale"] and "cllr" in test_metrics["calibrated"]
 
 
 def test_validation_scores_equal_evaluate_custom_scores(toy_run, toy_for, tmp_path):
@@ -385,7 +395,7 @@ def test_aasist_l_fine_tunes_end_to_end(golden, audio_dir, tmp_path):
             "--wandb", "disabled"]  # fmt: skip
     history = fine_tune_for.main(fine_tune_for.parse_args(argv))
     model, info = load_model(out / "best.pt")
-    assert info["arch"] == "aasist" and info["calibration"]["source"] == "validation EER"
+    assert info["arch"] == "aasist" and info["calibration"]["fit"]["data"] == "validation split"
     # AASIST-L already tells LibriSpeech from espeak-ng; a tiny step at lr 1e-5 keeps it that way.
     assert history["epochs"][0]["val_auc"] == 1.0
     assert history["epochs"][0]["val_files"] == 2
