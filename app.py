@@ -85,6 +85,7 @@ class Detector:
         self.device = pick_device(device)
         self.op = op  # the operating point of calibrated verdicts (--prior, --cost)
         self._models: dict[str, tuple] = {}
+        self._decisions: dict[tuple[str, bool], Decision] = {}
         self._lock = threading.Lock()  # Gradio runs events in threads; one forward pass at a time on a CPU
 
     def model(self, label: str) -> tuple:
@@ -111,8 +112,11 @@ class Detector:
         with self._lock:
             model, info = self.model(label)
             policy = policy_for(model, window)
-            # A calibration for other weights or another policy is refused (ValueError) before scoring.
-            decision = decision_for(info, model=model, policy=policy, op=self.op)
+            # A calibration for other weights or another policy is refused (ValueError) before scoring. Kept
+            # per checkpoint and policy, as the model is: checking it hashes every weight.
+            if (label, window) not in self._decisions:
+                self._decisions[label, window] = decision_for(info, model=model, policy=policy, op=self.op)
+            decision = self._decisions[label, window]
             rows = score_items(
                 model,
                 [Item(path, None)],

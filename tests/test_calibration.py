@@ -313,3 +313,44 @@ def test_sample_calibration_applied_by_score_py_and_app(sample_halves, golden, t
     assert "Calibrated: llr" in text and "Bayes decision" in text
     with pytest.raises(ValueError, match="scoring policy"):
         detector.score(paths[0], "calibrated", window=True)
+
+
+def test_calibrate_py_stores_inside_project_checkpoints_and_checks_the_run(golden, tmp_path):
+    import calibrate
+    from checkpoints import (
+        atomic_torch_save,
+        load_model,
+        project_state,
+        read_checkpoint,
+        save_checkpoint,
+        weights_sha256,
+    )
+    from scoring import write_scores
+
+    model, _ = load_model(golden / "aasist" / "AASIST-L.pth")
+    best, last = tmp_path / "best.pt", tmp_path / "last.pt"
+    save_checkpoint(best, model)
+    atomic_torch_save({**project_state(model), "training": {"epoch": 3}}, last)
+    run = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    rows = [
+        {"path": f"{label}{i}.wav", "label": label, "score": float(s), "p_fake": 0.5, "status": "ok",
+         "n_windows": 1, "windows": [], "note": "", "policy": "head n=64600", "score_kind": "logit_real"}
+        for label, mean in (("real", 1.0), ("fake", -1.0))
+        for i, s in enumerate(rng.normal(mean, 1.0, 30))
+    ]  # fmt: skip
+    write_scores(run / "scores.csv", rows)
+    (run / "metrics.json").write_text(json.dumps({"checkpoint": str(best)}))
+    cal = calibrate.main(calibrate.parse_args(["--run", str(run)]))
+    assert load_model(best)[1]["calibration"] == cal == json.loads(calibration.side_file(best).read_text())
+    assert cal["weights_sha256"] == weights_sha256(model) and cal["fit"]["n_real"] == 30
+    calibrate.main(calibrate.parse_args(["--run", str(run), "--checkpoint", str(last)]))
+    assert read_checkpoint(last)["training"] == {"epoch": 3}  # last.pt keeps its training state
+    assert read_checkpoint(last)["calibration"]["scale"] == cal["scale"]
+    (run / "run.json").write_text(json.dumps({"weights_sha256": OTHER_SHA}))
+    with pytest.raises(SystemExit, match="scored with other weights"):
+        calibrate.main(calibrate.parse_args(["--run", str(run)]))
+    (run / "run.json").unlink()
+    write_scores(run / "scores.csv", [*rows[:-1], {**rows[-1], "policy": "windows n=64600 hop=32300"}])
+    with pytest.raises(SystemExit, match="mixes scoring policies"):
+        calibrate.main(calibrate.parse_args(["--run", str(run)]))

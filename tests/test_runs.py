@@ -158,9 +158,14 @@ def test_compare_with_a_corrupt_baseline_fails_before_the_evaluation(
 
 
 def test_nan_calibration_threshold_is_ignored_with_a_warning(tiny, two_files, tmp_path, capsys):
+    import calibration
+    from checkpoints import weights_sha256
+
+    cal = calibration.fit([1.0, 2.0], [-1.0, 0.5], policy="head n=64600", weights_sha256=weights_sha256(tiny))
     checkpoint = tmp_path / "nan.pt"
-    save_checkpoint(checkpoint, tiny, calibration={"threshold": float("nan"), "source": "validation EER"})
+    save_checkpoint(checkpoint, tiny, calibration={**cal, "scale": float("nan")})
     metrics = run(two_files, checkpoint, tmp_path / "run")
-    assert "calibration threshold is nan, not a finite number" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "calibration not applied" in err and "scale must be a finite number" in err
     text = (tmp_path / "run" / "metrics.json").read_text()
     assert "NaN" not in text and json.loads(text)["auc"] == metrics["auc"] is not None
