@@ -122,15 +122,6 @@ def main(args: argparse.Namespace) -> dict:
         sys.exit(f"error: {err}")
     model, info = load_model_or_exit(args.checkpoint, map_location="cpu", config=model_config)
     policy = scoring.policy_for(model, args.window, args.hop, args.max_duration)
-    op = calibration.operating_point(args)
-    cal, cal_where, cal_note = None, "", None
-    if not args.no_calibration:
-        try:
-            cal, cal_where = calibration.for_model(model, info, policy.describe())
-        except calibration.CalibrationError as err:
-            cal_note = f"calibration not applied: {err}"
-            if dist.is_main():
-                print(f"warning: {cal_note}", file=sys.stderr)
     record = run_record(
         model,
         info,
@@ -144,6 +135,15 @@ def main(args: argparse.Namespace) -> dict:
         },
         data={"data": str(args.data), "format": args.format, "split": args.split, "limit": args.limit},
     )
+    op = calibration.operating_point(args)
+    cal, cal_where, cal_note = None, "", None
+    if not args.no_calibration:
+        try:
+            cal, cal_where = calibration.for_model(model, info, policy.describe(), record["weights_sha256"])
+        except calibration.CalibrationError as err:
+            cal_note = f"calibration not applied: {err}"
+            if dist.is_main():
+                print(f"warning: {cal_note}", file=sys.stderr)
     refused = None
     if dist.is_main():
         try:
