@@ -186,9 +186,9 @@ def test_full_size_default_config_builds_with_reference_parameter_count(golden):
     assert sum(p.numel() for p in model.ssl_model.parameters()) == _xlsr_300m_detector_params()
     total = sum(p.numel() for p in model.parameters())
     assert total == _xlsr_300m_detector_params() + _backend_params(golden) == 315_884_938
-    with torch.no_grad():
-        logits = model(torch.randn(2, 64600) * 0.1)
-    assert logits.shape == (2, 2) and torch.isfinite(logits).all()
+    with torch.no_grad():  # one clip (~6 s of CPU each): batching is covered by the tiny models
+        logits = model(torch.randn(1, 64600) * 0.1)
+    assert logits.shape == (1, 2) and torch.isfinite(logits).all()
 
 
 # --------------------------------------------------------------------------------------------------
