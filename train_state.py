@@ -119,6 +119,7 @@ def save_epoch(
     staged = run_dir / "best.pt.staged"
     if improved:
         history.best["weights_sha256"] = weights_sha256(model)
+        history.test = None  # a resumed run with more epochs found a new best: its test split is scored again
         save_checkpoint(staged, model, calibration, format="pt")
     training = {**training, "history": history.as_dict()}
     atomic_torch_save({**project_state(model, calibration), "training": training}, run_dir / "last.pt")

@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -483,6 +484,9 @@ def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_di
     `best`: history's record of the best epoch (rank 0's; its epoch and weights_sha256 go into metrics.json).
     """
     best = distributed.broadcast(best)
+    if distributed.is_main():  # not recorded as finished for this best.pt: from another best, or cut short
+        shutil.rmtree(run_dir / "test", ignore_errors=True)
+    distributed.barrier()
     model, info = load_model(best_path, map_location=device)
     calibration = info["calibration"]
     if distributed.is_main():

@@ -378,6 +378,15 @@ def test_a_kill_at_any_file_write_resumes_to_an_agreeing_run(audio_dir, tmp_path
         left = [p.name for p in out.rglob("*") if p.name.endswith((".tmp", ".staged"))]
         assert not left, (where, left)
 
+    # A finished run resumed with more epochs that finds a new best scores the test split again with it.
+    assert go(tmp_path / "more", "--epochs", "1")["test"]["epoch"] == 1
+    more = go(tmp_path / "more", "--resume")
+    assert (
+        more["test"]["epoch"]
+        == 2
+        == json.loads((tmp_path / "more" / "test" / "metrics.json").read_text())["epoch"]
+    )
+
 
 # ----------------------------------------------------------------------------------------------------
 # AASIST-L (real weights) and torchrun
