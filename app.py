@@ -29,10 +29,11 @@ from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no global state
 import calibration  # noqa: E402
 import cli  # noqa: E402
 from audio import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
-from checkpoints import REGISTRY, load_model, parse_model_config, resolve_checkpoint  # noqa: E402
+from checkpoints import load_model, parse_model_config  # noqa: E402
 from data import AUDIO_EXTENSIONS, Item  # noqa: E402
 from metrics import ASVSPOOF5, OperatingPoint  # noqa: E402
 from onnx_backend import scoring_model  # noqa: E402
+from registry import REGISTRY, resolve_checkpoint  # noqa: E402
 from scoring import (  # noqa: E402
     UNTRAINED_BACK_END,
     Decision,

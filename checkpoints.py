@@ -1,17 +1,11 @@
-"""Checkpoint files: the registry and downloads, safe reading, format dispatch, this project's format, saving.
+"""Checkpoint files: safe reading, format dispatch, this project's format, saving (the registry of published
+files and their downloads: registry.py).
 
 `load_model` reads a file safely, then hands its contents to the adapter of the format it holds: this
 project's own (`save_checkpoint`) here, the published ones (reference SSL-AASIST, fairseq pretraining,
 clovaai AASIST, transformers) in formats.py, with their key maps.
 
 Every file is read with `torch.load(weights_only=True)`: no pickled code ever runs.
-
-Registry names (pretrained/registry.json: la, df, xlsr-300m, aasist, aasist-l) resolve to files in
-pretrained/ (override with env SSL_AASIST_PRETRAINED_DIR). Plain-URL entries download themselves on first use
-(resumable, size and sha256 checked); Google Drive ones must be fetched by hand, and asking for one that is
-not there prints exactly what to download and where to put it. Env SSL_AASIST_MIRROR=<base URL> fetches every
-registry file from <base URL>/<filename> instead (a lab mirror, or a local server in tests); checksums still
-apply.
 
     model, info = load_model("la")               # registry name, or a path to any supported file
 """
@@ -20,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import json
+import math
 import os
 import pickle
 import re
 import sys
-import urllib.error
-import urllib.request
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -37,206 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
+import calibration
 import formats
 import utils
 from formats import build_and_load, describe, short_list
 from model import ARCHS, _canonical_arch, _make_config
-
-# --------------------------------------------------------------------------------------------------
-# Registry and downloads
-# --------------------------------------------------------------------------------------------------
-
-REPO = Path(__file__).resolve().parent
-REGISTRY_PATH = REPO / "pretrained" / "registry.json"
-REGISTRY: dict[str, dict] = json.loads(REGISTRY_PATH.read_text())
-CHUNK = 1 << 20
-
-
-def pretrained_dir() -> Path:
-    """Where registry files live: env SSL_AASIST_PRETRAINED_DIR (read at each call) or repo/pretrained."""
-    return Path(os.environ.get("SSL_AASIST_PRETRAINED_DIR", REPO / "pretrained")).expanduser()
-
-
-def sha256sum(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
-
-
-def manual_instructions(name: str, dest: Path) -> str:
-    entry = REGISTRY[name]
-    steps = "\n".join(f"  {i}. {s.format(dest=dest)}" for i, s in enumerate(entry["instructions"], 1))
-    return (
-        f"Checkpoint {name!r} ({entry['filename']}) is not in {dest.parent}.\n"
-        f"{entry['description']}.\n"
-        "It is hosted on Google Drive, which does not allow scripted downloads, so fetch it by hand:\n"
-        f"{steps}\n"
-        f"Or pass the file's path directly, e.g. --checkpoint /path/to/{entry['filename']}."
-    )
-
-
-def resolve_checkpoint(spec: str, download: bool = True, mirror: str | None = None) -> Path:
-    """A checkpoint path from a file/folder path or a registry name; downloads plain-URL entries when missing.
-
-    mirror (or env SSL_AASIST_MIRROR): base URL that serves registry files by their file name.
-    """
-    path = Path(spec).expanduser()
-    if path.exists():
-        return path
-    name = spec.lower()
-    if name not in REGISTRY:
-        raise FileNotFoundError(
-            f"{spec!r} is neither an existing file nor a known checkpoint name. Known names: "
-            f"{', '.join(REGISTRY)} (see pretrained/README.md)."
-        )
-    entry = REGISTRY[name]
-    dest = pretrained_dir() / entry["filename"]
-    if dest.exists():
-        if entry.get("size") and dest.stat().st_size != entry["size"]:
-            warnings.warn(
-                f"{dest} has {dest.stat().st_size:,} bytes, but the published {entry['filename']} has "
-                f"{entry['size']:,}: it may be truncated or a different release.",
-                stacklevel=2,
-            )
-        return dest
-    if entry.get("hf_repo"):
-        return _from_hugging_face(name, entry, download)
-    mirror = mirror or os.environ.get("SSL_AASIST_MIRROR")
-    if entry.get("manual") and not mirror:
-        raise FileNotFoundError(manual_instructions(name, dest))
-    url = f"{mirror.rstrip('/')}/{entry['filename']}" if mirror else entry["url"]
-    if not download:
-        raise FileNotFoundError(
-            f"{dest} is missing; download it with: python download.py {name}  (from {url})"
-        )
-    print(f"Downloading {name} ({entry['filename']}) from {url} to {dest}", file=sys.stderr)
-    return _download(url, dest, sha256=entry.get("sha256"), size=entry.get("size"))
-
-
-def _from_hugging_face(name: str, entry: dict, download: bool) -> Path:
-    """A Hugging Face-hosted registry file through huggingface_hub: kept in the user's HF cache (HF_HOME /
-    HF_HUB_CACHE, shared with other tools), fetched from HF_ENDPOINT (a mirror) if set, resumed after an
-    interruption. Env vars are read at each call, not when huggingface_hub was imported."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    repo, filename = entry["hf_repo"], entry["hf_filename"]
-    endpoint = os.environ.get("HF_ENDPOINT")
-    where = f"{endpoint or 'https://huggingface.co'}/{repo} ({filename})"
-    if download:
-        print(f"Fetching {name} from {where} into the Hugging Face cache", file=sys.stderr)
-    try:
-        path = hf_hub_download(
-            repo,
-            filename,
-            endpoint=endpoint,
-            cache_dir=os.environ.get("HF_HUB_CACHE"),
-            local_files_only=not download,
-        )
-    except LocalEntryNotFoundError:
-        if download:
-            raise RuntimeError(
-                f"cannot reach {where} and {name} is not in the Hugging Face cache: check the network or set "
-                f"HF_ENDPOINT to a mirror, or put the file at {pretrained_dir() / entry['filename']}"
-            ) from None
-        raise FileNotFoundError(
-            f"{name} is not in the Hugging Face cache; download it with: python download.py {name}"
-        ) from None
-    except Exception as err:  # noqa: BLE001 - the hub raises many types (HTTP, repository, revision errors)
-        raise RuntimeError(f"download of {name} from {where} failed: {type(err).__name__}: {err}") from err
-    return Path(path)
-
-
-def _fetch(url: str, part: Path, size: int | None) -> None:
-    """One attempt: append to `part` from where it stops (HTTP Range); raises on any network error."""
-    have = part.stat().st_size if part.exists() else 0
-    if size is not None and have > size:
-        part.unlink()
-        have = 0
-    headers = {"User-Agent": "ssl-aasist-download/1"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and have and (size is None or have == size):
-            return  # the part file is already complete
-        raise
-    with response:
-        if have and response.status != 206:  # the server ignored Range: start over
-            have = 0
-        length = response.headers.get("Content-Length")
-        expected = have + int(length) if length else None  # what this response should bring the file to
-        total = size if size is not None else expected
-        with (
-            open(part, "ab" if have else "wb") as f,
-            tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, desc=part.name[:-5]
-            ) as bar,
-        ):
-            while block := response.read(CHUNK):
-                f.write(block)
-                bar.update(len(block))
-            got = f.tell()
-        if expected is not None and got < expected:  # http.client returns b"" when the server hangs up early
-            raise ConnectionError(f"connection closed after {got:,} of {expected:,} bytes")
-
-
-def download(
-    url: str, dest: str | Path, sha256: str | None = None, size: int | None = None, retries: int = 3
-) -> Path:
-    """Download `url` to `dest` with a progress bar; resume `dest.part` after an interruption (HTTP Range),
-    check size and sha256, then move into place atomically (os.replace). Returns dest.
-
-    A dropped connection is retried `retries` times, each attempt resuming; if all fail, the `.part` file is
-    kept and the next call resumes it.
-    """
-    dest = Path(dest)
-    if dest.exists():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    for attempt in range(retries + 1):
-        try:
-            _fetch(url, part, size)
-            break
-        except urllib.error.HTTPError as err:
-            raise RuntimeError(
-                f"download of {url} failed: HTTP {err.code} {err.reason}. Check the URL (or "
-                f"SSL_AASIST_MIRROR), or download the file by hand to {dest}."
-            ) from err
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
-            if attempt == retries:
-                got = part.stat().st_size if part.exists() else 0
-                raise RuntimeError(
-                    f"download of {url} interrupted after {got:,} bytes ({err}); "
-                    f"run the same command again to resume from {part}"
-                ) from err
-            print(
-                f"download interrupted ({err}); resuming (attempt {attempt + 2} of {retries + 1})",
-                file=sys.stderr,
-            )
-    got = part.stat().st_size
-    if size is not None and got != size:
-        raise RuntimeError(f"{url}: got {got:,} bytes, expected {size:,}; run again to resume or retry")
-    if sha256 is not None:
-        digest = sha256sum(part)
-        if digest != sha256.lower():
-            part.unlink()
-            raise ValueError(
-                f"{url}: sha256 {digest} does not match the expected {sha256}; the download was "
-                "deleted. The file on the server differs from the registered one."
-            )
-    os.replace(part, dest)
-    return dest
-
-
-_download = download  # resolve_checkpoint's `download` argument shadows the function's name
-
+from registry import REGISTRY, resolve_checkpoint
 
 # --------------------------------------------------------------------------------------------------
 # Saving and loading
@@ -367,8 +165,11 @@ def _torch_load(path: Path, map_location) -> Any:
         allowed = _data_only_globals()
         if needed and all(g in allowed for g in needed):
             # All of them: numpy dtype classes are built inside the pickle without a global of their own.
-            with torch.serialization.safe_globals([(obj, name) for name, obj in allowed.items()]):
-                return torch.load(path, map_location=map_location, weights_only=True)
+            try:
+                with torch.serialization.safe_globals([(obj, name) for name, obj in allowed.items()]):
+                    return torch.load(path, map_location=map_location, weights_only=True)
+            except Exception as again:  # noqa: BLE001 - e.g. truncated after the header
+                raise _unreadable(path, again) from again
         if needed:
             refused = [g for g in needed if g not in allowed]
             raise ValueError(
@@ -449,7 +250,28 @@ def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> Mapping:
     contents = _torch_load(path, map_location)
     if not isinstance(contents, Mapping):
         raise ValueError(f"{path} holds {describe(contents)}; {_EXPECTED}")
+    for name, tensor in _tensors(contents):
+        claimed = tensor.numel() * tensor.element_size()
+        held = tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
+        if claimed > held:  # stride 0 (expanded) or overlapping strides: using it would allocate `claimed`
+            raise ValueError(
+                f"{path}: tensor {name!r} of shape {tuple(tensor.shape)} claims {claimed:,} bytes but its "
+                f"storage holds {held:,} (an expanded or overlapping view); not loaded. A saved model's "
+                "weights hold their own bytes: re-save them with tensor.contiguous()"
+            )
     return contents
+
+
+def _tensors(obj: Any, name: str = ""):
+    """(dotted name, tensor) for every tensor inside nested dicts and lists."""
+    if isinstance(obj, Tensor):
+        yield name, obj
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            yield from _tensors(value, f"{name}.{key}" if name else str(key))
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _tensors(value, f"{name}.{i}")
 
 
 def _check_arch(requested: str | None, found: str, source: str) -> None:
@@ -457,13 +279,101 @@ def _check_arch(requested: str | None, found: str, source: str) -> None:
         raise ValueError(f"{source} holds a model of arch {found!r}, but arch={requested!r} was asked for")
 
 
-def _load_project(state: dict, arch, overrides, source: str) -> nn.Module:
-    found = state.get("arch")
-    if found not in ARCHS:
-        raise ValueError(f"{source}: project checkpoint names an unknown arch {found!r}")
+def _load_project(state: Mapping, arch, overrides, source: str) -> nn.Module:
+    """A project checkpoint's model, after its arch, config, weights and calibration were checked."""
+    missing = [key for key in ("arch", "config", "model") if key not in state]
+    if missing:
+        raise ValueError(f"{source}: the project checkpoint lacks {missing[0]!r}; {_EXPECTED}")
+    found = state["arch"]
+    if not isinstance(found, str) or found not in ARCHS:
+        raise ValueError(f"{source}: project checkpoint names an unknown arch {found!r} (known: {ARCHS})")
     _check_arch(arch, found, source)
-    cfg = _make_config(found, {**state["config"], **overrides})
-    return build_and_load(found, cfg, state["model"], source)
+    weights = state["model"]
+    if not isinstance(weights, Mapping) or not weights:
+        raise ValueError(
+            f"{source}: the weights ('model') must be a dict of tensors, got {describe(weights)}"
+        )
+    bad = [f"{k!r} ({type(v).__name__})" for k, v in weights.items() if not isinstance(v, Tensor)]
+    if bad or not all(isinstance(k, str) for k in weights):
+        raise ValueError(f"{source}: the weights ('model') must be a dict of tensors; not tensors: {bad}")
+    _validate_calibration(state.get("calibration"), source)
+    if not isinstance(state["config"], Mapping):
+        raise ValueError(f"{source}: the config must be a dict, got {describe(state['config'])}")
+    config = {**state["config"], **overrides}
+    _validate_config(found, config, source)
+    return build_and_load(found, _make_config(found, config), weights, source)
+
+
+def _validate_calibration(cal: Any, source: str) -> None:
+    """None, or a dict whose threshold (if any) is a number; the fitted format is checked by
+    calibration.validate. A non-finite threshold is left to the scripts' rule (score.py and the app refuse
+    it, evaluation ignores it with a warning): the weights themselves are fine."""
+    if cal is None:
+        return
+    if not isinstance(cal, Mapping):
+        raise ValueError(f"{source}: the calibration must be a dict, got {describe(cal)}")
+    if "threshold" in cal:
+        value = cal["threshold"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{source}: the calibration threshold must be a number, got {value!r}")
+    if cal.get("format") == calibration.FORMAT:
+        calibration.validate(dict(cal), f"{source}: calibration")
+
+
+# The largest size of each kind that load_model builds. The released models use far less (AASIST's graph
+# dims 24-64, XLS-R 2B's hidden size 1920); a file asking for more is damaged or hostile: gat_dims 30000
+# would allocate gigabytes of graph layers before its weights could disagree.
+_MAX_SIZE = {"gat_dims": 4096, "filts": 4096, "attention_channels": 4096, "fc1_hidden": 16384,
+             "hidden_size": 8192, "intermediate_size": 32768, "num_hidden_layers": 128,
+             "num_attention_heads": 128, "conv_dim": 8192, "conv_kernel": 1024, "conv_stride": 1024,
+             "num_conv_pos_embeddings": 1024, "num_conv_pos_embedding_groups": 1024,
+             "first_conv": 4096}  # fmt: skip
+_MAX_OTHER = 10**7  # sample counts (600 s at 16 kHz), rates
+
+
+def _validate_config(arch: str, config: Mapping, source: str) -> None:
+    """Types, ranges and sizes of a stored config, checked against the defaults' types before anything is
+    built (a string where a list belongs, a negative kernel, a NaN temperature, an absurd size)."""
+    defaults = asdict(_make_config(arch))
+    for key, value in config.items():
+        if key in defaults:  # unknown keys: _make_config names them
+            _check_value(key, value, defaults[key], source, key)
+
+
+def _check_value(key: str, value: Any, default: Any, source: str, where: str) -> None:
+    def refuse(what: str) -> None:
+        raise ValueError(f"{source}: config {where} must be {what}, got {value!r}")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            refuse("true or false")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            refuse("an int")
+        if value < 1:
+            refuse("a positive int")
+        if value > _MAX_SIZE.get(key, _MAX_OTHER):
+            refuse(f"at most {_MAX_SIZE.get(key, _MAX_OTHER):,} (larger than any released model)")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            refuse("a finite number")
+        low_high = (0.0, 1.0) if key == "pool_ratios" or "dropout" in key or key == "layerdrop" else None
+        if low_high and not low_high[0] <= value <= low_high[1]:
+            refuse("between 0 and 1")
+        if key in ("temperatures", "layer_norm_eps") and not value > 0:
+            refuse("positive")
+    elif isinstance(default, str):
+        if not isinstance(value, str) or len(value) > 64:
+            refuse("a short string")
+    elif isinstance(default, list):
+        fixed = key in ("filts", "gat_dims", "pool_ratios", "temperatures")
+        if not isinstance(value, (list, tuple)) or not value or len(value) > 64:
+            refuse("a list")
+        if fixed and len(value) != len(default):
+            refuse(f"a list of {len(default)}")
+        for i, item in enumerate(value):
+            template = default[min(i, len(default) - 1)] if default else item
+            _check_value(key, item, template, source, f"{where}[{i}]")
 
 
 def parse_model_config(text: str | None) -> dict[str, Any] | None:
@@ -579,7 +489,13 @@ def model_from_checkpoint(
     `load_model` = resolve the name + read_checkpoint + this; training's --resume calls it directly on the
     last.pt it has read for its training state.
     """
-    overrides = _config_overrides(config)
+    try:
+        return _model_from_checkpoint(contents, source, arch, _config_overrides(config))
+    except (TypeError, KeyError, AttributeError, IndexError) as err:  # a damaged file the checks above let by
+        raise ValueError(f"{source} is malformed ({type(err).__name__}: {err}); {_EXPECTED}") from err
+
+
+def _model_from_checkpoint(contents: Mapping, source: str, arch: str | None, overrides: dict) -> tuple:
     if str(contents.get("format", "")).startswith("ssl-aasist-project/"):
         if contents["format"] != PROJECT_FORMAT:
             raise ValueError(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from checkpoints import REGISTRY, resolve_checkpoint, sha256sum
+from registry import REGISTRY, resolve_checkpoint, sha256sum
 
 
 def parse_args() -> argparse.Namespace:

@@ -24,9 +24,10 @@ import torch
 from torch import Tensor, nn
 
 from audio import NB_SAMP, SAMPLE_RATE, load_audio, pad_or_crop
-from checkpoints import pretrained_dir, weights_sha256
+from checkpoints import weights_sha256
 from data import load_dataset
 from model import REFERENCE_HEAD
+from registry import pretrained_dir
 
 OPSET = 17
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")

@@ -29,8 +29,9 @@ from pathlib import Path
 
 from torch import nn
 
-from checkpoints import sha256sum, weights_sha256
+from checkpoints import weights_sha256
 from plots import PLOT_FILES
+from registry import sha256sum
 from utils import json_text, write_json
 
 RUN_FILE = "run.json"

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-import checkpoints as D
 import model as M
+import registry as D
+from checkpoints import load_model
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -133,7 +134,7 @@ def test_registry_name_downloads_itself_on_first_use(server, golden, tmp_path, m
     assert path.read_bytes() == (golden / "aasist" / "AASIST.pth").read_bytes()
     assert D.resolve_checkpoint("AASIST") == path and len(server.requests) == 1  # cached
 
-    model, info = D.load_model("aasist-l")  # load_model takes registry names too
+    model, info = load_model("aasist-l")  # load_model takes registry names too
     assert info["format"] == "clovaai" and info["source"] == str(tmp_path / "pretrained" / "AASIST-L.pth")
     assert model.config == M.AASIST_PRESETS["aasist-l"]
 
@@ -142,7 +143,7 @@ def test_manual_checkpoint_says_what_to_download_and_where(tmp_path, monkeypatch
     monkeypatch.setenv("SSL_AASIST_PRETRAINED_DIR", str(tmp_path))
     monkeypatch.delenv("SSL_AASIST_MIRROR", raising=False)
     with pytest.raises(FileNotFoundError) as err:
-        D.load_model("la")
+        load_model("la")
     message = str(err.value)
     for needed in ["LA_model.pth", "drive.google.com/drive/folders/1c4ywztEVlYVijfwbGLl9OEa1SNtFKppB",
                    "Download anyway", f"Move the file to {tmp_path / 'LA_model.pth'}"]:  # fmt: skip

@@ -7,7 +7,9 @@ every wrong key mapping tried moves the features by >= 1.8e-2 and the logits by 
 
 import json
 import os
+import resource
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +19,9 @@ from torch.testing import assert_close
 import checkpoints as C
 import export
 import model as M
+import score
+
+REPO = Path(__file__).resolve().parents[1]
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}
 # The one front-end size that tensors cannot show (golden config.json: encoder_attention_heads).
@@ -408,3 +413,80 @@ def test_weights_sha256_names_the_weights_not_the_file(tmp_path):
     with torch.no_grad():
         next(reloaded.parameters()).view(-1)[0] += 1e-6
     assert C.weights_sha256(reloaded) != digest  # one changed value is another fingerprint
+
+
+# --------------------------------------------------------------------------------------------------
+# Malformed checkpoints: the loader's message, never a raw traceback
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aasist_l_state(golden) -> dict:
+    """AASIST-L as a project checkpoint's contents, to break in one place per test."""
+    model, _ = C.load_model(golden / "aasist" / "AASIST-L.pth")
+    return C.project_state(model, {"threshold": 0.5, "source": "validation EER"})
+
+
+def _refused(path: Path, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        C.load_model(path)
+
+
+def test_malformed_project_structure_is_named_not_a_traceback(aasist_l_state, tmp_path, monkeypatch, capsys):
+    cases = {
+        "config_not_a_dict": ({"config": "gat_dims=64"}, r"config must be a dict"),
+        "no_weights": ({"model": None}, r"weights \('model'\) must be a dict of tensors"),
+        "weights_a_list": ({"model": [torch.zeros(1)]}, r"weights \('model'\) must be a dict of tensors"),
+        "weight_not_a_tensor": (
+            {"model": {**aasist_l_state["model"], "out_layer.weight": "x"}},
+            r"out_layer\.weight",
+        ),
+        "arch_a_number": ({"arch": 5}, r"unknown arch 5"),
+        "calibration_a_string": ({"calibration": "0.5"}, r"calibration must be a dict"),
+        "threshold_a_string": ({"calibration": {"threshold": "0.5"}}, r"threshold must be a number"),
+    }
+    for name, (change, match) in cases.items():
+        path = tmp_path / f"{name}.pt"
+        torch.save({**aasist_l_state, **change}, path)
+        _refused(path, match)
+    del aasist_l_state["config"]
+    torch.save(aasist_l_state, tmp_path / "no_config.pt")
+    _refused(tmp_path / "no_config.pt", r"lacks 'config'")
+    # score.py ends with the loader's message and exit status 2 (no file scored), as the README says.
+    monkeypatch.chdir(REPO)
+    status = score.main(
+        score.parse_args(["data/sample/real", "--checkpoint", str(tmp_path / "no_config.pt")])
+    )
+    assert status == 2 and "error: cannot load checkpoint" in capsys.readouterr().err
+
+
+def test_config_types_and_ranges_are_checked_before_building(aasist_l_state, tmp_path):
+    cases = {
+        "gat_dims": ("64", r"gat_dims must be a list"),
+        "pool_ratios": ([0.4, 0.5, 7.0, 0.5], r"pool_ratios.*between 0 and 1"),
+        "temperatures": ([2.0, float("nan"), 100.0, 100.0], r"temperatures.*finite"),
+        "first_conv": (-128, r"first_conv must be a positive"),
+        "sample_rate": (True, r"sample_rate must be an int"),
+    }
+    for field_name, (value, match) in cases.items():
+        state = {**aasist_l_state, "config": {**aasist_l_state["config"], field_name: value}}
+        torch.save(state, tmp_path / f"{field_name}.pt")
+        _refused(tmp_path / f"{field_name}.pt", match)
+
+
+def test_absurd_sizes_are_refused_before_allocation(aasist_l_state, tmp_path):
+    """gat_dims 30000 would build ~GBs of graph layers before the weights' shapes could disagree."""
+    state = {**aasist_l_state, "config": {**aasist_l_state["config"], "gat_dims": [30000, 30000]}}
+    torch.save(state, tmp_path / "huge.pt")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    _refused(tmp_path / "huge.pt", r"gat_dims")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 300 * 1024
+
+
+def test_tensors_claiming_more_memory_than_the_file_holds_are_refused(aasist_l_state, tmp_path):
+    """A stride-0 (expanded) tensor stores one value and claims 40 GB: refused before anything uses it."""
+    expanded = torch.zeros(1).expand(10_000_000_000)
+    torch.save({**aasist_l_state, "model": {**aasist_l_state["model"], "pos_S": expanded}}, tmp_path / "x.pt")
+    _refused(tmp_path / "x.pt", r"pos_S.*claims 40,000,000,000 bytes")
+    torch.save({"pos_S": expanded, "out_layer.weight": torch.zeros(2, 2)}, tmp_path / "bare.pth")
+    _refused(tmp_path / "bare.pth", r"pos_S.*claims")
