@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-import calibration
 import formats
 import utils
 from formats import build_and_load, describe, short_list
@@ -305,9 +304,9 @@ def _load_project(state: Mapping, arch, overrides, source: str) -> nn.Module:
 
 
 def _validate_calibration(cal: Any, source: str) -> None:
-    """None, or a dict whose threshold (if any) is a number; the fitted format is checked by
-    calibration.validate. A non-finite threshold is left to the scripts' rule (score.py and the app refuse
-    it, evaluation ignores it with a warning): the weights themselves are fine."""
+    """None, or a dict whose threshold (if any) is a number. Its values (a NaN threshold or scale, a fit for
+    other weights) are left to the scripts' rule, calibration.validate: score.py and the app refuse it,
+    evaluation ignores it with a warning, since the weights themselves are fine."""
     if cal is None:
         return
     if not isinstance(cal, Mapping):
@@ -316,8 +315,6 @@ def _validate_calibration(cal: Any, source: str) -> None:
         value = cal["threshold"]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{source}: the calibration threshold must be a number, got {value!r}")
-    if cal.get("format") == calibration.FORMAT:
-        calibration.validate(dict(cal), f"{source}: calibration")
 
 
 # The largest size of each kind that load_model builds. The released models use far less (AASIST's graph
