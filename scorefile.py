@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from utils import atomic_write_text, json_text
 
 CSV_COLUMNS = (
@@ -87,7 +89,9 @@ def _csv_text(rows, header: bool = True) -> str:
 def _cell(value) -> str:
     if value is None:
         return ""
-    return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, (float, np.floating)):  # shortest repr that reads back exactly; np.float64 -> float
+        return repr(float(value))
+    return str(value)
 
 
 def read_scores(path: str | os.PathLike) -> list[dict]:

@@ -60,3 +60,17 @@ def test_non_utf8_file_names_round_trip_through_a_written_file(tmp_path):
     name = os.fsdecode(b"real/bad\xff\xfe.flac")  # surrogateescape code points, as os.listdir returns them
     atomic_write_text(tmp_path / "list.txt", name + "\n")
     assert (tmp_path / "list.txt").read_bytes() == b"real/bad\xff\xfe.flac\n"
+
+
+def test_scores_csv_round_trips_numpy_floats(tmp_path):
+    """A row holding numpy scalars (np.float64 subclasses float; its repr is 'np.float64(...)' under numpy 2)
+    reads back as the same numbers."""
+    import numpy as np
+
+    from scorefile import read_scores, write_scores
+
+    row = {"path": "real/a.wav", "label": "real", "score": np.float64(1.25), "p_fake": np.float32(0.1),
+           "status": "ok"}  # fmt: skip
+    write_scores(tmp_path / "scores.csv", [row])
+    back = read_scores(tmp_path / "scores.csv")[0]
+    assert back["score"] == 1.25 and back["p_fake"] == float(np.float32(0.1))
