@@ -22,7 +22,7 @@ import sys
 from registry import REGISTRY, resolve_checkpoint, sha256sum
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
         pass
 
@@ -30,7 +30,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("names", nargs="*", default=[], help=f"registry names: {', '.join(REGISTRY)}")
     p.add_argument("--list", action="store_true", help="list the registry and what is already present")
     p.add_argument("--verify", action="store_true", help="check size and sha256 of files already present")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def describe_entry(name: str, entry: dict) -> str:

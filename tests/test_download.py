@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import download
 import model as M
 import registry as D
 from checkpoints import load_model
@@ -189,7 +190,7 @@ def test_registry_is_complete_and_matches_the_released_files(golden):
         ).read_bytes()
 
 
-def test_command_line_downloads_verifies_and_explains(server, tmp_path):
+def test_command_line_downloads_verifies_and_explains(server, tmp_path, monkeypatch, capsys):
     env = {**os.environ, "SSL_AASIST_PRETRAINED_DIR": str(tmp_path), "SSL_AASIST_MIRROR": server.url}
     script = str(Path(D.__file__).with_name("download.py"))
     ok = subprocess.run(
@@ -197,16 +198,20 @@ def test_command_line_downloads_verifies_and_explains(server, tmp_path):
     )
     assert ok.returncode == 0 and f"{tmp_path / 'AASIST-L.pth'}: sha256 OK" in ok.stdout
 
-    del env["SSL_AASIST_MIRROR"]
-    manual = subprocess.run([sys.executable, script, "df"], env=env, capture_output=True, text=True)
+    # The same main() in this process (the command line itself is proven above; each start costs ~2 s).
+    monkeypatch.setenv("SSL_AASIST_PRETRAINED_DIR", str(tmp_path))
+    monkeypatch.delenv("SSL_AASIST_MIRROR", raising=False)
+    with pytest.raises(SystemExit) as manual:
+        download.main(download.parse_args(["df"]))
     assert (
-        manual.returncode == 1
-        and f"Move the file to {tmp_path / 'Best_LA_model_for_DF.pth'}" in manual.stderr
+        manual.value.code == 1
+        and f"Move the file to {tmp_path / 'Best_LA_model_for_DF.pth'}" in capsys.readouterr().err
     )
-    listing = subprocess.run([sys.executable, script, "--list"], env=env, capture_output=True, text=True)
-    lines = listing.stdout.splitlines()
+    download.main(download.parse_args(["--list"]))
+    listing = capsys.readouterr().out
+    lines = listing.splitlines()
     assert any(line.startswith("aasist-l ") and line.endswith("present") for line in lines)
-    zoo_block = listing.stdout.split("antideepfake-mms-300m", 1)[1].split("\n\n", 1)[0]
+    zoo_block = listing.split("antideepfake-mms-300m", 1)[1].split("\n\n", 1)[0]
     for fact in ("Hugging Face nii-yamagishilab/mms-300m-anti-deepfake", "license: CC BY-NC-SA 4.0",
                  "published EER: In-the-Wild EER 4.8 %", "input: whole file"):  # fmt: skip
         assert fact in zoo_block, fact
