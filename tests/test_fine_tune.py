@@ -70,6 +70,14 @@ def tiny_init(golden, toy_for, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture
+def placeholder_figures(monkeypatch):
+    """Laying out and rendering figures is a large part of a tiny run and not what the tests using this are
+    about: each figure's file is still written and committed where the real one is, with placeholder bytes."""
+    monkeypatch.setattr(Figure, "savefig", lambda self, path, **kw: Path(path).write_bytes(b"\x89PNG"))
+    monkeypatch.setattr(Figure, "tight_layout", lambda self, **kw: None)
+
+
 def make_for(root: Path, audio_dir: Path, split_files: dict) -> Path:
     """A FoR layout ROOT/{split}/{real,fake}/ with copies of sample_custom files: {split: (reals, fakes)}."""
     reals = sorted((audio_dir / "sample_custom" / "real").iterdir())
@@ -255,7 +263,9 @@ def test_flipped_label_mapping_is_refused(toy_for, tiny_init, tmp_path, monkeypa
         run(toy_for, tmp_path / "run", tiny_init, "--wandb", "disabled")
 
 
-def test_a_flipped_training_run_fails_the_direction_check(toy_run, toy_for, tiny_init, tmp_path, monkeypatch):
+def test_a_flipped_training_run_fails_the_direction_check(
+    toy_run, toy_for, tiny_init, tmp_path, monkeypatch, placeholder_figures
+):
     """Without the guard, the flip reproduces the original bug: the same run gives validation AUC < 0.5 (the
     mirror image of the correct run), so the AUC > 0.5 check of the correct run does test the direction."""
     for module in (train_data, training):  # the training targets and the validation loss's
@@ -277,7 +287,7 @@ def test_class_weights_follow_the_class_indices():
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_one_epoch_plus_resume_equals_two_epochs(audio_dir, tiny_init, tmp_path):
+def test_one_epoch_plus_resume_equals_two_epochs(audio_dir, tiny_init, tmp_path, placeholder_figures):
     """Full fine-tuning (front end too), 2 steps per epoch, warm-up, random crops and RawBoost."""
     data = make_for(tmp_path / "for", audio_dir, {"training": ([0, 1], [0, 1]), "validation": ([3], [3])})
     flags = ["--batch-size", "2", "--lr", "1e-3", "--warmup-steps", "3", "--crop", "random",
@@ -320,7 +330,9 @@ class Killed(BaseException):
     """A kill at a file write (BaseException: no `except Exception` of the code under test stops it)."""
 
 
-def test_a_kill_at_any_file_write_resumes_to_an_agreeing_run(audio_dir, tmp_path, monkeypatch):
+def test_a_kill_at_any_file_write_resumes_to_an_agreeing_run(
+    audio_dir, tmp_path, monkeypatch, placeholder_figures
+):
     """Every file of a run is committed by os.replace: kill the run at the N-th one, for every N (leaving the
     temporary file behind, as a real kill does), then --resume. best.pt, history.json and test/ must agree
     and equal the uninterrupted run's, with no temporary or staged file left. A random tiny AASIST (6.7k
@@ -350,10 +362,6 @@ def test_a_kill_at_any_file_write_resumes_to_an_agreeing_run(audio_dir, tmp_path
         return fine_tune_for.main(fine_tune_for.parse_args(argv + list(extra)))
 
     monkeypatch.setattr(os, "replace", replace)
-    # Laying out and rendering figures is two thirds of a tiny run and not what this test is about: each
-    # figure's file is still written and committed where the real one is, with placeholder bytes.
-    monkeypatch.setattr(Figure, "savefig", lambda self, path, **kw: Path(path).write_bytes(b"\x89PNG"))
-    monkeypatch.setattr(Figure, "tight_layout", lambda self, **kw: None)
     straight = go(tmp_path / "straight")
     writes = list(calls)
     assert straight["best"]["epoch"] == 2  # the second epoch improves: a kill can strand an older best.pt
