@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import analysis as an
+from audio import SAMPLE_RATE
 from metrics import polarity_message
 from scoring import DEFAULT_P_FAKE_THRESHOLD
 from utils import atomic_write_text
@@ -201,8 +202,9 @@ def write_figures(run: an.Run, before: an.Run | None, attrs: dict, found: dict) 
     if known.any():
         path = run.folder / "report_duration.png"
         plots.plot_score_vs_duration(
-            durations[known], run.scores[known], run.labels[known], run.threshold, path
-        )
+            durations[known], run.scores[known], run.labels[known], run.threshold, path,
+            input_seconds=_head_seconds(run.metrics.get("policy")),
+        )  # fmt: skip
         out["duration"] = path.name
     if before is not None and len(found["pair"]["paths"]):
         pair = found["pair"]
@@ -215,6 +217,14 @@ def write_figures(run: an.Run, before: an.Run | None, attrs: dict, found: dict) 
 
 
 # ----------------------------------------------------------------------------------------------- report
+
+def _head_seconds(policy: str | None) -> float | None:
+    """Seconds of each file the model sees under a "head n=N" policy (InputPolicy.describe); None for
+    windows, whole files or a run that does not say."""
+    if not policy or not policy.startswith("head n="):
+        return None
+    return int(policy.split()[1].removeprefix("n=")) / SAMPLE_RATE
+
 def render(run: an.Run, before: an.Run | None, attrs: dict, found: dict, figures: dict) -> str:
     """report.md: plain Markdown (tables, bullets, images), readable on GitHub and in a terminal."""
     m = run.metrics

@@ -16,7 +16,6 @@ from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 import calibration  # noqa: E402
-from audio import NB_SAMP  # noqa: E402
 from metrics import ASVSPOOF5, OperatingPoint, dcf_curve, det_curve  # noqa: E402
 
 PLOT_FILES = ("roc.png", "det.png", "score_hist.png", "reliability.png")
@@ -234,16 +233,22 @@ def plot_score_panels(panels: list[tuple[str, np.ndarray, np.ndarray]], threshol
 
 
 def plot_score_vs_duration(
-    durations: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float, path: Path
+    durations: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float,
+    path: Path,
+    input_seconds: float | None = None,
 ) -> None:
-    """Each file's score against its duration (labels 1 = real), log time axis, with the threshold and the
-    4.04 s the reference model sees."""
+    """Each file's score against its duration (labels 1 = real), log time axis, with the threshold and, when
+    the model sees a fixed head of each file, that length (`input_seconds`; None: windows or whole files)."""
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     for cls, name, color in ((1, "real", "tab:green"), (0, "fake", "tab:red")):
         m = labels == cls
         ax.scatter(durations[m], scores[m], s=12, alpha=0.6, color=color, label=f"{name} ({m.sum()})")
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.3f}")
-    ax.axvline(NB_SAMP / 16000, color="0.6", ls=":", lw=1, label="4.04 s model input")
+    if input_seconds is not None:
+        ax.axvline(input_seconds, color="0.6", ls=":", lw=1, label=f"{input_seconds:.2f} s model input")
     ax.set(
         xscale="log", xlabel="duration (s)", ylabel="score (higher = more real)", title="Score vs duration"
     )

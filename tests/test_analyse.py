@@ -291,3 +291,12 @@ def test_moved_audio_is_found_under_data(tmp_path):
     assert analysis.resolve("data/sample/real/x.flac", tmp_path / "new") == moved
     assert analysis.resolve("/old/home/sample/real/x.flac", tmp_path / "new/sample") == moved
     assert analysis.resolve("data/sample/real/y.flac", tmp_path / "new") == Path("data/sample/real/y.flac")
+
+
+def test_duration_plot_marks_the_model_input_only_under_a_head_policy():
+    """The score-vs-duration figure draws "N s model input" for a head policy only: under windows or whole
+    files the model sees all of each file, and a 4.04 s line would mislead."""
+    assert analyse._head_seconds("head n=64600") == pytest.approx(4.0375)
+    assert analyse._head_seconds("head n=32000") == pytest.approx(2.0)
+    for policy in ("windows n=64600 hop=32300", "whole max_s=600 normalize", None, ""):
+        assert analyse._head_seconds(policy) is None
