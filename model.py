@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audio import DEFAULT_HOP, NB_SAMP
 from wav2vec import FrontEndMixin, Wav2Vec2FrontEndConfig, new_wav2vec2, wav2vec2_config  # noqa: F401
 
 REAL_INDEX = 1  # bona fide
@@ -48,8 +49,8 @@ class InputPolicy:
     """
 
     mode: str = "head"
-    n_samples: int = 64600
-    hop: int = 32300
+    n_samples: int = NB_SAMP
+    hop: int = DEFAULT_HOP
     max_seconds: float = 600.0
     normalize: bool = False
 
