@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audio import DESCRIBE_KEYS
 from metrics import compute_auc, metrics_by_group
 from scorefile import read_scores
 from utils import atomic_write_text
@@ -49,17 +50,7 @@ WHAT_IT_SCORES = {
     "lead_silence_s": "the silence",
     "trail_silence_s": "the silence",
 }
-RAW_KEYS = (
-    "container",
-    "codec",
-    "sample_rate",
-    "channels",
-    "duration_s",
-    "loudness_dbfs",
-    "lead_silence_s",
-    "trail_silence_s",
-    "error",
-)
+RAW_KEYS = DESCRIBE_KEYS  # one column per attribute audio.describe reads
 
 
 # ---------------------------------------------------------------------------------------------------- runs

@@ -153,6 +153,20 @@ SILENCE_TOP_DB = 40.0  # a 10 ms frame this far below the file's loudest frame c
 _FRAME = SAMPLE_RATE // 100  # 10 ms at 16 kHz
 
 
+# What `describe` tells of a file, in this order (the analysis report's attributes.csv columns).
+DESCRIBE_KEYS = (
+    "container",
+    "codec",
+    "sample_rate",
+    "channels",
+    "duration_s",
+    "loudness_dbfs",
+    "lead_silence_s",
+    "trail_silence_s",
+    "error",
+)
+
+
 def describe(path: str | os.PathLike) -> dict:
     """What a file is, read from the file itself (for the analysis report's breakdowns and confound check).
 
@@ -164,19 +178,7 @@ def describe(path: str | os.PathLike) -> dict:
     told is filled, the rest is None). Never raises for a bad file.
     """
     path = Path(path)
-    out = dict.fromkeys(
-        (
-            "container",
-            "codec",
-            "sample_rate",
-            "channels",
-            "duration_s",
-            "loudness_dbfs",
-            "lead_silence_s",
-            "trail_silence_s",
-            "error",
-        ),
-    )
+    out = dict.fromkeys(DESCRIBE_KEYS)
     try:
         info = sf.info(os.fsencode(path))  # by its bytes: any name the filesystem allows
         out.update(

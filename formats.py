@@ -81,11 +81,6 @@ _FAIRSEQ_TO_HF = [
         r"feature_extractor\.conv_layers\.0\.2\.(weight|bias)",
         r"feature_extractor.conv_layers.0.layer_norm.\1",
     ),
-    # wav2vec 2.0 base structure: a GroupNorm in conv layer 0 only (transformers names it layer_norm too)
-    (
-        r"feature_extractor\.conv_layers\.0\.2\.(weight|bias)",
-        r"feature_extractor.conv_layers.0.layer_norm.\1",
-    ),
     (r"layer_norm\.(weight|bias)", r"feature_projection.layer_norm.\1"),
     (r"post_extract_proj\.(weight|bias)", r"feature_projection.projection.\1"),
     (r"encoder\.pos_conv\.0\.bias", r"encoder.pos_conv_embed.conv.bias"),
