@@ -13,27 +13,12 @@ import torch
 
 import evaluate_custom
 import score
-from checkpoints import load_model, save_checkpoint
+from checkpoints import save_checkpoint
 from data import list_audio_files, load_dataset
 from scorefile import read_scores
 from scoring import score_items
 
 BAD_NAME = b"bad\xff\xfe.flac"  # not UTF-8: os.listdir returns it with surrogateescape code points
-
-
-@pytest.fixture(scope="module")
-def tiny(golden):
-    model, _ = load_model(
-        golden / "ssl_aasist_tiny" / "model_state_dict.pt", config={"num_attention_heads": 4}
-    )
-    return model
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tiny, tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, tiny)
-    return path
 
 
 @pytest.fixture(scope="module")

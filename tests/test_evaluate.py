@@ -16,7 +16,7 @@ import torch
 
 import evaluate_custom
 import evaluate_custom_for
-from checkpoints import load_model, save_checkpoint
+from checkpoints import load_model
 from data import Item, load_dataset
 from metrics import (
     compute_act_dcf,
@@ -52,23 +52,6 @@ METRIC_KEYS = {
     "polarity_warning",
     "skipped_reasons",
 }
-
-
-@pytest.fixture(scope="module")
-def tiny(golden):
-    """The tiny golden SSL-AASIST (random weights, reference key names)."""
-    model, _ = load_model(
-        golden / "ssl_aasist_tiny" / "model_state_dict.pt", config={"num_attention_heads": 4}
-    )
-    return model
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tiny, tmp_path_factory):
-    """The tiny model as a project checkpoint, so the command line loads it without extra flags."""
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, tiny)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -11,22 +11,10 @@ import torch
 import evaluate_custom
 import score
 import scoring
-from checkpoints import load_model, save_checkpoint
 from model import REFERENCE_HEAD, InputPolicy
 
 LONG_REAL = "1183-124566-0000.flac"  # 6.2 s: the head (4.04 s) and the 3 windows see different audio
 FAKE = "espeak_01.wav"  # 2.6 s: one tiled input under either policy
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(golden, tmp_path_factory):
-    """The tiny golden SSL-AASIST as a project checkpoint, so every command line loads it without flags."""
-    model, _ = load_model(
-        golden / "ssl_aasist_tiny" / "model_state_dict.pt", config={"num_attention_heads": 4}
-    )
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, model)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,6 @@ from scoring import evaluate
 
 
 @pytest.fixture(scope="module")
-def tiny(golden):
-    tiny_dir = golden / "ssl_aasist_tiny"
-    model, _ = load_model(tiny_dir / "model_state_dict.pt", config={"num_attention_heads": 4})
-    return model
-
-
-@pytest.fixture(scope="module")
 def checkpoints(tiny, tmp_path_factory):
     """Two project checkpoints of the tiny model: its weights, and the same with one weight changed."""
     folder = tmp_path_factory.mktemp("ckpt")
