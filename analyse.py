@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-import analysis as an
-from audio import SAMPLE_RATE
-from metrics import polarity_message
-from scoring import DEFAULT_P_FAKE_THRESHOLD
-from utils import atomic_write_text
+import antispoof.reports.analysis as an
+import antispoof.reports.compare as cmp
+from antispoof.audio.decode import SAMPLE_RATE
+from antispoof.evaluation.metrics import polarity_message
+from antispoof.scoring.decision import DEFAULT_P_FAKE_THRESHOLD
+from antispoof.utils import atomic_write_text
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -78,13 +79,13 @@ def main(args: argparse.Namespace) -> dict:
         "unreadable": sum(attrs[r["path"]].get("error") is not None for r in run.rows),
     }
     if before is not None:
-        pair = an.paired(before, run)
-        changes = an.subset_changes(before, run, attrs)
+        pair = cmp.paired(before, run)
+        changes = cmp.subset_changes(before, run, attrs)
         found.update(
-            metric_changes=an.metric_changes(before, run),
+            metric_changes=cmp.metric_changes(before, run),
             subset_changes=changes,
             pair=pair,
-            diagnosis=an.diagnose(before, run, pair, changes),
+            diagnosis=cmp.diagnose(before, run, pair, changes),
         )
     figures = write_figures(run, before, attrs, found)
     report = render(run, before, attrs, found, figures)
@@ -179,7 +180,7 @@ def ci(lo_hi, scale: float = 1.0, spec: str = ".3f") -> str:
 # ---------------------------------------------------------------------------------------------- figures
 def write_figures(run: an.Run, before: an.Run | None, attrs: dict, found: dict) -> dict[str, str]:
     """The report's PNGs in the run folder; returns {what: file name}."""
-    import plots
+    import antispoof.reports.plots as plots
 
     out = {}
     real, fake = run.scores[run.labels == 1], run.scores[run.labels == 0]

@@ -26,27 +26,29 @@ import numpy as np  # noqa: E402
 from matplotlib import mlab  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no global state shared by Gradio's threads)
 
-import calibration  # noqa: E402
-import cli  # noqa: E402
-from audio import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
-from checkpoints import load_model, parse_model_config  # noqa: E402
-from data import AUDIO_EXTENSIONS, Item  # noqa: E402
-from metrics import ASVSPOOF5, OperatingPoint  # noqa: E402
-from onnx_backend import scoring_model  # noqa: E402
-from registry import REGISTRY, resolve_checkpoint  # noqa: E402
-from scoring import (  # noqa: E402
-    UNTRAINED_BACK_END,
-    Decision,
-    add_verdicts,
-    decision_for,
+import antispoof.cli as cli  # noqa: E402
+import antispoof.evaluation.calibration as calibration  # noqa: E402
+from antispoof.audio.datasets import AUDIO_EXTENSIONS, Item  # noqa: E402
+from antispoof.audio.decode import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
+from antispoof.checkpoints.files import load_model, parse_model_config  # noqa: E402
+from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint  # noqa: E402
+from antispoof.evaluation.metrics import ASVSPOOF5, OperatingPoint  # noqa: E402
+from antispoof.scoring.core import (  # noqa: E402
     default_batch_size,
-    is_scored,
     policy_for,
     score_definition,
     score_items,
     score_kind,
 )
-from utils import pick_device  # noqa: E402
+from antispoof.scoring.decision import (  # noqa: E402
+    UNTRAINED_BACK_END,
+    Decision,
+    add_verdicts,
+    decision_for,
+    is_scored,
+)
+from antispoof.scoring.onnx_backend import scoring_model  # noqa: E402
+from antispoof.utils import pick_device  # noqa: E402
 
 DEFAULT_MAX_MB = 50.0
 DEFAULT_MAX_SECONDS = 60.0  # ~30 windows: about half a minute for AASIST on a laptop CPU

@@ -34,13 +34,13 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from audio import NB_SAMP, SAMPLE_RATE, pad_or_crop, resample
+from antispoof.audio.datasets import Item, load_dataset
+from antispoof.audio.decode import NB_SAMP, SAMPLE_RATE, pad_or_crop, resample
+from antispoof.evaluation.metrics import compute_metrics
+from antispoof.networks import SSLAASIST, SSLAASISTConfig, build_model
+from antispoof.scoring.core import score_items
+from antispoof.utils import pick_device, set_seed, write_json
 from benchmark_scoring import naive_scores
-from data import Item, load_dataset
-from metrics import compute_metrics
-from model import SSLAASIST, SSLAASISTConfig, build_model
-from scoring import score_items
-from utils import pick_device, set_seed, write_json
 
 RATES = (8000, 16000, 22050, 44100, 48000)
 FORMATS = ("flac", "wav", "mp3")

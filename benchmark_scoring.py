@@ -41,12 +41,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audio import NB_SAMP, SAMPLE_RATE, pad_or_crop, resample
-from data import Item, load_dataset
-from metrics import compute_auc, compute_eer
-from onnx_backend import BACKENDS, OnnxDetector, scoring_model
-from scoring import AMP_CHOICES, default_batch_size, default_workers, logits_to_scores, score_items
-from utils import pick_device
+from antispoof.audio.datasets import Item, load_dataset
+from antispoof.audio.decode import NB_SAMP, SAMPLE_RATE, pad_or_crop, resample
+from antispoof.evaluation.metrics import compute_auc, compute_eer
+from antispoof.scoring.core import (
+    AMP_CHOICES,
+    default_batch_size,
+    default_workers,
+    logits_to_scores,
+    score_items,
+)
+from antispoof.scoring.onnx_backend import BACKENDS, OnnxDetector, scoring_model
+from antispoof.utils import pick_device
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "audio" / "sample_custom"
 VARIANTS = {  # name -> (backend, amp)
@@ -118,11 +124,11 @@ def load(args: argparse.Namespace, device: torch.device):
     """The model under test: a checkpoint, or seeded random weights (the same in every child process)."""
     config = _model_config(args.model_config)
     if args.random:
-        from model import build_model
+        from antispoof.networks import build_model
 
         torch.manual_seed(0)
         return build_model(args.random, config).to(device).eval()
-    from checkpoints import load_model
+    from antispoof.checkpoints.files import load_model
 
     return load_model(args.checkpoint, map_location=device, config=config)[0]
 
@@ -294,7 +300,7 @@ def main(args: argparse.Namespace) -> dict:
     }
     print_table(summary)
     if args.out is not None:
-        from utils import write_json
+        from antispoof.utils import write_json
 
         args.out.parent.mkdir(parents=True, exist_ok=True)
         write_json(args.out, summary)

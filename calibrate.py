@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-import calibration
+import antispoof.evaluation.calibration as calibration
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -76,8 +76,8 @@ def run_policy(rows: list[dict], run: Path) -> str:
 
 
 def main(args: argparse.Namespace) -> dict:
-    from checkpoints import load_model_or_exit, weights_sha256  # late: --help stays fast
-    from scorefile import read_scores
+    from antispoof.checkpoints.files import load_model_or_exit, weights_sha256  # late: --help stays fast
+    from antispoof.scoring.scorefile import read_scores
 
     scores_csv = args.run / "scores.csv"
     if not scores_csv.is_file():
@@ -137,7 +137,7 @@ def main(args: argparse.Namespace) -> dict:
 
 def embed(path: str, model, cal: dict) -> None:
     """Store `cal` inside a project checkpoint, keeping all else it holds (last.pt's training state)."""
-    from checkpoints import atomic_torch_save, read_checkpoint, save_checkpoint
+    from antispoof.checkpoints.files import atomic_torch_save, read_checkpoint, save_checkpoint
 
     if Path(path).suffix == ".safetensors":
         save_checkpoint(path, model, cal, format="safetensors")

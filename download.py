@@ -1,4 +1,4 @@
-"""Known pretrained checkpoints (pretrained/registry.json) and a resumable, checksummed downloader.
+"""Known pretrained checkpoints (antispoof/checkpoints/registry.json) and a resumable, checksummed downloader.
 
     python download.py aasist            # download (plain-URL entries) or print manual instructions
     python download.py --list            # the registry
@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from registry import REGISTRY, resolve_checkpoint, sha256sum
+from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint, sha256sum
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -33,16 +33,17 @@ import argparse
 import sys
 from pathlib import Path
 
-import calibration
-import cli
-import distributed as dist
-import scorefile
-import scoring
-from checkpoints import load_model_or_exit, parse_model_config
-from data import load_dataset
-from onnx_backend import resolve_backend
-from runs import RunFolderError, prepare_run_dir, run_record
-from utils import atomic_write_text, init_wandb, raw_names_on_stdio, set_seed, write_json
+import antispoof.cli as cli
+import antispoof.distributed as dist
+import antispoof.evaluation.calibration as calibration
+import antispoof.scoring.core as scoring
+import antispoof.scoring.scorefile as scorefile
+from antispoof.audio.datasets import load_dataset
+from antispoof.checkpoints.files import load_model_or_exit, parse_model_config
+from antispoof.runs import RunFolderError, prepare_run_dir, run_record
+from antispoof.scoring.evaluate import evaluate
+from antispoof.scoring.onnx_backend import resolve_backend
+from antispoof.utils import atomic_write_text, init_wandb, raw_names_on_stdio, set_seed, write_json
 
 DEFAULT_CHECKPOINT = "la"  # registry name of the reference LA_model.pth (see pretrained/README.md)
 
@@ -165,7 +166,7 @@ def main(args: argparse.Namespace) -> dict:
     wandb_run = None
     if dist.is_main():
         wandb_run = init_wandb(args.wandb_project, args.out_dir, vars(args), mode=args.wandb)
-    metrics = scoring.evaluate(
+    metrics = evaluate(
         model,
         items,
         args.out_dir,

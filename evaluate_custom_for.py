@@ -18,9 +18,9 @@ import json
 import sys
 from pathlib import Path
 
-import distributed as dist
+import antispoof.distributed as dist
 import evaluate_custom
-from utils import write_json
+from antispoof.utils import write_json
 
 FOR_CHECKPOINT = "runs/fine_tune_for/best.pt"  # fine_tune_for.py's default run folder
 

@@ -28,7 +28,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from checkpoints import load_model_or_exit, save_checkpoint, weights_sha256
+from antispoof.checkpoints.files import load_model_or_exit, save_checkpoint, weights_sha256
 
 DEFAULT_CHECK_DATA = Path(__file__).resolve().parent / "data" / "sample"
 
@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> Path:
 
 def export_onnx_checked(model, args: argparse.Namespace) -> Path:
     """Write the ONNX graph to a temporary file, compare onnxruntime with PyTorch, then move it to OUT."""
-    import onnx_backend as ob
+    import antispoof.scoring.onnx_backend as ob
 
     policy = getattr(model, "default_policy", None)
     if policy is not None and policy.mode == "whole":

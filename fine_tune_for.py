@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import argparse
 
-import cli
-import training
-from rawboost import ALGOS
-from utils import raw_names_on_stdio
+import antispoof.cli as cli
+import antispoof.training.loop as training
+from antispoof.audio.rawboost import ALGOS
+from antispoof.utils import raw_names_on_stdio
 
 
 def recipe_values(name: str) -> dict:

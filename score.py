@@ -40,25 +40,21 @@ import math
 import sys
 from pathlib import Path
 
-import calibration
-import cli
-from checkpoints import load_model, parse_model_config
-from data import Item, list_audio_files
-from scorefile import asvspoof5_score_file
-from scoring import (
+import antispoof.cli as cli
+import antispoof.evaluation.calibration as calibration
+from antispoof.audio.datasets import Item, list_audio_files
+from antispoof.checkpoints.files import load_model, parse_model_config
+from antispoof.scoring.core import default_batch_size, policy_for, score_definition, score_items, score_kind
+from antispoof.scoring.decision import (
     DEFAULT_P_FAKE_THRESHOLD,
     UNTRAINED_BACK_END,
     Decision,
     add_verdicts,
     decision_for,
-    default_batch_size,
     is_scored,
-    policy_for,
-    score_definition,
-    score_items,
-    score_kind,
 )
-from utils import atomic_write_text, json_text, pick_device, raw_names_on_stdio
+from antispoof.scoring.scorefile import asvspoof5_score_file
+from antispoof.utils import atomic_write_text, json_text, pick_device, raw_names_on_stdio
 
 DEFAULT_CHECKPOINT = "aasist"  # registry name: clovaai AASIST, small enough for a CPU
 CSV_FIELDS = (

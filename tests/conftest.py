@@ -46,7 +46,7 @@ def _offline_wandb(monkeypatch, tmp_path):
 def tiny(golden):
     """The tiny golden SSL-AASIST (random weights, reference key names; 4 heads, which the file cannot tell).
     Shared by every test module that does not define its own: tests score with it, none may change it."""
-    from checkpoints import load_model
+    from antispoof.checkpoints.files import load_model
 
     model, _ = load_model(
         golden / "ssl_aasist_tiny" / "model_state_dict.pt", config={"num_attention_heads": 4}
@@ -57,7 +57,7 @@ def tiny(golden):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny, tmp_path_factory):
     """The tiny model as a project checkpoint, so every command line loads it without extra flags."""
-    from checkpoints import save_checkpoint
+    from antispoof.checkpoints.files import save_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, tiny)

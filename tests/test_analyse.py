@@ -12,12 +12,12 @@ import pytest
 import soundfile as sf
 
 import analyse
-import analysis
-import audio
-from metrics import metrics_from_rows
-from runs import REPORT_FILES
-from scorefile import CSV_COLUMNS, ScoreWriter
-from utils import write_json
+import antispoof.audio.decode as audio
+import antispoof.reports.analysis as analysis
+from antispoof.evaluation.metrics import metrics_from_rows
+from antispoof.runs import REPORT_FILES
+from antispoof.scoring.scorefile import CSV_COLUMNS, ScoreWriter
+from antispoof.utils import write_json
 
 N = 8  # files per class
 

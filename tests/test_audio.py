@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audio import (
+from antispoof.audio.decode import (
     MIN_DURATION_S,
     NB_SAMP,
     SAMPLE_RATE,

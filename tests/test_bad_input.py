@@ -13,10 +13,10 @@ import torch
 
 import evaluate_custom
 import score
-from checkpoints import save_checkpoint
-from data import list_audio_files, load_dataset
-from scorefile import read_scores
-from scoring import score_items
+from antispoof.audio.datasets import list_audio_files, load_dataset
+from antispoof.checkpoints.files import save_checkpoint
+from antispoof.scoring.core import score_items
+from antispoof.scoring.scorefile import read_scores
 
 BAD_NAME = b"bad\xff\xfe.flac"  # not UTF-8: os.listdir returns it with surrogateescape code points
 
@@ -86,8 +86,8 @@ def test_non_utf8_name_is_printed_as_its_bytes(tiny_checkpoint, bad_name_data, c
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_non_finite_calibration_is_refused(tiny, real_file, tmp_path, capsys, value):
-    import calibration
-    from checkpoints import weights_sha256
+    import antispoof.evaluation.calibration as calibration
+    from antispoof.checkpoints.files import weights_sha256
 
     cal = calibration.fit([1.0, 2.0], [-1.0, 0.5], policy="head n=64600", weights_sha256=weights_sha256(tiny))
     checkpoint = tmp_path / "nan.pt"

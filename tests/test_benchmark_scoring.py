@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+import antispoof.checkpoints.files as C
 import benchmark_scoring as B
-import checkpoints as C
 
 
 def test_profile_splits_the_model_into_its_stages(golden, audio_dir):

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import calibration
-from calibration import CalibrationError
-from metrics import ASVSPOOF5, compute_cllr
+import antispoof.evaluation.calibration as calibration
+from antispoof.evaluation.calibration import CalibrationError
+from antispoof.evaluation.metrics import ASVSPOOF5, compute_cllr
 
 SHA = "ab" * 32
 OTHER_SHA = "cd" * 32
@@ -152,8 +152,8 @@ def _blue_pixels(png) -> int:
 
 
 def test_plots_det_with_operating_points_and_reliability(tmp_path):
-    import plots
-    from metrics import compute_metrics
+    import antispoof.reports.plots as plots
+    from antispoof.evaluation.metrics import compute_metrics
 
     rng = np.random.default_rng(0)
     for name, (real, fake) in {
@@ -226,8 +226,8 @@ def sample_halves(golden, audio_dir, tmp_path_factory):
 
 
 def test_sample_calibration_from_one_half_lowers_cllr_on_the_other(sample_halves):
-    from checkpoints import load_model, weights_sha256
-    from scorefile import read_scores
+    from antispoof.checkpoints.files import load_model, weights_sha256
+    from antispoof.scoring.scorefile import read_scores
 
     cal, after = sample_halves["cal"], sample_halves["after"]
     assert "calibrated" not in sample_halves["before"]  # no calibration existed yet
@@ -256,8 +256,8 @@ def test_sample_calibration_from_one_half_lowers_cllr_on_the_other(sample_halves
 
 
 def test_sample_calibration_refused_for_other_weights_or_policy(sample_halves, golden):
-    from checkpoints import load_model
-    from model import InputPolicy
+    from antispoof.checkpoints.files import load_model
+    from antispoof.networks import InputPolicy
 
     model, info = load_model(sample_halves["checkpoint"])
     cal, where = calibration.for_model(model, info, "head n=64600")
@@ -276,7 +276,7 @@ def test_sample_calibration_applied_by_score_py_and_app(sample_halves, golden, t
 
     import app
     import score
-    from scorefile import read_scores
+    from antispoof.scoring.scorefile import read_scores
 
     cal = sample_halves["cal"]
     expected = {r["path"]: r for r in read_scores(sample_halves["run_b"] / "scores.csv")}
@@ -317,7 +317,7 @@ def test_sample_calibration_applied_by_score_py_and_app(sample_halves, golden, t
 
 def test_calibrate_py_stores_inside_project_checkpoints_and_checks_the_run(golden, tmp_path):
     import calibrate
-    from checkpoints import (
+    from antispoof.checkpoints.files import (
         atomic_torch_save,
         load_model,
         project_state,
@@ -325,7 +325,7 @@ def test_calibrate_py_stores_inside_project_checkpoints_and_checks_the_run(golde
         save_checkpoint,
         weights_sha256,
     )
-    from scoring import write_scores
+    from antispoof.scoring.scorefile import write_scores
 
     model, _ = load_model(golden / "aasist" / "AASIST-L.pth")
     best, last = tmp_path / "best.pt", tmp_path / "last.pt"

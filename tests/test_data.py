@@ -6,7 +6,14 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from data import FORMATS, Item, detect_format, list_audio_files, load_dataset, normalize_label
+from antispoof.audio.datasets import (
+    FORMATS,
+    Item,
+    detect_format,
+    list_audio_files,
+    load_dataset,
+    normalize_label,
+)
 
 
 @pytest.fixture(scope="module")

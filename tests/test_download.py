@@ -12,14 +12,13 @@ import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
+import antispoof.checkpoints.registry as D
+import antispoof.networks as M
 import download
-import model as M
-import registry as D
-from checkpoints import load_model
+from antispoof.checkpoints.files import load_model
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -192,7 +191,7 @@ def test_registry_is_complete_and_matches_the_released_files(golden):
 
 def test_command_line_downloads_verifies_and_explains(server, tmp_path, monkeypatch, capsys):
     env = {**os.environ, "SSL_AASIST_PRETRAINED_DIR": str(tmp_path), "SSL_AASIST_MIRROR": server.url}
-    script = str(Path(D.__file__).with_name("download.py"))
+    script = str(D.REPO / "download.py")
     ok = subprocess.run(
         [sys.executable, script, "aasist-l", "--verify"], env=env, capture_output=True, text=True
     )
@@ -221,7 +220,7 @@ def test_quick_start_runs_offline_from_a_fresh_copy(tmp_path):
     """The README's quick start on a machine without network: AASIST ships in pretrained/, so a copy of the
     tracked files scores with `--checkpoint aasist` while every download would fail (the mirror is a port
     where nothing listens). Two of the sample files keep it short; the command is the README's."""
-    repo = Path(D.__file__).resolve().parent
+    repo = D.REPO
     listed = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True, check=True).stdout
     copy = tmp_path / "clone"
     for name in filter(None, os.fsdecode(listed).split("\0")):

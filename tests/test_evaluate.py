@@ -16,9 +16,9 @@ import torch
 
 import evaluate_custom
 import evaluate_custom_for
-from checkpoints import load_model
-from data import Item, load_dataset
-from metrics import (
+from antispoof.audio.datasets import Item, load_dataset
+from antispoof.checkpoints.files import load_model
+from antispoof.evaluation.metrics import (
     compute_act_dcf,
     compute_cllr,
     compute_eer,
@@ -26,10 +26,11 @@ from metrics import (
     compute_min_dcf,
     metrics_by_group,
 )
-from model import InputPolicy
-from scorefile import CSV_COLUMNS, ScoreWriter, read_scores
-from scoring import evaluate, score_items
-from utils import init_wandb
+from antispoof.networks import InputPolicy
+from antispoof.scoring.core import score_items
+from antispoof.scoring.evaluate import evaluate
+from antispoof.scoring.scorefile import CSV_COLUMNS, ScoreWriter, read_scores
+from antispoof.utils import init_wandb
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN_REASONS = {

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-import checkpoints as C
+import antispoof.checkpoints.files as C
+import antispoof.scoring.onnx_backend as ob
 import export
-import onnx_backend as ob
-from scoring import score_items
+from antispoof.scoring.core import score_items
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}  # golden/README.md's parity tolerance
 TINY_HEADS = {"num_attention_heads": 4}  # the one size of the tiny model its tensors cannot show

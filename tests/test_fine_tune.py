@@ -18,19 +18,19 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-import calibration
-import cli
+import antispoof.cli as cli
+import antispoof.evaluation.calibration as calibration
+import antispoof.training.data as train_data
+import antispoof.training.loop as training
+import antispoof.training.state as train_state
 import evaluate_custom
 import fine_tune_for
-import train_data
-import train_state
-import training
-from checkpoints import load_model, read_checkpoint, save_checkpoint, weights_sha256
-from data import Item
-from metrics import compute_metrics
-from model import FAKE_INDEX, REAL_INDEX, build_model
-from scorefile import read_scores
-from scoring import score_items
+from antispoof.audio.datasets import Item
+from antispoof.checkpoints.files import load_model, read_checkpoint, save_checkpoint, weights_sha256
+from antispoof.evaluation.metrics import compute_metrics
+from antispoof.networks import FAKE_INDEX, REAL_INDEX, build_model
+from antispoof.scoring.core import score_items
+from antispoof.scoring.scorefile import read_scores
 
 REPO = Path(__file__).resolve().parents[1]
 # The learnable toy setting: frozen tiny front end, the back end trained with a high rate, 1 step per epoch.

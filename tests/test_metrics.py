@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from metrics import (
+from antispoof.evaluation.metrics import (
     ASVSPOOF5,
     OperatingPoint,
     compute_act_dcf,
@@ -23,7 +23,7 @@ from metrics import (
     det_curve,
     pav_llrs,
 )
-from utils import atomic_write_text, init_wandb, pick_device, set_seed
+from antispoof.utils import atomic_write_text, init_wandb, pick_device, set_seed
 
 
 def test_eer_exact_crossing():

@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-import checkpoints as C
+import antispoof.checkpoints.files as C
+import antispoof.networks as M
 import export
-import model as M
 import score
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,10 +8,10 @@ import shutil
 import pytest
 import torch
 
+import antispoof.scoring.core as scoring
 import evaluate_custom
 import score
-import scoring
-from model import REFERENCE_HEAD, InputPolicy
+from antispoof.networks import REFERENCE_HEAD, InputPolicy
 
 LONG_REAL = "1183-124566-0000.flac"  # 6.2 s: the head (4.04 s) and the 3 windows see different audio
 FAKE = "espeak_01.wav"  # 2.6 s: one tiled input under either policy

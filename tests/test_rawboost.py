@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from rawboost import (
+from antispoof.audio.rawboost import (
     ALGOS,
     RawBoostConfig,
     apply_rawboost,

@@ -10,10 +10,10 @@ from torch import nn
 
 import evaluate_custom
 import evaluate_custom_for
-from checkpoints import load_model, save_checkpoint, weights_sha256
-from data import load_dataset
-from runs import REPORT_FILES, prepare_run_dir
-from scoring import evaluate
+from antispoof.audio.datasets import load_dataset
+from antispoof.checkpoints.files import load_model, save_checkpoint, weights_sha256
+from antispoof.runs import REPORT_FILES, prepare_run_dir
+from antispoof.scoring.evaluate import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +151,8 @@ def test_compare_with_a_corrupt_baseline_fails_before_the_evaluation(
 
 
 def test_nan_calibration_threshold_is_ignored_with_a_warning(tiny, two_files, tmp_path, capsys):
-    import calibration
-    from checkpoints import weights_sha256
+    import antispoof.evaluation.calibration as calibration
+    from antispoof.checkpoints.files import weights_sha256
 
     cal = calibration.fit([1.0, 2.0], [-1.0, 0.5], policy="head n=64600", weights_sha256=weights_sha256(tiny))
     checkpoint = tmp_path / "nan.pt"

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import score
-from checkpoints import load_model, save_checkpoint
+from antispoof.checkpoints.files import load_model, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -190,9 +190,9 @@ def test_stored_calibration_is_used(aasist, inputs, tmp_path, capsys):
     """A calibration stored in a project checkpoint decides on the LLR at the Bayes threshold; an offset that
     puts the threshold at score 3.5 flips a real file scored ~2.98 to fake. An old threshold-only calibration
     is refused."""
-    import calibration
-    from checkpoints import weights_sha256
-    from metrics import ASVSPOOF5
+    import antispoof.evaluation.calibration as calibration
+    from antispoof.checkpoints.files import weights_sha256
+    from antispoof.evaluation.metrics import ASVSPOOF5
 
     model, _ = load_model(aasist)
     offset = ASVSPOOF5.llr_threshold - 3.5  # llr = score + offset >= llr_threshold  <=>  score >= 3.5

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils import atomic_write_text, json_text, write_json
+from antispoof.utils import atomic_write_text, json_text, write_json
 
 
 def strict_loads(text: str):
@@ -67,7 +67,7 @@ def test_scores_csv_round_trips_numpy_floats(tmp_path):
     reads back as the same numbers."""
     import numpy as np
 
-    from scorefile import read_scores, write_scores
+    from antispoof.scoring.scorefile import read_scores, write_scores
 
     row = {"path": "real/a.wav", "label": "real", "score": np.float64(1.25), "p_fake": np.float32(0.1),
            "status": "ok"}  # fmt: skip

@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-import checkpoints as C
-import model as M
-from wav2vec import layer_outputs
+import antispoof.checkpoints.files as C
+import antispoof.networks as M
+from antispoof.networks.wav2vec import layer_outputs
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}
 TINY_HEADS = {"num_attention_heads": 4}  # the one size tensors cannot show (golden config.json)
@@ -431,7 +431,7 @@ def test_antideepfake_fine_tunes_end_to_end_with_the_usual_flags(golden, audio_d
     from test_fine_tune import make_for
 
     import fine_tune_for
-    from scorefile import read_scores
+    from antispoof.scoring.scorefile import read_scores
 
     data = make_for(tmp_path / "for", audio_dir,
                     {"training": ([0], [0]), "validation": ([1], [1]), "testing": ([2], [2])})  # fmt: skip
@@ -460,7 +460,7 @@ def test_whole_policy_skips_a_file_too_short_for_the_model_with_a_reason(golden,
     model (a forward error would end the whole run), so under "whole" they are skipped with a reason."""
     import soundfile as sf
 
-    from scoring import score_items
+    from antispoof.scoring.core import score_items
 
     sf.write(tmp_path / "blip.wav", np.full(300, 0.1, dtype=np.float32), 16000)  # 300 samples: no frame
     ckpt = golden / "antideepfake_tiny" / "tiny_mms_style" / "detector.ckpt"

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 
-from data import FORMATS
-from onnx_backend import BACKENDS
-from scoring import AMP_CHOICES, default_workers
+from antispoof.audio.datasets import FORMATS
+from antispoof.scoring.core import AMP_CHOICES, default_workers
+from antispoof.scoring.onnx_backend import BACKENDS
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 

@@ -49,7 +49,7 @@ def init(backend: str | None = None) -> bool:
 
 def device(name: str = "auto") -> torch.device:
     """The device this process should use: its own GPU under torchrun, else `utils.pick_device(name)`."""
-    from utils import pick_device
+    from antispoof.utils import pick_device
 
     chosen = pick_device(name)
     if chosen.type == "cuda" and dist.is_initialized() and chosen.index is None:

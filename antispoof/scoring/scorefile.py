@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils import atomic_write_text, json_text
+from antispoof.utils import atomic_write_text, json_text
 
 CSV_COLUMNS = (
     "path",

@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import FormatStrFormatter  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
-import calibration  # noqa: E402
-from metrics import ASVSPOOF5, OperatingPoint, dcf_curve, det_curve  # noqa: E402
+import antispoof.evaluation.calibration as calibration  # noqa: E402
+from antispoof.evaluation.metrics import ASVSPOOF5, OperatingPoint, dcf_curve, det_curve  # noqa: E402
 
 PLOT_FILES = ("roc.png", "det.png", "score_hist.png", "reliability.png")
 

@@ -26,7 +26,8 @@ Scores: `score` = `reference_score(logits, model.score_kind)`, the score the mod
 SSL-AASIST and AASIST the real-class logit `logits[:, REAL_INDEX]`); higher = more likely real. `p_fake` =
 softmax(logits)[:, FAKE_INDEX] for every model. Every row, scores.csv and metrics.json carry the policy
 (`InputPolicy.describe()`) and the score kind. `status` is "ok" or the reason the file was skipped. The
-verdict rule that score.py and app.py apply is here too (`decision_for`, `add_verdicts`).
+verdict rule that score.py and app.py apply is in decision.py; `evaluate` (scores.csv -> metrics.json) in
+evaluate.py.
 """
 
 from __future__ import annotations
@@ -34,11 +35,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -46,22 +45,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-import distributed as dist
-from audio import SAMPLE_RATE, AudioError, AudioInfo, is_silent, load_audio, pad_or_crop
-from audio import windows as cut_windows
-from data import Item
-from metrics import (
-    ASVSPOOF5,
-    OperatingPoint,
-    group_table,
-    metrics_from_rows,
-    print_polarity_warning,
-    summary_line,
-)
-from model import FAKE_INDEX, REAL_INDEX, REFERENCE_HEAD, InputPolicy
-from onnx_backend import scoring_model
-from scorefile import ScoreWriter, read_scores, write_scores
-from utils import seed_worker, write_json
+import antispoof.distributed as dist
+from antispoof.audio.datasets import Item
+from antispoof.audio.decode import SAMPLE_RATE, AudioError, AudioInfo, is_silent, load_audio, pad_or_crop
+from antispoof.audio.decode import windows as cut_windows
+from antispoof.networks import FAKE_INDEX, REAL_INDEX, REFERENCE_HEAD, InputPolicy
+from antispoof.scoring.onnx_backend import scoring_model
+from antispoof.scoring.scorefile import ScoreWriter
+from antispoof.utils import seed_worker
 
 AMP_CHOICES = ("auto", "bf16", "fp16", "fp32")
 # model.score_kind -> what `score` is (index 1 = real in every model here).
@@ -402,214 +393,3 @@ def _file_scores(logits: Tensor, starts: list[float], duration_s: float, n_sampl
         "n_windows": len(starts),
         "windows": windows,
     }
-
-
-# The verdict rule (score.py, app.py): a threshold on the score, or p_fake >= 0.5 without one.
-DEFAULT_P_FAKE_THRESHOLD = 0.5
-# load_model formats that wrap a pretrained front end around a random back end: not a detector yet.
-UNTRAINED_BACK_END = ("fairseq_pretrain", "transformers")
-
-
-@dataclass(frozen=True)
-class Decision:
-    """How a score becomes a verdict, in order of precedence:
-
-    - `threshold` (--threshold): "real when score >= threshold", on the raw score;
-    - `calibration` (calibration.py; checked to fit these weights and this policy): llr = scale * score +
-      offset, "real when llr >= op.llr_threshold", the Bayes decision for the operating point `op` (prior
-      of a fake and the two error costs; default ASVspoof 5's);
-    - neither: "fake when p_fake >= 0.5" (the larger logit wins), which assumes the training data's priors.
-    """
-
-    threshold: float | None
-    source: str
-    calibration: dict | None = None
-    op: OperatingPoint = ASVSPOOF5
-
-    def llr(self, score: float) -> float | None:
-        """The calibrated natural-log LLR of a score (None without a calibration)."""
-        if self.calibration is None or self.threshold is not None:
-            return None
-        return self.calibration["scale"] * score + self.calibration["offset"]
-
-    def score_threshold(self) -> float | None:
-        """The score at which the verdict flips (for plots): --threshold, or the calibrated Bayes threshold
-        mapped back to the score; None for the p_fake rule."""
-        if self.threshold is not None:
-            return self.threshold
-        if self.calibration is not None:
-            return (self.op.llr_threshold - self.calibration["offset"]) / self.calibration["scale"]
-        return None
-
-    def verdict(self, score: float, p_fake: float) -> str:
-        """'real' or 'fake' for one file or window."""
-        if self.threshold is not None:
-            return "real" if score >= self.threshold else "fake"
-        if self.calibration is not None:
-            return "real" if self.llr(score) >= self.op.llr_threshold else "fake"
-        return "fake" if p_fake >= DEFAULT_P_FAKE_THRESHOLD else "real"
-
-    def describe(self) -> str:
-        if self.threshold is not None:
-            return f"real if score >= {self.threshold:.4g} ({self.source})"
-        if self.calibration is not None:
-            cal, op = self.calibration, self.op
-            return (
-                f"real if llr >= {op.llr_threshold:.3f}, the Bayes decision for Pspoof {op.p_spoof:g}, Cmiss "
-                f"{op.c_miss:g}, Cfa {op.c_fa:g}; llr = {cal['scale']:.4g} * score {cal['offset']:+.4g} "
-                f"(calibration from {self.source})"
-            )
-        return f"fake if p_fake >= {DEFAULT_P_FAKE_THRESHOLD} ({self.source})"
-
-    def as_dict(self) -> dict:
-        calibrated = self.threshold is None and self.calibration is not None
-        applies_to = "score" if self.threshold is not None else "llr" if calibrated else "p_fake"
-        out = {"threshold": self.threshold, "applies_to": applies_to, "source": self.source,
-               "rule": self.describe()}  # fmt: skip
-        if calibrated:
-            out.update(
-                llr_threshold=self.op.llr_threshold,
-                operating_point=self.op.as_dict(),
-                calibration={k: self.calibration[k] for k in ("scale", "offset", "llr", "policy")},
-            )
-        return out
-
-
-def decision_for(
-    info: dict,
-    threshold: float | None = None,
-    *,
-    model: nn.Module | None = None,
-    policy: InputPolicy | None = None,
-    op: OperatingPoint = ASVSPOOF5,
-    use_calibration: bool = True,
-) -> Decision:
-    """The verdict rule: --threshold, else the checkpoint's calibration (side file or stored; needs `model`
-    and `policy` to check that it belongs to them), else the p_fake >= 0.5 default.
-
-    Raises ValueError (calibration.CalibrationError) for a non-finite threshold, or a calibration that is
-    malformed or fitted for other weights or another policy: it is refused, never silently applied.
-    """
-    import calibration as calib
-
-    if threshold is not None:
-        if not math.isfinite(threshold):
-            raise ValueError(f"--threshold must be a finite number, got {threshold!r}")
-        return Decision(float(threshold), "--threshold")
-    if use_calibration:
-        if model is None or policy is None:
-            cal, where = calib.find(None, info)
-        else:
-            cal, where = calib.for_model(model, info, policy.describe())
-        if cal is not None:
-            return Decision(None, where, cal, op)
-    return Decision(None, "default: the checkpoint has no calibration")
-
-
-def is_scored(row: dict) -> bool:
-    """score_items rows: status is "ok", or the reason the file was skipped."""
-    return row["status"] == "ok"
-
-
-def add_verdicts(rows: list[dict], decision: Decision) -> list[dict]:
-    """Add `verdict` (and, with a calibration, `llr`) to every scored row and window of score_items rows (in
-    place); returns `rows`."""
-    for row in rows:
-        if not is_scored(row):
-            row["verdict"] = ""
-            continue
-        row["verdict"] = decision.verdict(row["score"], row["p_fake"])
-        if decision.llr(0.0) is not None:
-            row["llr"] = decision.llr(row["score"])
-        for window in row.get("windows") or []:
-            window["verdict"] = decision.verdict(window["score"], window["p_fake"])
-            if decision.llr(0.0) is not None:
-                window["llr"] = decision.llr(window["score"])
-    return rows
-
-
-def evaluate(
-    model: nn.Module,
-    items: list[Item],
-    out_dir: str | os.PathLike,
-    *,
-    n_bootstrap: int = 1000,
-    threshold: float | None = None,
-    plots: bool = True,
-    wandb_run=None,
-    extra: dict | None = None,
-    policy: InputPolicy | None = None,
-    calibration: dict | None = None,
-    op: OperatingPoint = ASVSPOOF5,
-    **score_opts,
-) -> dict:
-    """Score labelled `items` into OUT_DIR/scores.csv, then compute metrics.json and plots from that file.
-
-    `policy`: the input policy (None: the model's default). `score_opts` go to `score_items` (batch_size,
-    workers, device, resume, compile, amp, ...). `calibration` (calibration.py; the caller has checked that
-    it applies to this model and policy): scores.csv gains each file's `llr` and metrics.json a `calibrated`
-    block (actDCF, Cllr of the LLRs) beside the raw-score metrics, and `threshold` defaults to the score at
-    which its Bayes decision flips. `op`: the operating point of minDCF,
-    actDCF and the Bayes decisions (default ASVspoof 5's).
-    `threshold`: a calibrated decision threshold on the score, reported with its error rates. `extra` is
-    stored in metrics.json (e.g. the checkpoint). Prints one summary line (and a loud warning if AUC < 0.5).
-    Returns the metrics on rank 0 and {} on other ranks.
-    """
-    unlabelled = [i.path for i in items if i.label not in ("real", "fake")]
-    if unlabelled:
-        raise ValueError(
-            f"evaluation needs labels 'real'/'fake'; {len(unlabelled)} items have none, "
-            f"e.g. {unlabelled[0]} (use score.py to score unlabelled files)"
-        )
-    out_dir = Path(out_dir)
-    policy = policy or policy_for(model)
-    start = time.perf_counter()
-    score_items(model, items, out_csv=out_dir / "scores.csv", policy=policy, **score_opts)
-    if not dist.is_main():
-        return {}
-    seconds = time.perf_counter() - start
-    rows = read_scores(out_dir / "scores.csv")  # metrics come from the score file, as written
-    if calibration is not None and threshold is None:  # the Bayes threshold on the llr, as a score
-        threshold = (op.llr_threshold - calibration["offset"]) / calibration["scale"]
-    if calibration is not None:
-        import calibration as calib
-
-        for row in rows:
-            row["llr"] = float(calib.apply(calibration, row["score"])) if row["status"] == "ok" else None
-        write_scores(out_dir / "scores.csv", rows)
-    metrics = metrics_from_rows(rows, n_bootstrap=n_bootstrap, threshold=threshold, op=op)
-    metrics["policy"] = policy.describe()
-    metrics["score_kind"] = score_kind(model)
-    metrics["score_definition"] = score_definition(policy, metrics["score_kind"])
-    metrics["scoring_seconds"] = round(seconds, 2)
-    metrics.update(extra or {})
-    if plots:
-        import plots as plotting
-
-        metrics["plots"] = plotting.save_all(rows, out_dir, metrics)
-    write_json(out_dir / "metrics.json", metrics)
-    if metrics["polarity_warning"]:
-        print_polarity_warning(metrics["polarity_warning"])
-    print(summary_line(metrics, out_dir))
-    if metrics["by_group"]:
-        print(group_table(metrics["by_group"]))
-    if wandb_run is not None:
-        log_to_wandb(wandb_run, metrics, rows, out_dir)
-    return metrics
-
-
-def log_to_wandb(run, metrics: dict, rows: list[dict], out_dir: Path) -> None:
-    """Scalars, the plots and the score table to a wandb run."""
-    import wandb
-
-    scalars = {
-        f"eval/{k}": v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
-    for key in ("auc", "eer"):
-        if metrics.get(f"{key}_ci95"):
-            scalars[f"eval/{key}_ci95_lo"], scalars[f"eval/{key}_ci95_hi"] = metrics[f"{key}_ci95"]
-    images = {f"eval/{Path(p).stem}": wandb.Image(str(out_dir / p)) for p in metrics.get("plots", [])}
-    columns = ["path", "label", "score", "p_fake", "status", "duration_s", "note"]
-    table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
-    run.log({**scalars, **images, "eval/scores": table})
-    run.summary.update(scalars)

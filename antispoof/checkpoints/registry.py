@@ -1,4 +1,4 @@
-"""The registry of published checkpoints (pretrained/registry.json) and their downloads.
+"""The registry of published checkpoints (antispoof/checkpoints/registry.json) and their downloads.
 
 Registry names (la, df, xlsr-300m, aasist, aasist-l, the zoo) resolve to files in pretrained/ (override with
 env SSL_AASIST_PRETRAINED_DIR). AASIST and AASIST-L ship there; other plain-URL entries download themselves on
@@ -23,15 +23,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parent
-REGISTRY_PATH = REPO / "pretrained" / "registry.json"
+REPO = Path(__file__).resolve().parents[2]  # the checkout, when the package runs from one
+REGISTRY_PATH = Path(__file__).with_name("registry.json")
 REGISTRY: dict[str, dict] = json.loads(REGISTRY_PATH.read_text())
 CHUNK = 1 << 20
 
 
 def pretrained_dir() -> Path:
-    """Where registry files live: env SSL_AASIST_PRETRAINED_DIR (read at each call) or repo/pretrained."""
-    return Path(os.environ.get("SSL_AASIST_PRETRAINED_DIR", REPO / "pretrained")).expanduser()
+    """Where registry files live: env SSL_AASIST_PRETRAINED_DIR (read at each call), else the checkout's
+    pretrained/ (which ships AASIST and AASIST-L), else ~/.cache/antispoof/pretrained (installed)."""
+    if "SSL_AASIST_PRETRAINED_DIR" in os.environ:
+        return Path(os.environ["SSL_AASIST_PRETRAINED_DIR"]).expanduser()
+    if (REPO / "pretrained").is_dir():
+        return REPO / "pretrained"
+    return Path("~/.cache/antispoof/pretrained").expanduser()
 
 
 def sha256sum(path: str | Path) -> str:

@@ -1,5 +1,5 @@
 """The clips fine-tuning trains on: labelled splits, fixed-length clips (head or random crop, RawBoost),
-their batches and the training DataLoader of a run (validation goes through scoring.py).
+their batches and the training DataLoader of a run (validation goes through antispoof.scoring).
 
 Every clip is a function of (seed, epoch, index), so a resumed run sees exactly the clips an uninterrupted
 one would. Targets come from `model.LABEL_TO_INDEX` only (index 1 = real, 0 = fake).
@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-import data
-import distributed
-import utils
-from audio import NB_SAMP, SAMPLE_RATE, AudioError, load_audio, pad_or_crop
-from model import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
-from rawboost import RawBoostConfig, apply_rawboost
+import antispoof.audio.datasets as data
+import antispoof.distributed as distributed
+import antispoof.utils as utils
+from antispoof.audio.decode import NB_SAMP, SAMPLE_RATE, AudioError, load_audio, pad_or_crop
+from antispoof.audio.rawboost import RawBoostConfig, apply_rawboost
+from antispoof.networks import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
 
 MAX_SUBSTITUTIONS = 16  # unreadable training files in a row before giving up on a batch slot
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 from torch import nn
 
-from checkpoints import weights_sha256
-from plots import PLOT_FILES
-from registry import sha256sum
-from utils import json_text, write_json
+from antispoof.checkpoints.files import weights_sha256
+from antispoof.checkpoints.registry import sha256sum
+from antispoof.reports.plots import PLOT_FILES
+from antispoof.utils import json_text, write_json
 
 RUN_FILE = "run.json"
 # analyse.py's report, its figures and its cache of the audio's attributes: computed from scores.csv too

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from model import (
+from antispoof.networks import (
     AASIST,
     AASIST_PRESETS,
     NETWORKS,

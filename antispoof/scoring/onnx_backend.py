@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from audio import NB_SAMP, SAMPLE_RATE, load_audio, pad_or_crop
-from checkpoints import weights_sha256
-from data import load_dataset
-from model import REFERENCE_HEAD
-from registry import pretrained_dir
+from antispoof.audio.datasets import load_dataset
+from antispoof.audio.decode import NB_SAMP, SAMPLE_RATE, load_audio, pad_or_crop
+from antispoof.checkpoints.files import weights_sha256
+from antispoof.checkpoints.registry import pretrained_dir
+from antispoof.networks import REFERENCE_HEAD
 
 OPSET = 17
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")

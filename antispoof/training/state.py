@@ -26,10 +26,16 @@ import numpy as np
 import torch
 from torch import nn
 
-import metrics
-import plots
-import utils
-from checkpoints import atomic_torch_save, project_state, read_checkpoint, save_checkpoint, weights_sha256
+import antispoof.evaluation.metrics as metrics
+import antispoof.reports.plots as plots
+import antispoof.utils as utils
+from antispoof.checkpoints.files import (
+    atomic_torch_save,
+    project_state,
+    read_checkpoint,
+    save_checkpoint,
+    weights_sha256,
+)
 
 # Flags that may change between a run and its --resume without changing the result.
 RESUME_FREE_FLAGS = {"resume", "epochs", "workers", "device", "wandb", "wandb_project", "quiet",

@@ -7,7 +7,7 @@ written so that a kill at any instant leaves a consistent run folder, from train
     for each epoch:  train (shuffled by epoch, optional RawBoost, bf16 autocast on CUDA, DDP under torchrun)
                      -> validate through scoring.score_items (loss, AUC, EER; positive class = real)
                      -> best.pt when the validation EER improved, last.pt, history.json + loss_curves.png
-    at the end:      best.pt scores the test split once, through scoring.evaluate, into RUN/test/
+    at the end:      best.pt scores the test split once, through scoring.evaluate.evaluate, into RUN/test/
 
 Everything random in an epoch is a function of (seed, epoch): the sampler is seeded by epoch, each clip's crop
 and RawBoost draw come from a generator seeded by (seed, epoch, index), and the torch RNG state (dropout) is
@@ -38,24 +38,25 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-import calibration as calib
-import cli
-import data
-import distributed
-import metrics
-import scorefile
-import scoring
-import utils
-from checkpoints import (
+import antispoof.audio.datasets as data
+import antispoof.cli as cli
+import antispoof.distributed as distributed
+import antispoof.evaluation.calibration as calib
+import antispoof.evaluation.metrics as metrics
+import antispoof.scoring.core as scoring
+import antispoof.scoring.scorefile as scorefile
+import antispoof.utils as utils
+from antispoof.checkpoints.files import (
     load_model,
     load_model_or_exit,
     model_from_checkpoint,
     read_checkpoint,
     weights_sha256,
 )
-from model import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
-from train_data import MAX_SUBSTITUTIONS, build_loaders, check_label_convention, load_split
-from train_state import (
+from antispoof.networks import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
+from antispoof.scoring.evaluate import evaluate
+from antispoof.training.data import MAX_SUBSTITUTIONS, build_loaders, check_label_convention, load_split
+from antispoof.training.state import (
     History,
     clear_unfinished,
     recover,
@@ -496,7 +497,7 @@ def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_di
         "epoch": best["epoch"],
         "weights_sha256": best["weights_sha256"],
     }
-    m = scoring.evaluate(
+    m = evaluate(
         model, items, run_dir / "test", calibration=calibration,
         extra={**provenance,
                "calibration": calib.summary(calibration, str(best_path)) if calibration else None},

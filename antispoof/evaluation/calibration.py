@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from metrics import ASVSPOOF5, OperatingPoint, compute_cllr, compute_min_cllr
-from utils import write_json
+from antispoof.evaluation.metrics import ASVSPOOF5, OperatingPoint, compute_cllr, compute_min_cllr
+from antispoof.utils import write_json
 
 FORMAT = "ssl-aasist-calibration/1"
 SIDE_SUFFIX = ".calibration.json"
@@ -256,7 +256,9 @@ def for_model(model, info: dict, policy: str, sha: str | None = None) -> tuple[d
     (`InputPolicy.describe()`): (calibration, where found), (None, "") when there is none, CalibrationError
     when there is one that is malformed or belongs to other weights or another policy. `sha`: the model's
     `weights_sha256` when the caller has it already (hashing a 1.2 GB model takes seconds)."""
-    from checkpoints import weights_sha256  # late: torch-free callers of this module do not pay for it
+    from antispoof.checkpoints.files import (
+        weights_sha256,  # late: torch-free callers of this module do not pay for it
+    )
 
     cal, where = find(None, info)
     if cal is not None:

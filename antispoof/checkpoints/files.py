@@ -3,7 +3,7 @@ files and their downloads: registry.py).
 
 `load_model` reads a file safely, then hands its contents to the adapter of the format it holds: this
 project's own (`save_checkpoint`) here, the published ones (reference SSL-AASIST, fairseq pretraining,
-clovaai AASIST, transformers) in formats.py, with their key maps.
+clovaai AASIST, transformers) in checkpoints/formats.py, with their key maps.
 
 Every file is read with `torch.load(weights_only=True)`: no pickled code ever runs.
 
@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-import formats
-import utils
-from formats import build_and_load, describe, short_list
-from model import ARCHS, _canonical_arch, _make_config
-from registry import REGISTRY, resolve_checkpoint
+import antispoof.checkpoints.formats as formats
+import antispoof.utils as utils
+from antispoof.checkpoints.formats import build_and_load, describe, short_list
+from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint
+from antispoof.networks import ARCHS, _canonical_arch, _make_config
 
 # --------------------------------------------------------------------------------------------------
 # Saving and loading

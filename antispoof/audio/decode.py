@@ -37,11 +37,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-SAMPLE_RATE = 16000
-NB_SAMP = 64600  # ~4.04 s: the fixed model input length of the reference
+from antispoof.constants import DEFAULT_HOP, NB_SAMP, SAMPLE_RATE  # noqa: F401  (re-exported)
+
 MIN_DURATION_S = 0.1  # shorter files are rejected as "too short"
 MAX_DURATION_S = 600.0  # at most this much of a file is decoded (the rest is ignored, with a note)
-DEFAULT_HOP = NB_SAMP // 2  # window hop for long files: 50 % overlap
 
 
 class AudioError(Exception):

@@ -1,0 +1,138 @@
+"""The verdict rule: how a score becomes "real" or "fake" (score.py, app.py, the analysis report).
+
+decision = decision_for(info, model=model, policy=policy)   # --threshold, calibration, or p_fake >= 0.5
+add_verdicts(rows, decision)                                  # score_items rows gain verdict (and llr)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from antispoof.evaluation.metrics import ASVSPOOF5, OperatingPoint
+from antispoof.networks import InputPolicy
+
+# The verdict rule (score.py, app.py): a threshold on the score, or p_fake >= 0.5 without one.
+DEFAULT_P_FAKE_THRESHOLD = 0.5
+# load_model formats that wrap a pretrained front end around a random back end: not a detector yet.
+UNTRAINED_BACK_END = ("fairseq_pretrain", "transformers")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a score becomes a verdict, in order of precedence:
+
+    - `threshold` (--threshold): "real when score >= threshold", on the raw score;
+    - `calibration` (calibration.py; checked to fit these weights and this policy): llr = scale * score +
+      offset, "real when llr >= op.llr_threshold", the Bayes decision for the operating point `op` (prior
+      of a fake and the two error costs; default ASVspoof 5's);
+    - neither: "fake when p_fake >= 0.5" (the larger logit wins), which assumes the training data's priors.
+    """
+
+    threshold: float | None
+    source: str
+    calibration: dict | None = None
+    op: OperatingPoint = ASVSPOOF5
+
+    def llr(self, score: float) -> float | None:
+        """The calibrated natural-log LLR of a score (None without a calibration)."""
+        if self.calibration is None or self.threshold is not None:
+            return None
+        return self.calibration["scale"] * score + self.calibration["offset"]
+
+    def score_threshold(self) -> float | None:
+        """The score at which the verdict flips (for plots): --threshold, or the calibrated Bayes threshold
+        mapped back to the score; None for the p_fake rule."""
+        if self.threshold is not None:
+            return self.threshold
+        if self.calibration is not None:
+            return (self.op.llr_threshold - self.calibration["offset"]) / self.calibration["scale"]
+        return None
+
+    def verdict(self, score: float, p_fake: float) -> str:
+        """'real' or 'fake' for one file or window."""
+        if self.threshold is not None:
+            return "real" if score >= self.threshold else "fake"
+        if self.calibration is not None:
+            return "real" if self.llr(score) >= self.op.llr_threshold else "fake"
+        return "fake" if p_fake >= DEFAULT_P_FAKE_THRESHOLD else "real"
+
+    def describe(self) -> str:
+        if self.threshold is not None:
+            return f"real if score >= {self.threshold:.4g} ({self.source})"
+        if self.calibration is not None:
+            cal, op = self.calibration, self.op
+            return (
+                f"real if llr >= {op.llr_threshold:.3f}, the Bayes decision for Pspoof {op.p_spoof:g}, Cmiss "
+                f"{op.c_miss:g}, Cfa {op.c_fa:g}; llr = {cal['scale']:.4g} * score {cal['offset']:+.4g} "
+                f"(calibration from {self.source})"
+            )
+        return f"fake if p_fake >= {DEFAULT_P_FAKE_THRESHOLD} ({self.source})"
+
+    def as_dict(self) -> dict:
+        calibrated = self.threshold is None and self.calibration is not None
+        applies_to = "score" if self.threshold is not None else "llr" if calibrated else "p_fake"
+        out = {"threshold": self.threshold, "applies_to": applies_to, "source": self.source,
+               "rule": self.describe()}  # fmt: skip
+        if calibrated:
+            out.update(
+                llr_threshold=self.op.llr_threshold,
+                operating_point=self.op.as_dict(),
+                calibration={k: self.calibration[k] for k in ("scale", "offset", "llr", "policy")},
+            )
+        return out
+
+
+def decision_for(
+    info: dict,
+    threshold: float | None = None,
+    *,
+    model: nn.Module | None = None,
+    policy: InputPolicy | None = None,
+    op: OperatingPoint = ASVSPOOF5,
+    use_calibration: bool = True,
+) -> Decision:
+    """The verdict rule: --threshold, else the checkpoint's calibration (side file or stored; needs `model`
+    and `policy` to check that it belongs to them), else the p_fake >= 0.5 default.
+
+    Raises ValueError (calibration.CalibrationError) for a non-finite threshold, or a calibration that is
+    malformed or fitted for other weights or another policy: it is refused, never silently applied.
+    """
+    import antispoof.evaluation.calibration as calib
+
+    if threshold is not None:
+        if not math.isfinite(threshold):
+            raise ValueError(f"--threshold must be a finite number, got {threshold!r}")
+        return Decision(float(threshold), "--threshold")
+    if use_calibration:
+        if model is None or policy is None:
+            cal, where = calib.find(None, info)
+        else:
+            cal, where = calib.for_model(model, info, policy.describe())
+        if cal is not None:
+            return Decision(None, where, cal, op)
+    return Decision(None, "default: the checkpoint has no calibration")
+
+
+def is_scored(row: dict) -> bool:
+    """score_items rows: status is "ok", or the reason the file was skipped."""
+    return row["status"] == "ok"
+
+
+def add_verdicts(rows: list[dict], decision: Decision) -> list[dict]:
+    """Add `verdict` (and, with a calibration, `llr`) to every scored row and window of score_items rows (in
+    place); returns `rows`."""
+    for row in rows:
+        if not is_scored(row):
+            row["verdict"] = ""
+            continue
+        row["verdict"] = decision.verdict(row["score"], row["p_fake"])
+        if decision.llr(0.0) is not None:
+            row["llr"] = decision.llr(row["score"])
+        for window in row.get("windows") or []:
+            window["verdict"] = decision.verdict(window["score"], window["p_fake"])
+            if decision.llr(0.0) is not None:
+                window["llr"] = decision.llr(window["score"])
+    return rows
