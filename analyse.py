@@ -108,9 +108,9 @@ def headline(run: an.Run) -> list[str]:
     wrong = (fa * n_fake + fr * n_real) / (n_real + n_fake)
     out.append(
         f"Operating threshold {run.threshold:.3f}, {run.threshold_source}: a file is called real when its "
-        f"score is above it. There, {fa:.1f} of every 100 fakes are accepted as real (false accepts) and "
-        f"{fr:.1f} of every 100 real files are rejected as fake (false rejects): {wrong:.1f} of every 100 "
-        "files of this mix get the wrong verdict."
+        f"score is at or above it. There, {fa:.1f} of every 100 fakes are accepted as real (false accepts) "
+        f"and {fr:.1f} of every 100 real files are rejected as fake (false rejects): {wrong:.1f} of every "
+        "100 files of this mix get the wrong verdict."
     )
     if m.get("threshold") is None and run.llr is None:  # what score.py and the app answer without calibration
         fa, fr = an.error_rates(run.labels, run.p_fake < DEFAULT_P_FAKE_THRESHOLD)
@@ -232,7 +232,7 @@ def render(run: an.Run, before: an.Run | None, attrs: dict, found: dict, figures
     md = [f"# Analysis of `{run.folder}`", ""]
     md.append(
         f"Checkpoint `{m.get('checkpoint', '?')}` on `{m.get('data', '?')}`; positive class = real, higher "
-        f"score = more real; a file is called real when its score is above {run.threshold:.3f}."
+        f"score = more real; a file is called real when its score is at or above {run.threshold:.3f}."
     )
     scoring = m.get("score_definition") or m.get("policy") or m.get("aggregation")
     if scoring:
@@ -421,7 +421,7 @@ def table(header: str, align: str, rows: list[list]) -> list[str]:
 
 def file_row(run: an.Run, i: int, attrs: dict) -> list:
     r, a = run.rows[i], attrs[run.rows[i]["path"]]
-    real = run.scores[i] > run.threshold
+    real = bool(run.verdict_real()[i])
     verdict = ("real" if real else "fake") + (" (right)" if real == bool(run.labels[i]) else " (wrong)")
     silence = a.get("error") or ""
     if a.get("lead_silence_s") is not None:

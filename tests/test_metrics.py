@@ -20,6 +20,7 @@ from antispoof.evaluation.metrics import (
     compute_metrics,
     compute_min_cllr,
     compute_min_dcf,
+    dcf_curve,
     det_curve,
     pav_llrs,
 )
@@ -27,16 +28,17 @@ from antispoof.utils import atomic_write_text, init_wandb, pick_device, set_seed
 
 
 def test_eer_exact_crossing():
-    # Sorted: .1f .2f .3r .4f .6f .7r .8r .9r. Rejecting the 4 lowest gives FRR = FAR = 1/4 at score 0.4.
+    # Sorted: .1f .2f .3r .4f .6f .7r .8r .9r. Rejecting the 4 lowest gives FRR = FAR = 1/4; under the rule
+    # "real when score >= threshold" that is threshold 0.6, the lowest score accepted.
     eer, threshold = compute_eer([0.9, 0.8, 0.7, 0.3], [0.6, 0.4, 0.2, 0.1])
-    assert eer == pytest.approx(0.25) and threshold == pytest.approx(0.4)
+    assert eer == pytest.approx(0.25) and threshold == pytest.approx(0.6)
 
 
 def test_eer_without_crossing_takes_the_closest_point():
     # Sorted: 0f 1r 2r 2.5f 3r 3.5f 4r 5r. |FRR - FAR| is smallest (1/15) after rejecting the 4 lowest:
-    # FRR = 2/5, FAR = 1/3, so EER = (2/5 + 1/3) / 2 = 11/30 at threshold 2.5.
+    # FRR = 2/5, FAR = 1/3, so EER = (2/5 + 1/3) / 2 = 11/30 at threshold 3 (the lowest score accepted).
     eer, threshold = compute_eer([1.0, 2.0, 3.0, 4.0, 5.0], [0.0, 2.5, 3.5])
-    assert eer == pytest.approx(11 / 30) and threshold == pytest.approx(2.5)
+    assert eer == pytest.approx(11 / 30) and threshold == pytest.approx(3.0)
 
 
 def test_eer_ties_sort_real_first_like_the_reference():
@@ -48,9 +50,9 @@ def test_eer_matches_threshold_sweep_on_random_scores():
     rng = np.random.default_rng(1)
     real, fake = rng.normal(1, 1, 300), rng.normal(-1, 1, 200)
     eer, threshold = compute_eer(real, fake)
-    # Independent: sweep "reject score <= t" over every score and take the closest FRR/FAR pair.
+    # Independent: sweep "real when score >= t" over every score and take the closest FRR/FAR pair.
     best = min(
-        (abs(np.mean(real <= t) - np.mean(fake > t)), (np.mean(real <= t) + np.mean(fake > t)) / 2, t)
+        (abs(np.mean(real < t) - np.mean(fake >= t)), (np.mean(real < t) + np.mean(fake >= t)) / 2, t)
         for t in np.sort(np.concatenate([real, fake]))
     )
     assert eer == pytest.approx(best[1]) and threshold == pytest.approx(best[2])
@@ -70,9 +72,16 @@ def test_equals_the_official_asvspoof5_package(name):
     eer, eer_threshold = compute_eer(real, fake)
     min_dcf, min_dcf_threshold = compute_min_dcf(real, fake)
     assert eer == pytest.approx(ref["eer"], abs=1e-9)
-    assert eer_threshold == pytest.approx(ref["eer_threshold"], abs=1e-9)
+    # The package names the point "reject the i lowest scores" by the highest score rejected (its rule: real
+    # when score > t), this project by the lowest score accepted (real when score >= t, thresholds.py).
+    frr, far, ours = det_curve(real, fake)
+    ranked = np.sort(np.r_[real, fake], kind="mergesort")
+    package = np.r_[ranked[0] - 0.001, ranked]  # the package's threshold list
+    i_eer, i_dcf = int(np.argmin(np.abs(frr - far))), int(np.argmin(dcf_curve(frr, far)))
+    assert package[i_eer] == pytest.approx(ref["eer_threshold"], abs=1e-9) and eer_threshold == ours[i_eer]
+    assert package[i_dcf] == pytest.approx(ref["min_dcf_threshold"], abs=1e-9)
+    assert min_dcf_threshold == ours[i_dcf]
     assert min_dcf == pytest.approx(ref["min_dcf"], abs=1e-9)
-    assert min_dcf_threshold == pytest.approx(ref["min_dcf_threshold"], abs=1e-9)
     assert compute_act_dcf(real, fake) == pytest.approx(ref["act_dcf"], abs=1e-9)
     assert ASVSPOOF5.llr_threshold == pytest.approx(ref["act_dcf_threshold"], abs=1e-12)
     assert compute_cllr(real, fake) == pytest.approx(ref["cllr"], abs=1e-9)
@@ -152,7 +161,7 @@ def test_metrics_keys_values_and_intervals():
     assert m["min_cllr"] == compute_min_cllr(scores[:60], scores[60:]) <= m["cllr"]
     assert m["operating_point"]["p_spoof"] == 0.05 and "llr" in m["llr_note"]
     assert "real" in m["positive_class"] and "higher" in m["score_direction"]
-    assert m["frr_at_threshold"] == pytest.approx(np.mean(scores[:60] <= 0))
+    assert m["frr_at_threshold"] == pytest.approx(np.mean(scores[:60] < 0))  # real when score >= 0
     assert m["polarity_warning"] is None
     json.dumps(m)  # plain JSON types only
     again = compute_metrics(labels, scores, n_bootstrap=200, threshold=0.0)

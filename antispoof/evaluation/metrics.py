@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from antispoof.evaluation.thresholds import RULE, error_rates
+
 POSITIVE_CLASS = "real (bona fide)"
 SCORE_DIRECTION = "higher score = more likely real (score_definition says how the score is computed)"
 LLR_NOTE = (
@@ -79,8 +81,11 @@ def det_curve(real_scores: np.ndarray, fake_scores: np.ndarray) -> tuple[np.ndar
     """Miss and false-alarm rates at every threshold, as in the ASVspoof scripts.
 
     Returns (frr, far, thresholds), each of length N + 1 for N scores. Entry i rejects (calls fake) the i
-    lowest scores, i.e. the rule "real when score > thresholds[i]" (up to ties); entry 0 accepts everything.
-    frr is the fraction of real files rejected, far the fraction of fake files accepted.
+    lowest scores, i.e. the project's rule "real when score >= thresholds[i]" (thresholds.py; up to ties):
+    thresholds[i] is the lowest score accepted, and the last entry, which rejects everything, lies 0.001
+    above the highest score. (The ASVspoof package lists the highest score rejected instead, for the rule
+    "real when score > t": the same points, each named by the neighbouring score.) frr is the fraction of
+    real files rejected, far the fraction of fake files accepted.
     """
     real = np.asarray(real_scores, dtype=np.float64)
     fake = np.asarray(fake_scores, dtype=np.float64)
@@ -92,7 +97,7 @@ def det_curve(real_scores: np.ndarray, fake_scores: np.ndarray) -> tuple[np.ndar
     rejected_fake = np.arange(1, len(scores) + 1) - rejected_real
     frr = np.concatenate([[0.0], rejected_real / len(real)])
     far = np.concatenate([[1.0], (len(fake) - rejected_fake) / len(fake)])
-    thresholds = np.concatenate([[scores[order[0]] - 0.001], scores[order]])
+    thresholds = np.concatenate([scores[order], [scores[order[-1]] + 0.001]])
     return frr, far, thresholds
 
 
@@ -140,8 +145,7 @@ def compute_act_dcf(
     real, fake = np.asarray(real_llrs, dtype=np.float64), np.asarray(fake_llrs, dtype=np.float64)
     if len(real) == 0 or len(fake) == 0:
         raise ValueError("actDCF needs at least one real and one fake score")
-    miss = np.mean(real < op.llr_threshold)
-    false_alarm = np.mean(fake >= op.llr_threshold)
+    miss, false_alarm = error_rates(real, fake, op.llr_threshold)
     return float(dcf_curve(miss, false_alarm, op))
 
 
@@ -220,7 +224,7 @@ def compute_metrics(
     (class sizes stay fixed) `n_bootstrap` times (0 = no intervals; minCllr gets none). `llrs`: the same
     files' calibrated natural-log LLRs; then `calibrated` holds actDCF, Cllr (with intervals), minDCF,
     minCllr and the error rates of the Bayes decisions "real when llr >= op.llr_threshold". With
-    `threshold` (a decision threshold on the score), also the error rates of "real when score > threshold".
+    `threshold` (a decision threshold on the score), also the error rates of "real when score >= threshold".
     With only one class present the metrics are None and `note` says why. `polarity_warning` is set when
     AUC < 0.5.
     """
@@ -265,13 +269,13 @@ def compute_metrics(
         if llr is not None:
             for key in ("act_dcf", "cllr"):
                 metrics["calibrated"][f"{key}_ci95"] = intervals[f"calibrated_{key}"]
-    if threshold is not None:
+    if threshold is not None:  # the verdicts score.py gives at this threshold (thresholds.is_real)
+        frr, far = error_rates(real, fake, threshold)
         metrics["threshold"] = float(threshold)
-        metrics["frr_at_threshold"] = float(np.mean(real <= threshold))
-        metrics["far_at_threshold"] = float(np.mean(fake > threshold))
-        metrics["accuracy_at_threshold"] = float(
-            (np.sum(real > threshold) + np.sum(fake <= threshold)) / len(s)
-        )
+        metrics["decision_rule"] = RULE
+        metrics["frr_at_threshold"] = frr
+        metrics["far_at_threshold"] = far
+        metrics["accuracy_at_threshold"] = float((len(real) * (1 - frr) + len(fake) * (1 - far)) / len(s))
     if metrics["auc"] < 0.5:
         metrics["polarity_warning"] = polarity_message(metrics["auc"])
     return metrics
@@ -283,14 +287,15 @@ CI_KEYS = ("auc", "eer", "min_dcf", "act_dcf", "cllr")
 
 def calibrated_metrics(real_llrs: np.ndarray, fake_llrs: np.ndarray, op: OperatingPoint = ASVSPOOF5) -> dict:
     """actDCF, Cllr, minDCF, minCllr of calibrated LLRs, and the error rates of their Bayes decisions."""
+    frr, far = error_rates(real_llrs, fake_llrs, op.llr_threshold)
     return {
         "act_dcf": compute_act_dcf(real_llrs, fake_llrs, op),
         "cllr": compute_cllr(real_llrs, fake_llrs),
         "min_dcf": compute_min_dcf(real_llrs, fake_llrs, op)[0],
         "min_cllr": compute_min_cllr(real_llrs, fake_llrs),
         "llr_threshold": op.llr_threshold,
-        "frr_at_llr_threshold": float(np.mean(real_llrs < op.llr_threshold)),
-        "far_at_llr_threshold": float(np.mean(fake_llrs >= op.llr_threshold)),
+        "frr_at_llr_threshold": frr,
+        "far_at_llr_threshold": far,
     }
 
 

@@ -3,7 +3,8 @@ breakdowns and the confound check (comparing two runs: compare.py).
 
 Conventions: labels 1 = real, 0 = fake (positive class = real); higher score = more real. A file's verdict is
 the one score.py gives: on a calibrated run (an `llr` column), "real" when llr >= the operating point's Bayes
-threshold; otherwise "real" when score > the stored threshold, else the run's EER threshold.
+threshold (as a score: metrics.json's `threshold`); otherwise "real" when score >= the stored threshold, else
+the run's EER threshold (thresholds.py: one comparison everywhere).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from antispoof.audio.decode import DESCRIBE_KEYS
 from antispoof.evaluation.metrics import compute_auc, metrics_by_group
+from antispoof.evaluation.thresholds import is_real
 from antispoof.scoring.scorefile import read_scores
 from antispoof.utils import atomic_write_text
 
@@ -74,28 +76,37 @@ class Run:
         calibrated = self.metrics.get("calibrated") or {}
         self.llr = self.llr_threshold = None
         if self.rows and calibrated.get("llr_threshold") is not None and all(v is not None for v in llr):
-            # The verdict score.py and the app give: the calibrated LLR against the Bayes threshold.
             self.llr = np.array(llr, dtype=np.float64)
             self.llr_threshold = float(calibrated["llr_threshold"])
+        if self.metrics.get("threshold") is not None:
+            # evaluate.py stores the score at which the calibrated Bayes decision flips
+            # (thresholds.score_at_llr), so the verdicts below are score.py's, file for file.
+            self.threshold = float(self.metrics["threshold"])
+            self.threshold_source = (
+                f"where the calibrated LLR reaches the operating point's Bayes threshold "
+                f"{self.llr_threshold:.3f} (the verdict score.py and the app give)"
+                if self.llr is not None
+                else "the decision threshold stored with the run"
+            )
+        elif self.llr is not None:
+            # No score threshold recorded (a run written by other tools): decide on the LLR itself, and draw
+            # the line where the (increasing) calibration map crosses the Bayes threshold.
             order = np.argsort(self.llr, kind="mergesort")
-            # The score where the (increasing) calibration map crosses it: the line drawn on the figures.
             self.threshold = float(np.interp(self.llr_threshold, self.llr[order], self.scores[order]))
             self.threshold_source = (
                 f"where the calibrated LLR reaches the operating point's Bayes threshold "
                 f"{self.llr_threshold:.3f} (the verdict score.py and the app give)"
             )
-        elif self.metrics.get("threshold") is not None:
-            self.threshold = float(self.metrics["threshold"])
-            self.threshold_source = "the calibrated threshold stored with the checkpoint"
         else:
             self.threshold = self.metrics.get("eer_threshold")
             self.threshold_source = "this run's EER threshold (chosen on these same files, so optimistic)"
 
     def verdict_real(self) -> np.ndarray:
-        """Each file's verdict is real: calibrated LLR >= the Bayes threshold, else score > threshold."""
-        if self.llr is not None:
-            return self.llr >= self.llr_threshold
-        return self.scores > self.threshold
+        """Each file's verdict is real (thresholds.is_real, the rule score.py applies): score >= the stored
+        threshold; on a calibrated run without one, LLR >= the Bayes threshold."""
+        if self.metrics.get("threshold") is None and self.llr is not None:
+            return is_real(self.llr, self.llr_threshold)
+        return is_real(self.scores, self.threshold)
 
 
 def resolve(path: str, data: Path | None) -> Path:

@@ -17,6 +17,7 @@ from scipy.stats import norm  # noqa: E402
 
 import antispoof.evaluation.calibration as calibration  # noqa: E402
 from antispoof.evaluation.metrics import ASVSPOOF5, OperatingPoint, dcf_curve, det_curve  # noqa: E402
+from antispoof.evaluation.thresholds import error_rates  # noqa: E402
 
 PLOT_FILES = ("roc.png", "det.png", "score_hist.png", "reliability.png")
 
@@ -38,10 +39,10 @@ def save_all(rows: list[dict], out_dir: str | os.PathLike, metrics: dict) -> lis
     if calibrated:  # the actual decisions are made on the calibrated LLR
         real_llr = np.array([r["llr"] for r in rows if r["label"] == "real"])
         fake_llr = np.array([r["llr"] for r in rows if r["label"] == "fake"])
-        act = (float(np.mean(real_llr < op.llr_threshold)), float(np.mean(fake_llr >= op.llr_threshold)))
+        act = error_rates(real_llr, fake_llr, op.llr_threshold)
         act_label = "actDCF (calibrated llr)"
     else:
-        act = (float(np.mean(real < op.llr_threshold)), float(np.mean(fake >= op.llr_threshold)))
+        act = error_rates(real, fake, op.llr_threshold)
         act_label = "actDCF (raw score read as llr)"
     plot_roc(frr, far, metrics, title, out_dir / "roc.png")
     plot_det(frr, far, metrics, title, out_dir / "det.png", op=op, act_point=act, act_label=act_label)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from antispoof.evaluation.metrics import ASVSPOOF5, OperatingPoint
+from antispoof.evaluation.thresholds import is_real, score_at_llr
 from antispoof.networks import InputPolicy
 
 # The verdict rule (score.py, app.py): a threshold on the score, or p_fake >= 0.5 without one.
@@ -48,16 +49,15 @@ class Decision:
         if self.threshold is not None:
             return self.threshold
         if self.calibration is not None:
-            return (self.op.llr_threshold - self.calibration["offset"]) / self.calibration["scale"]
+            return score_at_llr(self.calibration, self.op.llr_threshold)
         return None
 
     def verdict(self, score: float, p_fake: float) -> str:
         """'real' or 'fake' for one file or window."""
-        if self.threshold is not None:
-            return "real" if score >= self.threshold else "fake"
-        if self.calibration is not None:
-            return "real" if self.llr(score) >= self.op.llr_threshold else "fake"
-        return "fake" if p_fake >= DEFAULT_P_FAKE_THRESHOLD else "real"
+        if self.threshold is None and self.calibration is None:
+            return "fake" if p_fake >= DEFAULT_P_FAKE_THRESHOLD else "real"
+        # The one comparison (thresholds.is_real), on the score: metrics.json and the report use it too.
+        return "real" if is_real(score, self.score_threshold()) else "fake"
 
     def describe(self) -> str:
         if self.threshold is not None:

@@ -21,6 +21,7 @@ from antispoof.evaluation.metrics import (
     print_polarity_warning,
     summary_line,
 )
+from antispoof.evaluation.thresholds import score_at_llr
 from antispoof.networks import InputPolicy
 from antispoof.scoring.core import policy_for, score_definition, score_items, score_kind
 from antispoof.scoring.scorefile import read_scores, write_scores
@@ -69,7 +70,7 @@ def evaluate(
     seconds = time.perf_counter() - start
     rows = read_scores(out_dir / "scores.csv")  # metrics come from the score file, as written
     if calibration is not None and threshold is None:  # the Bayes threshold on the llr, as a score
-        threshold = (op.llr_threshold - calibration["offset"]) / calibration["scale"]
+        threshold = score_at_llr(calibration, op.llr_threshold)
     if calibration is not None:
         import antispoof.evaluation.calibration as calib
 
