@@ -30,24 +30,11 @@ import antispoof.cli as cli  # noqa: E402
 import antispoof.evaluation.calibration as calibration  # noqa: E402
 from antispoof.audio.datasets import AUDIO_EXTENSIONS, Item  # noqa: E402
 from antispoof.audio.decode import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
-from antispoof.checkpoints.files import load_model, parse_model_config  # noqa: E402
+from antispoof.checkpoints.files import parse_model_config  # noqa: E402
 from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint  # noqa: E402
 from antispoof.evaluation.metrics import ASVSPOOF5, OperatingPoint  # noqa: E402
-from antispoof.scoring.core import (  # noqa: E402
-    default_batch_size,
-    policy_for,
-    score_definition,
-    score_items,
-    score_kind,
-)
-from antispoof.scoring.decision import (  # noqa: E402
-    UNTRAINED_BACK_END,
-    Decision,
-    add_verdicts,
-    decision_for,
-    is_scored,
-)
-from antispoof.scoring.onnx_backend import scoring_model  # noqa: E402
+from antispoof.scoring.decision import Decision, is_scored  # noqa: E402
+from antispoof.scoring.setup import Scorer  # noqa: E402
 from antispoof.utils import pick_device  # noqa: E402
 
 DEFAULT_MAX_MB = 50.0
@@ -87,25 +74,31 @@ class Detector:
         self.configs = configs or {}  # label -> --model-config overrides (the --checkpoint files given)
         self.device = pick_device(device)
         self.op = op  # the operating point of calibrated verdicts (--prior, --cost)
-        self._models: dict[str, tuple] = {}
-        self._decisions: dict[tuple[str, bool], Decision] = {}
+        self._scorers: dict[tuple[str, bool], Scorer] = {}
         self._lock = threading.Lock()  # Gradio runs events in threads; one forward pass at a time on a CPU
 
-    def model(self, label: str) -> tuple:
+    def scorer(self, label: str, window: bool = False) -> Scorer:
+        """The checkpoint's scorer under its own policy or windows, with its verdict rule. Both are kept per
+        checkpoint and policy: loading is slow, and checking a calibration hashes every weight."""
         if label not in self.choices:
             raise ValueError(f"Unknown checkpoint {label!r}: pick one of {', '.join(self.choices)}.")
-        if label not in self._models:
+        if (label, False) not in self._scorers:
             try:
-                model, info = load_model(
-                    self.choices[label], map_location=self.device, config=self.configs.get(label)
+                scorer = Scorer.load(
+                    self.choices[label], device=self.device, model_config=self.configs.get(label), workers=0
                 )
             except Exception as err:  # noqa: BLE001 - any load failure becomes a message on the page
                 raise ValueError(f"Could not load checkpoint {label!r}: {err}") from err
-            if info["format"] in UNTRAINED_BACK_END:
+            if scorer.untrained:
                 raise ValueError(f"{label!r} has no trained back end: fine-tune it first (fine_tune_for.py).")
-            scoring_model(model, "auto", self.device)  # the onnxruntime export for AASIST on a CPU, made now
-            self._models[label] = model, info
-        return self._models[label]
+            scorer.prepare()  # the onnxruntime export for AASIST on a CPU, made now
+            self._scorers[label, False] = scorer
+        if (label, window) not in self._scorers:
+            self._scorers[label, window] = self._scorers[label, False].with_window(window)
+        scorer = self._scorers[label, window]
+        if scorer.decision is None:  # a calibration for other weights or another policy: ValueError, here
+            scorer.decide(op=self.op)
+        return scorer
 
     def score(
         self, path: str, label: str, window: bool = False, decoded: tuple | None = None
@@ -113,26 +106,11 @@ class Detector:
         """(row, verdict rule, score definition) of one file, under the model's policy or windows.
         `decoded`: the file's `load_audio(..., return_info=True)` if the caller has it (not decoded twice)."""
         with self._lock:
-            model, info = self.model(label)
-            policy = policy_for(model, window)
-            # A calibration for other weights or another policy is refused (ValueError) before scoring. Kept
-            # per checkpoint and policy, as the model is: checking it hashes every weight.
-            if (label, window) not in self._decisions:
-                self._decisions[label, window] = decision_for(info, model=model, policy=policy, op=self.op)
-            decision = self._decisions[label, window]
-            rows = score_items(
-                model,
-                [Item(path, None)],
-                policy=policy,
-                batch_size=default_batch_size(self.device),
-                workers=0,
-                device=self.device,
-                backend="auto",
-                decoded={path: decoded} if decoded is not None else None,
-                progress=False,
+            scorer = self.scorer(label, window)
+            rows = scorer.score(
+                [Item(path, None)], decoded={path: decoded} if decoded is not None else None, progress=False
             )
-        add_verdicts(rows, decision)
-        return rows[0], decision, score_definition(policy, score_kind(model))
+        return rows[0], scorer.decision, scorer.definition
 
 
 def check_limits(path: str | None, max_mb: float) -> str:

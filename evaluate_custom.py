@@ -36,13 +36,11 @@ from pathlib import Path
 import antispoof.cli as cli
 import antispoof.distributed as dist
 import antispoof.evaluation.calibration as calibration
-import antispoof.scoring.core as scoring
 import antispoof.scoring.scorefile as scorefile
 from antispoof.audio.datasets import load_dataset
-from antispoof.checkpoints.files import load_model_or_exit, parse_model_config
+from antispoof.checkpoints.files import parse_model_config
 from antispoof.runs import RunFolderError, prepare_run_dir, run_record
-from antispoof.scoring.evaluate import evaluate
-from antispoof.scoring.onnx_backend import resolve_backend
+from antispoof.scoring.setup import Scorer
 from antispoof.utils import atomic_write_text, init_wandb, raw_names_on_stdio, set_seed, write_json
 
 DEFAULT_CHECKPOINT = "la"  # registry name of the reference LA_model.pth (see pretrained/README.md)
@@ -116,31 +114,40 @@ def main(args: argparse.Namespace) -> dict:
     if args.limit is not None and args.limit < len(items):
         step = len(items) / args.limit  # spread over the list, so both classes are in a smoke run
         items = [items[int(k * step)] for k in range(args.limit)]
-    device = dist.device(args.device)
     try:
         model_config = parse_model_config(args.model_config)
     except ValueError as err:
         sys.exit(f"error: {err}")
-    model, info = load_model_or_exit(args.checkpoint, map_location="cpu", config=model_config)
-    policy = scoring.policy_for(model, args.window, args.hop, args.max_duration)
+    try:
+        scorer = Scorer.load(
+            args.checkpoint,
+            device=args.device,
+            model_config=model_config,
+            map_location="cpu",  # moved to the device when scoring starts
+            window=args.window,
+            hop_s=args.hop,
+            max_seconds=args.max_duration,
+            amp=args.amp,
+            backend=args.backend,
+            batch_size=args.batch_size,
+            workers=args.workers,
+        )
+    except (OSError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
+        sys.exit(f"error: cannot load checkpoint {args.checkpoint}: {err}")
+    model, info, policy = scorer.model, scorer.info, scorer.policy
     record = run_record(
         model,
         info,
         checkpoint=args.checkpoint,
-        settings={
-            "policy": policy.describe(),
-            "max_duration_s": None if policy.mode == "head" else policy.max_seconds,
-            "score_kind": scoring.score_kind(model),
-            "precision": scoring.precision(device, args.amp),
-            "backend": resolve_backend(model, args.backend, device, args.amp),
-        },
+        settings=scorer.settings(),
         data={"data": str(args.data), "format": args.format, "split": args.split, "limit": args.limit},
+        sha256=scorer.weights_sha256(),
     )
     op = calibration.operating_point(args)
     cal, cal_where, cal_note = None, "", None
     if not args.no_calibration:
         try:
-            cal, cal_where = calibration.for_model(model, info, policy.describe(), record["weights_sha256"])
+            cal, cal_where = scorer.calibration()
         except calibration.CalibrationError as err:
             cal_note = f"calibration not applied: {err}"
             if dist.is_main():
@@ -160,14 +167,13 @@ def main(args: argparse.Namespace) -> dict:
             f"{len(items)} files ({n_real} real, {len(items) - n_real} fake) from {args.data}; "
             f"checkpoint {info['source']} ({info['arch']}, {info['format']})\n"
             f"input policy: {policy.describe()} ({'--window' if args.window else 'the model default'}); "
-            f"{scoring.score_definition(policy, scoring.score_kind(model))}"
+            f"{scorer.definition}"
         )
         write_json(args.out_dir / "args.json", vars(args))
     wandb_run = None
     if dist.is_main():
         wandb_run = init_wandb(args.wandb_project, args.out_dir, vars(args), mode=args.wandb)
-    metrics = evaluate(
-        model,
+    metrics = scorer.evaluate(
         items,
         args.out_dir,
         n_bootstrap=args.bootstrap,
@@ -183,14 +189,8 @@ def main(args: argparse.Namespace) -> dict:
         },
         calibration=cal,
         op=op,
-        batch_size=args.batch_size or scoring.default_batch_size(device),
-        workers=args.workers,
-        device=device,
-        policy=policy,
         resume=args.resume,
         compile=args.compile,
-        amp=args.amp,
-        backend=args.backend,
     )
     if args.score_file is not None and dist.is_main():
         rows = scorefile.read_scores(args.out_dir / "scores.csv")

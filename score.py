@@ -14,7 +14,7 @@ start time. The output states the policy and the score definition.
 
 Score direction: `score` is the model's reference score (SSL-AASIST and AASIST: the real-class logit, model
 output index 1): higher = more likely real. `p_fake` = softmax(logits)[0], the probability of the fake class.
-Verdict (scoring.decision_for), the first that applies:
+Verdict (antispoof.scoring.decision.decision_for), the first that applies:
 - --threshold T: "real" when score >= T;
 - the checkpoint's calibration (`<checkpoint>.calibration.json` written by calibrate.py, or the one
   fine_tune_for.py stores in best.pt): llr = scale * score + offset, a natural-log likelihood ratio, and
@@ -43,18 +43,11 @@ from pathlib import Path
 import antispoof.cli as cli
 import antispoof.evaluation.calibration as calibration
 from antispoof.audio.datasets import Item, list_audio_files
-from antispoof.checkpoints.files import load_model, parse_model_config
-from antispoof.scoring.core import default_batch_size, policy_for, score_definition, score_items, score_kind
-from antispoof.scoring.decision import (
-    DEFAULT_P_FAKE_THRESHOLD,
-    UNTRAINED_BACK_END,
-    Decision,
-    add_verdicts,
-    decision_for,
-    is_scored,
-)
+from antispoof.checkpoints.files import parse_model_config
+from antispoof.scoring.decision import DEFAULT_P_FAKE_THRESHOLD, Decision, is_scored
 from antispoof.scoring.scorefile import asvspoof5_score_file
-from antispoof.utils import atomic_write_text, json_text, pick_device, raw_names_on_stdio
+from antispoof.scoring.setup import Scorer
+from antispoof.utils import atomic_write_text, json_text, raw_names_on_stdio
 
 DEFAULT_CHECKPOINT = "aasist"  # registry name: clovaai AASIST, small enough for a CPU
 CSV_FIELDS = (
@@ -242,27 +235,29 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: no audio files found in {' '.join(args.paths)}", file=sys.stderr)
         return EXIT_NONE_SCORED
     try:
-        device = pick_device(args.device)
-        model, info = load_model(
-            args.checkpoint, map_location=device, config=parse_model_config(args.model_config)
+        scorer = Scorer.load(
+            args.checkpoint,
+            device=args.device,
+            model_config=parse_model_config(args.model_config),
+            window=args.window,
+            hop_s=args.hop,
+            max_seconds=args.max_duration,
+            amp=args.amp,
+            backend=args.backend,
+            batch_size=args.batch_size,
+            workers=args.workers,
         )
     except (OSError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
         print(f"error: cannot load checkpoint {args.checkpoint}: {err}", file=sys.stderr)
         return EXIT_NONE_SCORED
-    if info["format"] in UNTRAINED_BACK_END:
+    if scorer.untrained:
         print(
             f"warning: {args.checkpoint} has no trained back end (random); its scores mean nothing",
             file=sys.stderr,
         )
-    policy = policy_for(model, args.window, args.hop, args.max_duration)
     try:
-        decision = decision_for(
-            info,
-            args.threshold,
-            model=model,
-            policy=policy,
-            op=calibration.operating_point(args),
-            use_calibration=not args.no_calibration,
+        decision = scorer.decide(
+            args.threshold, op=calibration.operating_point(args), use_calibration=not args.no_calibration
         )
     except ValueError as err:
         print(f"error: {args.checkpoint}: {err}", file=sys.stderr)
@@ -274,20 +269,10 @@ def main(args: argparse.Namespace) -> int:
             "threshold on the score with --threshold.",
             file=sys.stderr,
         )
-    definition = score_definition(policy, score_kind(model))
+    policy, definition, info = scorer.policy, scorer.definition, scorer.info
     if args.output_format != "table" or args.output is not None:  # the table states it in its header
         print(f"input policy: {policy.describe()}; {definition}", file=sys.stderr)
-    rows = score_items(
-        model,
-        [Item(str(path), None) for path in files],
-        batch_size=args.batch_size or default_batch_size(device),
-        workers=args.workers,
-        device=device,
-        policy=policy,
-        amp=args.amp,
-        backend=args.backend,
-    )
-    add_verdicts(rows, decision)
+    rows = scorer.score([Item(str(path), None) for path in files])
 
     checkpoint = str(info.get("source") or args.checkpoint)
     if args.output_format == "csv":

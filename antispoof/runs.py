@@ -49,9 +49,11 @@ class RunFolderError(ValueError):
     """The run folder cannot be used as asked; the message says what to do."""
 
 
-def run_record(model: nn.Module, info: dict, *, checkpoint: str, settings: dict, data: dict) -> dict:
+def run_record(
+    model: nn.Module, info: dict, *, checkpoint: str, settings: dict, data: dict, sha256: str | None = None
+) -> dict:
     """run.json's content: the checkpoint and weights fingerprint, `settings` (the SCORE_SETTINGS that apply)
-    and `data` (what was scored; informational)."""
+    and `data` (what was scored; informational). `sha256`: the weights' fingerprint if the caller has it."""
     source = str(info.get("source") or checkpoint)
     file_sha256 = None
     if Path(source).is_file() and Path(source).stat().st_size <= CHEAP_HASH_BYTES:
@@ -60,7 +62,7 @@ def run_record(model: nn.Module, info: dict, *, checkpoint: str, settings: dict,
         "checkpoint": str(checkpoint),
         "checkpoint_source": source,
         "checkpoint_file_sha256": file_sha256,
-        "weights_sha256": weights_sha256(model),
+        "weights_sha256": sha256 or weights_sha256(model),
         "arch": info.get("arch"),
         **settings,
         "data": data,

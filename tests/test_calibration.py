@@ -258,17 +258,18 @@ def test_sample_calibration_from_one_half_lowers_cllr_on_the_other(sample_halves
 def test_sample_calibration_refused_for_other_weights_or_policy(sample_halves, golden):
     from antispoof.checkpoints.files import load_model
     from antispoof.networks import InputPolicy
+    from antispoof.scoring.decision import checked_calibration
 
     model, info = load_model(sample_halves["checkpoint"])
-    cal, where = calibration.for_model(model, info, "head n=64600")
+    cal, where = checked_calibration(model, info, "head n=64600")
     assert cal == sample_halves["cal"]
     with pytest.raises(
         CalibrationError, match="scoring policy 'head n=64600', not 'windows n=64600 hop=32300'"
     ):
-        calibration.for_model(model, info, InputPolicy("windows").describe())
+        checked_calibration(model, info, InputPolicy("windows").describe())
     other, _ = load_model(golden / "aasist" / "AASIST.pth")  # AASIST, not AASIST-L: other weights
     with pytest.raises(CalibrationError, match="other weights"):
-        calibration.for_model(other, info, "head n=64600")
+        checked_calibration(other, info, "head n=64600")
 
 
 def test_sample_calibration_applied_by_score_py_and_app(sample_halves, golden, tmp_path, capsys):

@@ -251,21 +251,6 @@ def find(checkpoint: str | os.PathLike | None, info: dict) -> tuple[dict | None,
     return None, ""
 
 
-def for_model(model, info: dict, policy: str, sha: str | None = None) -> tuple[dict | None, str]:
-    """The calibration of a loaded checkpoint, checked against its weights and the scoring `policy` string
-    (`InputPolicy.describe()`): (calibration, where found), (None, "") when there is none, CalibrationError
-    when there is one that is malformed or belongs to other weights or another policy. `sha`: the model's
-    `weights_sha256` when the caller has it already (hashing a 1.2 GB model takes seconds)."""
-    from antispoof.checkpoints.files import (
-        weights_sha256,  # late: torch-free callers of this module do not pay for it
-    )
-
-    cal, where = find(None, info)
-    if cal is not None:
-        check_applies(cal, policy=policy, weights_sha256=sha or weights_sha256(model), where=where)
-    return cal, where
-
-
 def summary(cal: dict, where: str, op: OperatingPoint = ASVSPOOF5) -> dict:
     """What metrics.json and the scripts' outputs say about an applied calibration."""
     return {

@@ -93,9 +93,11 @@ def decision_for(
     policy: InputPolicy | None = None,
     op: OperatingPoint = ASVSPOOF5,
     use_calibration: bool = True,
+    sha256: str | None = None,
 ) -> Decision:
     """The verdict rule: --threshold, else the checkpoint's calibration (side file or stored; needs `model`
-    and `policy` to check that it belongs to them), else the p_fake >= 0.5 default.
+    and `policy` to check that it belongs to them; `sha256`: the model's `weights_sha256` if the caller has
+    it), else the p_fake >= 0.5 default.
 
     Raises ValueError (calibration.CalibrationError) for a non-finite threshold, or a calibration that is
     malformed or fitted for other weights or another policy: it is refused, never silently applied.
@@ -110,10 +112,26 @@ def decision_for(
         if model is None or policy is None:
             cal, where = calib.find(None, info)
         else:
-            cal, where = calib.for_model(model, info, policy.describe())
+            cal, where = checked_calibration(model, info, policy.describe(), sha256)
         if cal is not None:
             return Decision(None, where, cal, op)
     return Decision(None, "default: the checkpoint has no calibration")
+
+
+def checked_calibration(
+    model: nn.Module, info: dict, policy: str, sha256: str | None = None
+) -> tuple[dict | None, str]:
+    """The calibration of a loaded checkpoint, checked against its weights and the scoring `policy` string
+    (`InputPolicy.describe()`): (calibration, where found), (None, "") when there is none, CalibrationError
+    when there is one that is malformed or belongs to other weights or another policy. `sha256`: the model's
+    `weights_sha256` when the caller has it already (hashing a 1.2 GB model takes seconds)."""
+    import antispoof.evaluation.calibration as calib
+    from antispoof.checkpoints.files import weights_sha256
+
+    cal, where = calib.find(None, info)
+    if cal is not None:
+        calib.check_applies(cal, policy=policy, weights_sha256=sha256 or weights_sha256(model), where=where)
+    return cal, where
 
 
 def is_scored(row: dict) -> bool:

@@ -47,14 +47,13 @@ import antispoof.scoring.core as scoring
 import antispoof.scoring.scorefile as scorefile
 import antispoof.utils as utils
 from antispoof.checkpoints.files import (
-    load_model,
     load_model_or_exit,
     model_from_checkpoint,
     read_checkpoint,
     weights_sha256,
 )
 from antispoof.networks import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
-from antispoof.scoring.evaluate import evaluate
+from antispoof.scoring.setup import Scorer
 from antispoof.training.data import MAX_SUBSTITUTIONS, build_loaders, check_label_convention, load_split
 from antispoof.training.state import (
     History,
@@ -488,8 +487,12 @@ def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_di
     if distributed.is_main():  # not recorded as finished for this best.pt: from another best, or cut short
         shutil.rmtree(run_dir / "test", ignore_errors=True)
     distributed.barrier()
-    model, info = load_model(best_path, map_location=device)
-    calibration = info["calibration"]
+    # The validation split's calibration, fitted for these very weights when best.pt was written.
+    scorer = Scorer.load(
+        best_path, device=device, backend="torch", amp=args.amp, workers=args.workers,
+        batch_size=args.eval_batch_size or args.batch_size,
+    )  # fmt: skip
+    calibration = scorer.info["calibration"]
     if distributed.is_main():
         print(f"Scoring the test split ({len(items)} files) once, with best.pt (epoch {best['epoch']})")
     provenance = {
@@ -497,12 +500,10 @@ def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_di
         "epoch": best["epoch"],
         "weights_sha256": best["weights_sha256"],
     }
-    m = evaluate(
-        model, items, run_dir / "test", calibration=calibration,
+    m = scorer.evaluate(
+        items, run_dir / "test", calibration=calibration, progress=not args.quiet,
         extra={**provenance,
                "calibration": calib.summary(calibration, str(best_path)) if calibration else None},
-        batch_size=args.eval_batch_size or args.batch_size, workers=args.workers, device=device,
-        amp=args.amp, progress=not args.quiet,
     )  # fmt: skip
     keep = ("auc", "eer", "eer_threshold", "min_dcf", "act_dcf", "cllr", "n_real", "n_fake", "n_skipped")
     return {**provenance, **{k: m.get(k) for k in keep}, "calibrated": m.get("calibrated")}
