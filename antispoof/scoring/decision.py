@@ -7,7 +7,9 @@ add_verdicts(rows, decision)                                  # score_items rows
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
@@ -154,3 +156,127 @@ def add_verdicts(rows: list[dict], decision: Decision) -> list[dict]:
             if decision.llr(0.0) is not None:
                 window["llr"] = decision.llr(window["score"])
     return rows
+
+
+# ------------------------------------------------------------------------------------------------ answers
+# A single recording gets one of three answers, from its calibrated LLR and a prior the user can set. The
+# prior is even odds by default: nothing is known about one recording before listening to it (evaluation
+# keeps ASVspoof 5's operating point, Pspoof 0.05, for the binary verdicts it counts).
+SINGLE_RECORDING_PRIOR = 0.5  # P(fake) before the detector is heard
+BAND_ODDS = 9.0  # "likely" needs posterior odds of at least 9 to 1 (a posterior probability of 0.9)
+ANSWERS = ("likely fake", "inconclusive", "likely real")
+
+
+@dataclass(frozen=True)
+class Bands:
+    """The three answers of a calibrated detector: "likely real" when the posterior odds of real are at least
+    `odds` to 1, "likely fake" when those of fake are, "inconclusive" between; at the prior `p_fake_prior`.
+
+    Each edge is an LLR, mapped back onto the score (thresholds.score_at_llr) and compared with the one rule
+    (thresholds.is_real), as every verdict is."""
+
+    calibration: dict
+    p_fake_prior: float = SINGLE_RECORDING_PRIOR
+    odds: float = BAND_ODDS
+
+    def __post_init__(self):
+        if not 0 < self.p_fake_prior < 1:
+            raise ValueError(f"the prior of a fake must be strictly between 0 and 1, got {self.p_fake_prior}")
+        if not self.odds > 1:
+            raise ValueError(f"the band odds must be above 1, got {self.odds}")
+
+    @property
+    def prior_log_odds_real(self) -> float:
+        return math.log((1 - self.p_fake_prior) / self.p_fake_prior)
+
+    def edges(self) -> tuple[float, float]:
+        """(score below which the answer is "likely fake", score from which it is "likely real")."""
+        log_odds = math.log(self.odds)
+        return (
+            score_at_llr(self.calibration, -log_odds - self.prior_log_odds_real),
+            score_at_llr(self.calibration, log_odds - self.prior_log_odds_real),
+        )
+
+    def p_fake(self, score: float) -> float:
+        """The posterior probability that the recording is fake, at the prior."""
+        llr = self.calibration["scale"] * score + self.calibration["offset"]
+        return 1 / (1 + math.exp(min(700.0, llr + self.prior_log_odds_real)))
+
+    def answer(self, score: float) -> str:
+        fake_edge, real_edge = self.edges()
+        if is_real(score, real_edge):
+            return "likely real"
+        return "inconclusive" if is_real(score, fake_edge) else "likely fake"
+
+    def leans_real(self, score: float) -> bool:
+        """Which way a score leans: real when the posterior odds of real are at least even."""
+        return bool(is_real(score, score_at_llr(self.calibration, -self.prior_log_odds_real)))
+
+    def describe(self) -> str:
+        p = self.odds / (1 + self.odds)
+        return (
+            f"likely fake when P(fake) >= {p:.2g}, likely real when P(fake) <= {1 - p:.2g} (posterior odds "
+            f"{self.odds:g} to 1), inconclusive between; before listening, P(fake) = {self.p_fake_prior:g}"
+            + (" (even odds)" if self.p_fake_prior == 0.5 else "")
+        )
+
+
+def public_name(where: str) -> str:
+    """`where` (a calibration's source, a checkpoint) with every absolute path cut to its last part: answers
+    may be public (the app with --share), the server's file system is not."""
+    return re.sub(r"(?<![\w.:/~-])/(?:[^/\s'\"]+/)*([^/\s'\"]*)", r"\1", where)
+
+
+def provenance(calibration: dict, where: str) -> str:
+    """Where a calibration came from, in one line: its data, file counts and Cllr, and the file holding it."""
+    fit = calibration.get("fit") or {}
+    data = Path(str(fit["data"])).name if fit.get("data") else "data not recorded"
+    counts = (
+        f"{fit['n_real']} real and {fit['n_fake']} fake files"
+        if fit.get("n_real") is not None and fit.get("n_fake") is not None
+        else "file counts not recorded"
+    )
+    cllr = fit.get("cllr_calibrated")
+    quality = f", Cllr {cllr:.3f} bits on them" if isinstance(cllr, (int, float)) else ""
+    return f"calibrated on {data} ({counts}{quality}); {public_name(where)}"
+
+
+def answer_for(row: dict, bands: Bands | None) -> dict:
+    """A scored row's answer: with `bands` (a calibrated detector) one of ANSWERS and the posterior
+    P(fake); without, "uncalibrated" and the way the larger logit leans. Also `fake_spans`: the time ranges
+    of the windows that lean fake (so a fake spliced into real speech is pointed at, not averaged away)."""
+    if bands is None:
+        lean = "fake" if row["p_fake"] >= DEFAULT_P_FAKE_THRESHOLD else "real"
+        out = {"answer": "uncalibrated", "leans": lean, "p_fake_calibrated": None}
+        leans_fake = [w["p_fake"] >= DEFAULT_P_FAKE_THRESHOLD for w in row["windows"]]
+    else:
+        lean = "real" if bands.leans_real(row["score"]) else "fake"
+        out = {
+            "answer": bands.answer(row["score"]),
+            "leans": lean,
+            "p_fake_calibrated": bands.p_fake(row["score"]),
+        }
+        leans_fake = [not bands.leans_real(w["score"]) for w in row["windows"]]
+    spans: list[list[float]] = []
+    for w, fake in zip(row["windows"], leans_fake, strict=True):
+        if not fake:
+            continue
+        if spans and w["start"] <= spans[-1][1]:  # overlapping windows: one range
+            spans[-1][1] = max(spans[-1][1], w["end"])
+        else:
+            spans.append([w["start"], w["end"]])
+    out["fake_spans"] = [(round(a, 2), round(b, 2)) for a, b in spans]
+    return out
+
+
+def add_answers(
+    rows: list[dict], decision: Decision, p_fake_prior: float = SINGLE_RECORDING_PRIOR
+) -> Bands | None:
+    """Add answer_for's keys to every scored row (in place); returns the Bands used (None: uncalibrated or
+    a --threshold rule, which has no probabilities)."""
+    calibrated = decision.threshold is None and decision.calibration is not None
+    bands = Bands(decision.calibration, p_fake_prior) if calibrated else None
+    for row in rows:
+        if is_scored(row):
+            row.update(answer_for(row, bands))
+    return bands
