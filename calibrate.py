@@ -76,7 +76,11 @@ def run_policy(rows: list[dict], run: Path) -> str:
 
 
 def main(args: argparse.Namespace) -> dict:
-    from antispoof.checkpoints.files import load_model_or_exit, weights_sha256  # late: --help stays fast
+    from antispoof.checkpoints.files import (  # late: --help stays fast
+        config_sha256,
+        load_model_or_exit,
+        weights_sha256,
+    )
     from antispoof.scoring.scorefile import read_scores
 
     scores_csv = args.run / "scores.csv"
@@ -107,6 +111,7 @@ def main(args: argparse.Namespace) -> dict:
             fake,
             policy=policy,
             weights_sha256=sha,
+            config_sha256=config_sha256(model),
             score_kind=kinds.pop() if len(kinds) == 1 else "logit_real",
             op=op,
             p_spoof_fit=args.fit_prior,

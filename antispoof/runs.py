@@ -5,8 +5,9 @@
 
 An evaluation folder holds one run. `run.json` records what produced its rows: the checkpoint (as given,
 the file it resolved to, that file's sha256 when cheap to compute), `checkpoints.weights_sha256` of the
-weights (which survives re-saving), and every setting that changes a score (`SCORE_SETTINGS`: the input
-policy's `describe()`, max-duration, the score kind, precision). The dataset is recorded too, but not
+weights (which survives re-saving), `config_sha256` of the model config that shapes the scores (with the
+config itself, `model_config`), and every setting that changes a score (`SCORE_SETTINGS`: the input policy's
+`describe()`, max-duration, the score kind, precision). The dataset is recorded too, but not
 compared: rows are keyed by path, so resuming over a larger or smaller file list keeps them consistent.
 
 Rules, applied before anything is scored:
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from torch import nn
 
-from antispoof.checkpoints.files import weights_sha256
+from antispoof.checkpoints.files import config_sha256, effective_config, weights_sha256
 from antispoof.checkpoints.registry import sha256sum
 from antispoof.reports.plots import PLOT_FILES
 from antispoof.utils import json_text, write_json
@@ -41,7 +42,9 @@ REPORT_FILES = (
 )  # fmt: skip
 DERIVED_FILES = ("metrics.json", "comparison.json", *REPORT_FILES)  # + the plots: recomputed at the end
 RUN_FILES = (RUN_FILE, "args.json", "scores.csv", *DERIVED_FILES)
-SCORE_SETTINGS = ("weights_sha256", "arch", "policy", "max_duration_s", "score_kind", "precision")
+SCORE_SETTINGS = (
+    "weights_sha256", "config_sha256", "arch", "policy", "max_duration_s", "score_kind", "precision",
+)  # fmt: skip
 CHEAP_HASH_BYTES = 256 * 2**20  # the checkpoint file itself is hashed up to this size (~1 s)
 
 
@@ -63,6 +66,9 @@ def run_record(
         "checkpoint_source": source,
         "checkpoint_file_sha256": file_sha256,
         "weights_sha256": sha256 or weights_sha256(model),
+        # The same weights under another config (--model-config pool_ratios) are another detector.
+        "config_sha256": config_sha256(model),
+        "model_config": effective_config(model),
         "arch": info.get("arch"),
         **settings,
         "data": data,
@@ -79,7 +85,19 @@ def differences(before: dict, now: dict) -> list[str]:
                 lines.append(f"{key}: {json_text(old, None)} in run.json, {json_text(new, None)} now")
                 if key == "weights_sha256":
                     lines[-1] += f" (checkpoint {before.get('checkpoint')} then, {now.get('checkpoint')} now)"
+                if key == "config_sha256":
+                    lines[-1] += _config_change(before.get("model_config"), now.get("model_config"))
     return lines
+
+
+def _config_change(before, now) -> str:
+    """The config values that differ, e.g. " (pool_ratios: [...] then, [...] now)", when both records hold
+    their config."""
+    if not isinstance(before, dict) or not isinstance(now, dict):
+        return ""
+    keys = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+    changes = [f"{k}: {json_text(before.get(k), None)} then, {json_text(now.get(k), None)} now" for k in keys]
+    return f" ({'; '.join(changes)})"
 
 
 def prepare_run_dir(out_dir: str | os.PathLike, record: dict, *, resume: bool, overwrite: bool) -> None:

@@ -67,6 +67,30 @@ def weights_sha256(model: nn.Module | Mapping[str, Tensor]) -> str:
     return h.hexdigest()
 
 
+# Config fields that do not change what a model in eval mode computes: dropout is off there, and freezing the
+# front end or checkpointing its gradients only changes training. They stay out of the config fingerprint, so
+# a checkpoint fine-tuned with --freeze-frontend keeps its calibration when scored without it.
+TRAINING_ONLY_CONFIG = frozenset({
+    "hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "layerdrop",
+    "freeze_frontend", "gradient_checkpointing",
+})  # fmt: skip
+
+
+def effective_config(model: nn.Module) -> dict[str, Any]:
+    """The config values that shape the model's scores: its arch and config, less TRAINING_ONLY_CONFIG."""
+    model = _unwrap(model)
+    config = asdict(model.config) if is_dataclass(getattr(model, "config", None)) else {}
+    return {"arch": model.arch, **{k: v for k, v in config.items() if k not in TRAINING_ONLY_CONFIG}}
+
+
+def config_sha256(model: nn.Module) -> str:
+    """A fingerprint of `effective_config`. The same weights under another config are another detector
+    (AASIST's pool_ratios or temperatures change every score), so what is keyed by the weights (the ONNX
+    cache, a calibration, a run folder's --resume) is keyed by this too."""
+    text = json.dumps(effective_config(model), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def project_state(model: nn.Module, calibration: dict | None = None) -> dict[str, Any]:
     """What a deployable project checkpoint holds: {"format", "arch", "config", "model", "calibration"}."""
     model = _unwrap(model)

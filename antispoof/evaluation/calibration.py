@@ -14,8 +14,9 @@ added to the LLR inside the sigmoid, so the LLR itself carries no prior. Labels 
 (1/2) / (N_fake + 1) for a fake one): classes that separate perfectly (the bundled sample does) then give a
 steep but finite map instead of an infinite one, whose confidence grows with the number of files.
 
-A calibration is only valid for the weights and the scoring policy it was fitted under (a window-mean score is
-not distributed like a first-4-s score): it records both, and `check_applies` refuses any other.
+A calibration is only valid for the model (weights and config) and the scoring policy it was fitted under (a
+window-mean score is not distributed like a first-4-s score): it records them, and `check_applies` refuses
+any other.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def fit(
     *,
     policy: str,
     weights_sha256: str,
+    config_sha256: str | None = None,
     score_kind: str = "logit_real",
     op: OperatingPoint = ASVSPOOF5,
     p_spoof_fit: float | None = None,
@@ -116,6 +118,7 @@ def fit(
     """A complete calibration dict: the fitted map, what it applies to, how it was fitted and how well.
 
     `p_spoof_fit`: the fitting prior (default: `effective_p_spoof(op)`). `data`: where the scores came from.
+    `config_sha256`: `checkpoints.files.config_sha256` of the model (the scripts always give it).
     """
     p_fit = effective_p_spoof(op) if p_spoof_fit is None else p_spoof_fit
     scale, offset = fit_affine(real_scores, fake_scores, p_fit)
@@ -136,12 +139,25 @@ def fit(
         "min_cllr": compute_min_cllr(real, fake),
     }
     return build(
-        scale, offset, policy=policy, weights_sha256=weights_sha256, score_kind=score_kind, fit=stats
+        scale,
+        offset,
+        policy=policy,
+        weights_sha256=weights_sha256,
+        config_sha256=config_sha256,
+        score_kind=score_kind,
+        fit=stats,
     )
 
 
 def build(
-    scale: float, offset: float, *, policy: str, weights_sha256: str, score_kind: str, fit: dict
+    scale: float,
+    offset: float,
+    *,
+    policy: str,
+    weights_sha256: str,
+    score_kind: str,
+    fit: dict,
+    config_sha256: str | None = None,
 ) -> dict:
     """A calibration dict from a fitted map; `fit` says how and on what it was fitted. Validated."""
     cal = {
@@ -151,6 +167,7 @@ def build(
         "llr": "natural-log likelihood ratio of bona fide vs spoof: llr = scale * score + offset",
         "policy": policy,
         "weights_sha256": weights_sha256,
+        **({"config_sha256": config_sha256} if config_sha256 else {}),
         "score_kind": score_kind,
         "fit": fit,
     }
@@ -188,16 +205,32 @@ def validate(cal, where: str) -> dict:
         raise CalibrationError(
             f"{where}: weights_sha256 must be 64 hex digits, got {cal.get('weights_sha256')!r}"
         )
+    if "config_sha256" in cal and not (
+        isinstance(cal["config_sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", cal["config_sha256"])
+    ):
+        raise CalibrationError(
+            f"{where}: config_sha256 must be 64 hex digits, got {cal.get('config_sha256')!r}"
+        )
     return cal
 
 
-def check_applies(cal: dict, *, policy: str, weights_sha256: str, where: str) -> None:
-    """Refuse (CalibrationError) a calibration fitted for other weights or under another scoring policy."""
+def check_applies(
+    cal: dict, *, policy: str, weights_sha256: str, where: str, config_sha256: str | None = None
+) -> None:
+    """Refuse (CalibrationError) a calibration fitted for other weights, another model config (the same
+    weights under other pool_ratios score differently) or under another scoring policy. A calibration of an
+    older version records no config: it is checked on the weights and policy only."""
     if cal["weights_sha256"] != weights_sha256:
         raise CalibrationError(
             f"{where} was fitted for other weights (weights_sha256 {cal['weights_sha256'][:12]}..., these "
             f"are {weights_sha256[:12]}...): its LLRs would be wrong. Re-fit it for this checkpoint with "
             "calibrate.py, or delete it."
+        )
+    if config_sha256 and cal.get("config_sha256") and cal["config_sha256"] != config_sha256:
+        raise CalibrationError(
+            f"{where} was fitted for these weights under another model config (config_sha256 "
+            f"{cal['config_sha256'][:12]}..., this one is {config_sha256[:12]}...; --model-config changes "
+            "it): its LLRs would be wrong. Score without the config change, or re-fit it (calibrate.py)."
         )
     if cal["policy"] != policy:
         raise CalibrationError(

@@ -125,14 +125,18 @@ def checked_calibration(
 ) -> tuple[dict | None, str]:
     """The calibration of a loaded checkpoint, checked against its weights and the scoring `policy` string
     (`InputPolicy.describe()`): (calibration, where found), (None, "") when there is none, CalibrationError
-    when there is one that is malformed or belongs to other weights or another policy. `sha256`: the model's
-    `weights_sha256` when the caller has it already (hashing a 1.2 GB model takes seconds)."""
+    when there is one that is malformed or belongs to other weights, another model config or another policy.
+    `sha256`: the model's `weights_sha256` when the caller has it already (hashing a 1.2 GB model takes
+    seconds)."""
     import antispoof.evaluation.calibration as calib
-    from antispoof.checkpoints.files import weights_sha256
+    from antispoof.checkpoints.files import config_sha256, weights_sha256
 
     cal, where = calib.find(None, info)
     if cal is not None:
-        calib.check_applies(cal, policy=policy, weights_sha256=sha256 or weights_sha256(model), where=where)
+        sha256 = sha256 or weights_sha256(model)
+        calib.check_applies(
+            cal, policy=policy, weights_sha256=sha256, config_sha256=config_sha256(model), where=where
+        )
     return cal, where
 
 

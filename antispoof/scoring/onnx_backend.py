@@ -5,15 +5,18 @@
 
 The graph: input `waveform`, float32 (batch, n_samples) at 16 kHz -> output `logits`, float32 (batch, 2),
 index 1 = real (bona fide); the batch size is free, the length fixed (the graph pools a fixed number of
-nodes). Its metadata records the architecture, input length, label convention and `weights_sha256` of the
-weights. The export for scoring is kept in pretrained/onnx/, named by that fingerprint: made once per weights.
+nodes). Its metadata records the architecture, input length, label convention, `weights_sha256` of the
+weights and `config_sha256` of the config. The export for scoring is kept in pretrained/onnx/, named by both
+fingerprints and served only when its metadata records them: made once per model.
 `export.py model.onnx` writes one for deployment, checked against PyTorch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import stat
 import sys
 import tempfile
 import warnings
@@ -25,7 +28,7 @@ from torch import Tensor, nn
 
 from antispoof.audio.datasets import load_dataset
 from antispoof.audio.decode import NB_SAMP, SAMPLE_RATE, load_audio, pad_or_crop
-from antispoof.checkpoints.files import weights_sha256
+from antispoof.checkpoints.files import config_sha256, weights_sha256
 from antispoof.checkpoints.registry import pretrained_dir
 from antispoof.networks import REFERENCE_HEAD
 
@@ -69,6 +72,7 @@ def add_metadata(onnx_model, model: nn.Module, n_samples: int, **extra: str) -> 
         "input_policy": getattr(model, "default_policy", REFERENCE_HEAD).describe(),
         "score_kind": getattr(model, "score_kind", "logit_real"),
         "weights_sha256": weights_sha256(model),
+        "config_sha256": config_sha256(model),
         **extra,
     }
     for key, value in props.items():
@@ -104,6 +108,7 @@ class OnnxDetector(nn.Module):
         self.default_policy = getattr(like, "default_policy", REFERENCE_HEAD)
         self.score_kind = getattr(like, "score_kind", "logit_real")
         self.n_samples = self.session.get_inputs()[0].shape[1]
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)  # what `add_metadata` wrote
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.n_samples:
@@ -114,28 +119,108 @@ class OnnxDetector(nn.Module):
         return torch.from_numpy(self.session.run(["logits"], {"waveform": waveform})[0])
 
 
-def cached_onnx(model: nn.Module, int8: bool = False, n_samples: int = NB_SAMP) -> Path:
-    """The model's ONNX file in pretrained/onnx/, named by its weights' fingerprint; exported on first use."""
-    name = f"{model.arch}-{weights_sha256(model)[:16]}-{n_samples}{'-int8' if int8 else ''}.onnx"
-    path = pretrained_dir() / "onnx" / name
-    if path.exists():
-        return path
+def cache_key(model: nn.Module, int8: bool = False, n_samples: int = NB_SAMP) -> dict[str, str]:
+    """What an exported graph must record to be served for `model`: the weights, the effective config
+    (the same weights with other pool_ratios are another detector), the input length and the variant."""
+    return {
+        "weights_sha256": weights_sha256(model),
+        "config_sha256": config_sha256(model),
+        "n_samples": str(n_samples),
+        "variant": "int8" if int8 else "fp32",
+    }
+
+
+def onnx_session(model: nn.Module, int8: bool = False, n_samples: int = NB_SAMP) -> OnnxDetector:
+    """An onnxruntime session of the model's cached ONNX graph, named by its weights and config; the graph is
+    exported on first use. Sessions are kept per file, so scoring the same model again (the app) reuses one.
+
+    A cached file is served only if onnxruntime opens it and its metadata records this model's `cache_key`:
+    a graph copied over another's name, or an empty or cut file (a killed copy, a full disk), is exported
+    again, with a note, and replaced atomically. The cache is pretrained/onnx/; where that cannot be
+    written, a folder of this user's own (`user_cache_dir`), never a shared one where another user could
+    plant a graph.
+    """
+    key = cache_key(model, int8, n_samples)
+    fingerprint = hashlib.sha256(f"{key['weights_sha256']}|{key['config_sha256']}".encode()).hexdigest()
+    name = f"{model.arch}-{fingerprint[:16]}-{n_samples}{'-int8' if int8 else ''}.onnx"
+    folder = pretrained_dir() / "onnx"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError:  # a read-only install: keep it in the temporary folder instead
-        path = Path(tempfile.gettempdir()) / "ssl-aasist-onnx" / name
-        if path.exists():
-            return path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only install
+        folder = user_cache_dir()
+    path = folder / name
+    kept = _SESSIONS.get(str(path))
+    if kept is not None and _mismatch(kept.metadata, key) is None:
+        return kept
+    if path.exists():
+        try:
+            session = OnnxDetector(path, model)
+            problem = _mismatch(session.metadata, key)
+        except Exception as err:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+            problem = f"cannot be read by onnxruntime ({type(err).__name__})"
+        if problem is None:
+            _SESSIONS[str(path)] = session
+            return session
+        print(f"warning: the cached graph {path} {problem}: exporting it again", file=sys.stderr, flush=True)
     print(f"exporting the model to {path} (once) ...", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        staged = Path(tmp) / "model.onnx"
         if int8:  # quantised from the float32 export, which is kept too
-            quantize_int8(cached_onnx(model, n_samples=n_samples), Path(tmp) / "int8.onnx")
-            os.replace(Path(tmp) / "int8.onnx", path)
+            quantize_int8(onnx_session(model, n_samples=n_samples).path, staged)
+            _set_metadata(staged, {"variant": "int8"})
         else:
-            write_onnx(model, Path(tmp) / "model.onnx", n_samples)
-            os.replace(Path(tmp) / "model.onnx", path)
-    return path
+            write_onnx(model, staged, n_samples)
+        os.replace(staged, path)
+    _SESSIONS[str(path)] = OnnxDetector(path, model)
+    return _SESSIONS[str(path)]
+
+
+def cached_onnx(model: nn.Module, int8: bool = False, n_samples: int = NB_SAMP) -> Path:
+    """The path of the model's checked ONNX graph in the cache (`onnx_session`)."""
+    return Path(onnx_session(model, int8, n_samples).path)
+
+
+def _mismatch(metadata: dict[str, str], key: dict[str, str]) -> str | None:
+    """What a graph's metadata records differently from `key` (None if nothing): "records other ..."."""
+    recorded = {k: metadata.get(k, "fp32" if k == "variant" else None) for k in key}
+    wrong = [k for k in key if recorded[k] != key[k]]
+    if not wrong:
+        return None
+    return "records other " + ", ".join(f"{k} ({(recorded[k] or 'none')[:16]})" for k in wrong)
+
+
+def user_cache_dir() -> Path:
+    """This user's ONNX cache when pretrained/ is read-only: $XDG_CACHE_HOME/antispoof/onnx (~/.cache), else
+    a folder in the temporary directory named by the user id, made 0700 and refused if another user owns it
+    or may write to it (a graph there is run as this user's model)."""
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "antispoof" / "onnx"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    except OSError:
+        pass
+    folder = Path(tempfile.gettempdir()) / f"antispoof-onnx-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise OSError(
+            f"{folder} is not a private folder of this user (owner uid {info.st_uid}, mode "
+            f"{stat.S_IMODE(info.st_mode):o}): remove it, or make pretrained/ writable"
+        )
+    return folder
+
+
+def _set_metadata(path: Path, props: dict[str, str]) -> None:
+    """Set `props` in the metadata of the ONNX file at `path` (kept entries of other keys)."""
+    import onnx
+
+    onnx_model = onnx.load(str(path))
+    kept = [(p.key, p.value) for p in onnx_model.metadata_props if p.key not in props]
+    del onnx_model.metadata_props[:]
+    for key, value in [*kept, *props.items()]:
+        entry = onnx_model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(onnx_model, str(path))
 
 
 def write_onnx(model: nn.Module, path: str | os.PathLike, n_samples: int = NB_SAMP) -> None:
@@ -166,8 +251,7 @@ def scoring_model(model: nn.Module, backend: str, device: torch.device, amp: str
 
     "auto" picks onnxruntime on a CPU for AASIST in fp32 (the same scores within 1e-6, about 4x faster on 2
     cores) and PyTorch otherwise: the full-size SSL-AASIST takes minutes to export and its int8 variant
-    changes scores, so both are opt-in there (`--backend onnx`, `--backend onnx-int8`). Sessions are kept
-    per exported file, so scoring the same weights again (the app) does not rebuild one.
+    changes scores, so both are opt-in there (`--backend onnx`, `--backend onnx-int8`).
     """
     if isinstance(model, OnnxDetector):
         return model
@@ -179,10 +263,7 @@ def scoring_model(model: nn.Module, backend: str, device: torch.device, amp: str
         raise ValueError(f"--backend {backend} runs in fp32 on the CPU: use --device cpu, or --backend torch")
     if policy.mode == "whole":
         raise ValueError(f"--backend {backend} needs fixed-length input; {model.arch} scores whole files")
-    path = cached_onnx(model, int8=backend == "onnx-int8", n_samples=policy.n_samples)
-    if str(path) not in _SESSIONS:
-        _SESSIONS[str(path)] = OnnxDetector(path, model)
-    return _SESSIONS[str(path)]
+    return onnx_session(model, int8=backend == "onnx-int8", n_samples=policy.n_samples)
 
 
 _SESSIONS: dict[str, OnnxDetector] = {}

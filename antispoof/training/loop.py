@@ -47,6 +47,7 @@ import antispoof.scoring.core as scoring
 import antispoof.scoring.scorefile as scorefile
 import antispoof.utils as utils
 from antispoof.checkpoints.files import (
+    config_sha256,
     load_model_or_exit,
     model_from_checkpoint,
     read_checkpoint,
@@ -471,7 +472,8 @@ def validation_calibration(model: nn.Module, val: dict, epoch: int) -> dict | No
     try:
         return calib.build(
             val["val_llr_scale"], val["val_llr_offset"], policy=scoring.policy_for(model).describe(),
-            weights_sha256=weights_sha256(model), score_kind=scoring.score_kind(model), fit=fit,
+            weights_sha256=weights_sha256(model), config_sha256=config_sha256(model),
+            score_kind=scoring.score_kind(model), fit=fit,
         )  # fmt: skip
     except calib.CalibrationError as err:
         print(f"note: epoch {epoch} stores no calibration: {err}")
