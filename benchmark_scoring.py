@@ -1,28 +1,34 @@
-"""Scoring speed of the pipeline vs the original one-file loop, and what each faster mode costs in accuracy.
+"""Scoring speed of the pipeline vs the original one-file loop, how close each mode comes to the machine's
+peak, and what each faster mode costs in accuracy.
 
-    python benchmark_scoring.py --checkpoint aasist --data data/sample --files 40 --profile
-    python benchmark_scoring.py --random ssl_aasist --files 8 --variants torch,torch-bf16,onnx-int8 --profile
+    python benchmark_scoring.py --checkpoint aasist --files 40 --variants torch,torch-bf16,onnx-int8 --profile
+    python benchmark_scoring.py --random ssl_aasist --files 8 --variants onnx,torch-bf16 --layer-drift
     python benchmark_scoring.py --checkpoint la --files 512 --batch-size 64 --workers 8 --device cuda
 
-Every method scores the same files in the same run, each in a fresh child process (so one's memory does not
-count against another), after one warm-up batch:
+Arms, each in its own warm process (model loaded, one-off work such as the ONNX export done, one warm-up
+batch scored), then timed in turn, --rounds times (naive, pipeline, variants, peak; naive, pipeline, ...):
 - naive: the original scripts' loop: `librosa.load` of one file, the reference's pad/crop, batch 1, fp32
   PyTorch, one file after the other;
-- pipeline: `scoring.score_items` as evaluate_custom.py runs it with these flags (DataLoader decoding workers,
-  batches of --batch-size, --backend: onnxruntime for AASIST on a CPU by default, --amp, --compile);
+- pipeline: `score_items` as evaluate_custom.py runs it with these flags (DataLoader decoding workers,
+  batches of --batch-size, --backend, --amp, --compile);
 - each of --variants: the pipeline with another backend or precision: `torch` (PyTorch fp32), `torch-bf16`
-  (bf16 autocast), `onnx` (onnxruntime fp32), `onnx-int8` (onnxruntime, int8 MatMul weights).
-Each row gives files/s, the speed-up over naive, peak resident memory and the accuracy cost against the
-naive fp32 scores: max |score difference| and, for labelled files, the change in EER (points) and AUC. A
-mode whose EER moves by more than 0.5 points is marked: it is not fit to be a default.
+  (bf16 autocast), `onnx` (onnxruntime fp32), `onnx-int8` (onnxruntime, int8 MatMul weights);
+- peak: (2048 x 2048) matmuls in fp32 and bf16, the machine's practical peak, measured under the same load.
+Each row gives files/s and the speed-up over the naive loop of the same round (median [min-max] over the
+rounds), the FLOP rate it reaches (FLOPs per clip from torch's FLOP counter on one clip) as a fraction of the
+peak of its precision, peak resident memory, and the accuracy cost against the naive fp32 scores: max
+|score difference| and, on labelled files, the change in EER (points) and AUC. A mode whose EER moves by more
+than 0.5 points is marked: it is not fit to be a default. The 1-minute load average is recorded before and
+after every round, and the CPU time other processes took during every timed pass; a loud note follows the
+table when either moved enough to distort the ratios (thresholds in antispoof/benchmark.py).
 
---profile adds where the time goes (one batch of the files, PyTorch fp32, `torch.profiler`): decode, resample,
-the front end (AASIST's sinc convolution / wav2vec 2.0's conv feature extractor), the encoder (residual 2-D
-encoder / transformer) and the graph back end, plus the heaviest operators.
-One-off costs (the ONNX export, kept in pretrained/onnx/ for the next run) happen before the warm-up and are
-reported as setup, not timed. --random ARCH scores with seeded random weights instead of a checkpoint (speed
-does not depend on them; the accuracy columns then only compare modes). --files larger than the dataset
-repeats its files (as symbolic links under new names).
+--profile adds where the time goes (one batch, PyTorch fp32, `torch.profiler`): decode, resample, the front
+end, the encoder and the graph back end, plus the heaviest operators. --layer-drift (wav2vec 2.0 front ends)
+adds the relative error of every front-end layer's output under bf16 autocast and under int8 dynamic
+quantisation of every Linear (PyTorch's, the scheme of onnxruntime's onnx-int8), against fp32. --random ARCH
+scores with seeded random weights instead of a checkpoint (speed does not depend on them; the accuracy
+columns then only compare modes, and say nothing of a trained model's accuracy). --files larger than the
+dataset repeats its files (as symbolic links under new names).
 """
 
 from __future__ import annotations
@@ -30,9 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,21 +43,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from antispoof import benchmark, cli
 from antispoof.audio.datasets import Item, load_dataset
-from antispoof.audio.decode import NB_SAMP, SAMPLE_RATE, pad_or_crop, resample
+from antispoof.audio.decode import NB_SAMP, SAMPLE_RATE, load_audio, pad_or_crop, resample
 from antispoof.evaluation.metrics import compute_auc, compute_eer
-from antispoof.scoring.core import (
-    AMP_CHOICES,
-    default_batch_size,
-    default_workers,
-    logits_to_scores,
-    score_items,
-)
-from antispoof.scoring.onnx_backend import BACKENDS, OnnxDetector, scoring_model
+from antispoof.scoring.core import default_batch_size, logits_to_scores, score_items
+from antispoof.scoring.onnx_backend import resolve_backend
 from antispoof.utils import pick_device
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent / "shared" / "audio" / "sample_custom"
+DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "sample"  # ships with the repository
 VARIANTS = {  # name -> (backend, amp)
     "torch": ("torch", "fp32"),
     "torch-bf16": ("torch", "bf16"),
@@ -62,65 +61,57 @@ VARIANTS = {  # name -> (backend, amp)
     "onnx-int8": ("onnx-int8", "fp32"),
 }
 EER_BOUND = 0.5  # points: a mode that moves EER more than this is not a default
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Flag defaults in --help, and the module docstring as written."""
+ONE_SHOT = ("profile", "layer-drift")  # arms run once, after the timed rounds
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--checkpoint", default="aasist", help="checkpoint file or registry name")
+    p = cli.parser(__doc__)
+    cli.add_checkpoint(p, default="aasist")
     p.add_argument(
         "--random", default=None, choices=("aasist", "ssl_aasist"), help="seeded random weights of this arch"
     )
-    p.add_argument(
-        "--model-config",
-        default=None,
-        help='config overrides for load_model, JSON text or file, e.g. {"num_attention_heads": 4}',
-    )
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset (any layout evaluate_custom.py reads)")
-    p.add_argument("--format", default="auto")
+    cli.add_model_config(p)
+    cli.add_data(p, help="dataset (any layout evaluate_custom.py reads)", default=str(DEFAULT_DATA))
     p.add_argument("--files", type=int, default=40, help="files to score (the dataset repeats if smaller)")
-    p.add_argument(
-        "--batch-size", type=int, default=None, help="pipeline batch (default: 64 on CUDA, 4 on CPU)"
-    )
-    p.add_argument("--workers", type=int, default=default_workers(), help="pipeline decoding workers")
-    p.add_argument("--device", default="auto")
-    p.add_argument(
-        "--amp", default="auto", choices=AMP_CHOICES, help="pipeline autocast (auto = bf16 on CUDA)"
-    )
-    p.add_argument("--backend", default="auto", choices=BACKENDS, help="pipeline backend (evaluate_custom's)")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds of every arm (at least 3)")
+    cli.add_compute(p, seed=None)
+    cli.add_backend(p)
     p.add_argument("--compile", action="store_true", help="torch.compile in the pipeline")
     p.add_argument(
         "--variants", default="", help=f"comma-separated extra pipeline modes: {', '.join(VARIANTS)}"
     )
     p.add_argument("--profile", action="store_true", help="also profile where the time goes")
+    p.add_argument("--layer-drift", action="store_true", help="also the per-layer drift of bf16 and int8")
+    p.add_argument("--peak-seconds", type=float, default=0.5, help="length of each matmul peak measurement")
     p.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
-    p.add_argument("--phase", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--arm", default=None, help=argparse.SUPPRESS)  # set by the parent in its children
     p.add_argument("--file-list", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what the arms are started with
     args.variants = [v for v in args.variants.split(",") if v]
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         p.error(f"unknown --variants {unknown}: choose from {', '.join(VARIANTS)}")
+    if args.rounds < 3:
+        p.error("--rounds must be at least 3: one round cannot tell a burst of load from the code")
     return args
 
 
-def naive_scores(model, paths: list[str], device: torch.device) -> list[float]:
+def naive_scores(model: nn.Module, paths: list[str], device: torch.device) -> list[float]:
     """The original scripts' loop: librosa.load one file, pad/crop, batch 1, fp32."""
     import librosa
 
+    kind = getattr(model, "score_kind", "logit_real")
     scores = []
     with torch.inference_mode():
         for path in paths:
             x, _ = librosa.load(path, sr=SAMPLE_RATE)
             logits = model(torch.from_numpy(pad_or_crop(x))[None].to(device))
-            scores.append(logits_to_scores(logits)[0].item())
+            scores.append(logits_to_scores(logits, kind)[0].item())
     return scores
 
 
-def load(args: argparse.Namespace, device: torch.device):
+def load(args: argparse.Namespace, device: torch.device) -> nn.Module:
     """The model under test: a checkpoint, or seeded random weights (the same in every child process)."""
     config = _model_config(args.model_config)
     if args.random:
@@ -133,50 +124,183 @@ def load(args: argparse.Namespace, device: torch.device):
     return load_model(args.checkpoint, map_location=device, config=config)[0]
 
 
-def run_phase(args: argparse.Namespace) -> dict:
-    """Child process: load the model, set up and warm up, time one method over the listed files."""
+def arm_setup(args: argparse.Namespace):
+    """Child process: load the model, do the one-off work and a warm-up; returns (info, one timed pass)."""
     paths = args.file_list.read_text().splitlines()
     device = pick_device(args.device)
     args.batch_size = args.batch_size or default_batch_size(device)
     model = load(args, device)
-    if args.phase == "profile":
-        return profile(model, paths[: args.batch_size], device)
-    backend, amp = VARIANTS.get(args.phase, (args.backend, args.amp))
-    opts = dict(batch_size=args.batch_size, workers=args.workers, device=device, amp=amp, backend=backend)
-    opts.update(compile=args.compile and args.phase == "pipeline", progress=False)
+    info = {"device": str(device), "torch_threads": torch.get_num_threads()}
+    if args.arm == "profile":
+        return info, lambda: profile(model, paths[: args.batch_size], device)
+    if args.arm == "layer-drift":
+        x = torch.from_numpy(np.stack([pad_or_crop(load_audio(p)) for p in paths[: args.batch_size]]))
+        return info, lambda: layer_drift(model, x.to(device))
     start = time.perf_counter()
-    if args.phase == "naive":
+    if args.arm == "naive":
+        # The FLOPs of one clip, counted on the fp32 PyTorch model every arm runs (or exported).
+        info["flops_per_clip"] = benchmark.flops_per_clip(model, torch.zeros(1, NB_SAMP, device=device))
         naive_scores(model, paths[:1], device)  # warm-up
-        method = lambda: naive_scores(model, paths, device)  # noqa: E731
-    else:
-        score_items(model, [Item(p) for p in paths[: args.batch_size]], **opts)  # export, compile, warm-up
-        method = lambda: [r["score"] for r in score_items(model, [Item(p) for p in paths], **opts)]  # noqa: E731
-    setup_s = time.perf_counter() - start
-    if args.phase != "naive":  # what "auto" resolved to
-        backend = "onnx" if isinstance(scoring_model(model, backend, device, amp), OnnxDetector) else "torch"
-        backend += "-int8" if backend == "onnx" and opts["backend"] == "onnx-int8" else ""
-        amp = amp if amp != "auto" else ("bf16" if device.type == "cuda" else "fp32")
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    scores = method()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    return {
-        "files_per_s": len(paths) / seconds,
-        "seconds": seconds,
-        "setup_s": setup_s,
-        "peak_rss_mb": _maxrss_mb(resource.RUSAGE_SELF),
-        "peak_worker_rss_mb": _maxrss_mb(resource.RUSAGE_CHILDREN) if args.phase != "naive" else None,
-        "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
-        "device": str(device),
-        "batch_size": args.batch_size if args.phase != "naive" else 1,
-        "backend": "torch" if args.phase == "naive" else backend,
-        "amp": "fp32" if args.phase == "naive" else amp,
-        "torch_threads": torch.get_num_threads(),
-        "scores": scores,
+        info.update(batch_size=1, backend="torch", amp="fp32", setup_s=time.perf_counter() - start)
+        return info, lambda: {"scores": naive_scores(model, paths, device)}
+    backend, amp = VARIANTS.get(args.arm, (args.backend, args.amp))
+    opts = dict(batch_size=args.batch_size, workers=args.workers, device=device, amp=amp, backend=backend)
+    opts.update(compile=args.compile and args.arm == "pipeline", progress=False)
+    score_items(model, [Item(p) for p in paths[: args.batch_size]], **opts)  # export, compile, warm-up
+    info.update(
+        batch_size=args.batch_size,
+        backend=resolve_backend(model, backend, device, amp),  # what "auto" resolved to
+        amp=amp if amp != "auto" else ("bf16" if device.type == "cuda" else "fp32"),
+        setup_s=time.perf_counter() - start,
+    )
+    return info, lambda: {
+        "scores": [r["score"] for r in score_items(model, [Item(p) for p in paths], **opts)]
     }
+
+
+def main(args: argparse.Namespace) -> dict:
+    if args.arm is not None:  # a child: one arm, timed when the parent asks
+        benchmark.serve(lambda: arm_setup(args))
+        return {}
+    items = load_dataset(args.data, format=args.format)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, labels = _file_list(items, args.files, Path(tmp))
+        file_list = Path(tmp) / "files.txt"
+        file_list.write_text("\n".join(paths) + "\n")
+        cmd = [sys.executable, __file__, *args.argv, "--file-list", str(file_list), "--arm"]
+        arms = {a: [*cmd, a] for a in ["naive", "pipeline", *args.variants]}
+        arms["peak"] = benchmark.peak_command(args.peak_seconds)
+        run = benchmark.interleave(arms, args.rounds, Path(tmp))
+        once = [a for a, wanted in zip(ONE_SHOT, (args.profile, args.layer_drift), strict=True) if wanted]
+        extras = {a: benchmark.run_once(a, [*cmd, a], Path(tmp)) for a in once}
+    summary = summarize(args, run, labels)
+    summary.update(extras)
+    print_table(summary)
+    if args.out is not None:
+        from antispoof.utils import write_json
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(args.out, summary)
+    return summary
+
+
+def summarize(args: argparse.Namespace, run: dict, labels: list[str | None]) -> dict:
+    """Rows of median [min-max] over the rounds, roofline and accuracy columns, the load of every round."""
+    rounds = run["rounds"]
+    peaks = {dt: max(r["arms"]["peak"][dt] for r in rounds) for dt in ("float32", "bfloat16")}
+    flops = run["setup"]["naive"]["flops_per_clip"]
+    n = len(labels)
+    naive_scores_ = rounds[0]["arms"]["naive"]["scores"]
+    base = _accuracy(naive_scores_, labels)
+    rows = {}
+    for arm, info in run["setup"].items():
+        if arm == "peak":
+            continue
+        fps = [n / r["arms"][arm]["wall_s"] for r in rounds]
+        ratio = [n / r["arms"][arm]["wall_s"] / (n / r["arms"]["naive"]["wall_s"]) for r in rounds]
+        scores = rounds[0]["arms"][arm]["scores"]
+        acc = _accuracy(scores, labels)
+        gflops = flops * benchmark.summarize(fps)["median"] / 1e9
+        peak = {"fp32": peaks["float32"], "bf16": peaks["bfloat16"]}.get(info["amp"])
+        rows[arm] = {
+            **info,
+            "files_per_s": benchmark.summarize(fps),
+            "speedup": benchmark.summarize(ratio),
+            "gflops_per_s": gflops,
+            # int8 arms: no int8 peak is measured, so no fraction is claimed
+            "fraction_of_peak": None if "int8" in info["backend"] or peak is None else gflops / peak,
+            "peak_rss_mb": max(r["arms"][arm]["peak_rss_mb"] for r in rounds),
+            "max_abs_score_diff": max(abs(a - b) for a, b in zip(naive_scores_, scores, strict=True)),
+            "eer_change_points": None if acc["eer"] is None else 100 * (acc["eer"] - base["eer"]),
+            "auc_change": None if acc["auc"] is None else acc["auc"] - base["auc"],
+        }
+    return {
+        "checkpoint": f"random {args.random}" if args.random else args.checkpoint,
+        "data": args.data,
+        "files": n,
+        "rounds": len(rounds),
+        "machine": benchmark.machine(),
+        "peak_gflops": peaks,
+        "flops_per_clip": flops,
+        "naive_accuracy": base,
+        "rows": rows,
+        "workers": args.workers,
+        "load": [
+            {
+                "before": r["load_before"],
+                "after": r["load_after"],
+                "others_cores": {a: v["others_cores"] for a, v in r["arms"].items()},
+            }
+            for r in rounds
+        ],
+        "load_note": benchmark.load_note(rounds),
+    }
+
+
+def print_table(s: dict) -> None:
+    m, peaks, flops = s["machine"], s["peak_gflops"], s["flops_per_clip"]
+    device = s["rows"]["naive"]["device"]
+    print(f"{s['files']} files of {s['data']}, {s['checkpoint']}, device {device}, {s['rounds']} rounds")
+    isa = ", ".join(k for k in ("avx512_bf16", "amx", "vnni") if m[k]) or "no bf16/int8 instructions"
+    print(
+        f"machine: {m['cpu']}, {m['cores']} cores ({isa}), torch {m['torch']}, {m['torch_threads']} threads"
+    )
+    print(
+        f"model: {flops / 1e9:.2f} GFLOP per clip (torch's FLOP counter, one clip); matmul peak measured in "
+        f"this run: fp32 {peaks['float32']:.0f}, bf16 {peaks['bfloat16']:.0f} GFLOP/s, so at best "
+        f"{peaks['float32'] * 1e9 / flops:.1f} files/s in fp32, {peaks['bfloat16'] * 1e9 / flops:.1f} in bf16"
+    )
+    print(
+        f"{'method':<44}{'files/s [min-max]':>20}{'speed-up [min-max]':>21}{'GFLOP/s':>9}{'of peak':>8}"
+        f"{'max|dscore|':>12}{'dEER pts':>9}{'dAUC':>8}{'RSS MB':>8}{'setup s':>8}"
+    )
+    for arm, r in s["rows"].items():
+        name = f"{arm} (b{r['batch_size']}, {r['backend']}, {r['amp']}"
+        name += ", librosa.load)" if arm == "naive" else f", {s['workers']} workers)"
+        f, x = r["files_per_s"], r["speedup"]
+        frac = "n/a" if r["fraction_of_peak"] is None else f"{100 * r['fraction_of_peak']:.0f} %"
+        deer = "" if r["eer_change_points"] is None else f"{r['eer_change_points']:+.2f}"
+        dauc = "" if r["auc_change"] is None else f"{r['auc_change']:+.4f}"
+        flag = "  EER moved > 0.5 pts: not a default" if abs(r["eer_change_points"] or 0) > EER_BOUND else ""
+        print(
+            f"{name:<44}{f['median']:>7.2f} [{f['min']:.2f}-{f['max']:.2f}]".ljust(64)
+            + f"{x['median']:>6.2f}x [{x['min']:.2f}-{x['max']:.2f}]".rjust(21)
+            + f"{r['gflops_per_s']:>9.0f}{frac:>8}{r['max_abs_score_diff']:>12.1e}"
+            f"{deer:>9}{dauc:>8}{r['peak_rss_mb']:>8.0f}{r['setup_s']:>8.1f}{flag}"
+        )
+    acc = s["naive_accuracy"]
+    eer = "" if acc["eer"] is None else f"; naive EER {100 * acc['eer']:.2f} %, AUC {acc['auc']:.4f}"
+    print(f"accuracy is against the naive fp32 scores{eer} (positive = real, higher score = more real)")
+    print("of peak: against the fp32 or bf16 matmul peak of the row's precision (none is measured for int8)")
+    loads = ", ".join(f"{r['before']:.2f}->{r['after']:.2f}" for r in s["load"])
+    others = max(v for r in s["load"] for v in r["others_cores"].values())
+    print(f"load (1-minute average) before->after each round: {loads}; other processes during the timed "
+          f"passes: at most {others:.2f} cores")  # fmt: skip
+    if s["load_note"]:
+        print(s["load_note"])
+    if s.get("profile"):
+        print_profile(s["profile"])
+    if s.get("layer-drift"):
+        print_drift(s["layer-drift"])
+
+
+def print_profile(p: dict) -> None:
+    print(f"where the time goes (ms per clip; model: PyTorch fp32, batch {p['batch_size']}):")
+    rates = "/".join(str(r) for r in p["native_rates"])
+    print(f"  decode (soundfile, {rates} Hz files, head only)   {p['decode_ms']:8.1f}")
+    print(f"  resample (soxr HQ, 44.1 kHz -> 16 kHz, 4.04 s)    {p['resample_44k_ms']:8.1f}")
+    for name, ms in p["stages_ms"].items():
+        print(f"  {name:<48}{ms:8.1f}  ({100 * ms / p['model_ms']:.0f} % of the model)")
+    print("  heaviest operators: " + ", ".join(f"{k} {v:.0f}" for k, v in p["top_ops_ms"].items()))
+
+
+def print_drift(d: dict) -> None:
+    print(f"drift per layer against fp32 (relative error |h - h_fp32| / |h_fp32| on {d['clips']} clips):")
+    print(f"  {'layer':<36}{'bf16':>10}{'int8':>10}")
+    for k, name in enumerate(d["layers"]):
+        print(f"  {name:<36}{d['bf16'][k]:>10.1e}{d['int8'][k]:>10.1e}")
+    print(f"  max |score difference|: bf16 {d['score_bf16']:.1e}, int8 {d['score_int8']:.1e}")
+    print(f"  int8 = {d['int8_scheme']}")
 
 
 def profile(model, paths: list[str], device: torch.device) -> dict:
@@ -255,87 +379,68 @@ def _stage_marks(model) -> list[tuple]:
     return [(model, "pre", "model"), (model, "post", "")]
 
 
-def main(args: argparse.Namespace) -> dict:
-    if args.phase is not None:
-        print(json.dumps(run_phase(args)))
-        return {}
-    items = load_dataset(args.data, format=args.format)
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        paths, labels = _file_list(items, args.files, Path(tmp))
-        file_list = Path(tmp) / "files.txt"
-        file_list.write_text("\n".join(paths) + "\n")
-        phases = ["naive", "pipeline", *args.variants] + (["profile"] if args.profile else [])
-        for phase in phases:
-            print(f"{phase}: scoring {len(paths)} files ...", file=sys.stderr, flush=True)
-            cmd = [sys.executable, __file__, *sys.argv[1:], "--phase", phase, "--file-list", str(file_list)]
-            child = subprocess.run(cmd, capture_output=True, text=True)
-            if child.returncode != 0:
-                sys.exit(f"error: the {phase} run failed:\n{child.stderr[-3000:]}")
-            results[phase] = json.loads(child.stdout.strip().splitlines()[-1])
-    naive = results["naive"]
-    base = _accuracy(naive["scores"], labels)
-    modes = {}
-    for phase in ["pipeline", *args.variants]:
-        r = results[phase]
-        acc = _accuracy(r["scores"], labels)
-        r.update(
-            speedup=r["files_per_s"] / naive["files_per_s"],
-            max_abs_score_diff=max(abs(a - b) for a, b in zip(naive["scores"], r["scores"], strict=True)),
-            eer_change_points=None if acc["eer"] is None else 100 * (acc["eer"] - base["eer"]),
-            auc_change=None if acc["auc"] is None else acc["auc"] - base["auc"],
-        )
-        modes[phase] = r
-    for r in results.values():
-        r.pop("scores", None)
-    summary = {
-        "checkpoint": f"random {args.random}" if args.random else args.checkpoint,
-        "data": args.data,
-        "files": len(paths),
-        "machine": _machine(),
-        "naive": {**naive, **base},
-        "modes": modes,
-        "pipeline_settings": {"workers": args.workers, "compile": args.compile},
-        "profile": results.get("profile"),
+def layer_drift(model: nn.Module, x: torch.Tensor) -> dict:
+    """Relative error of each front-end stage's output (conv features, projection, every transformer layer,
+    the final LayerNorm) and of the logits, under bf16 autocast and under int8, against fp32, on clips `x`.
+
+    The int8 model is PyTorch's dynamic quantisation of every Linear (int8 weights per tensor, activations
+    quantised per batch at run time): the scheme of onnxruntime's onnx-int8, whose own drift shows in the
+    scores of the onnx-int8 arm. The model is quantised in place, last (a copy of a 1.2 GB model is not made).
+    """
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    fp32 = _stage_outputs(model, x, bf16=False)
+    bf16 = _stage_outputs(model, x, bf16=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notices
+        int8 = _stage_outputs(quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True), x)
+
+    def rel(a: dict) -> list[float]:
+        return [((a[k] - fp32[k]).norm() / fp32[k].norm()).item() for k in fp32]
+
+    kind = getattr(model, "score_kind", "logit_real")
+    score = {name: logits_to_scores(out["logits"], kind)[0] for name, out in (("fp32", fp32), ("bf16", bf16),
+                                                                               ("int8", int8))}  # fmt: skip
+    return {
+        "clips": len(x),
+        "layers": list(fp32),
+        "bf16": rel(bf16),
+        "int8": rel(int8),
+        "score_bf16": (score["bf16"] - score["fp32"]).abs().max().item(),
+        "score_int8": (score["int8"] - score["fp32"]).abs().max().item(),
+        "int8_scheme": "PyTorch dynamic quantisation of every Linear (int8 weights, per-batch activations)",
     }
-    print_table(summary)
-    if args.out is not None:
-        from antispoof.utils import write_json
-
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out, summary)
-    return summary
 
 
-def print_table(s: dict) -> None:
-    m = s["machine"]
-    print(f"{s['files']} files of {s['data']}, {s['checkpoint']}, device {s['naive']['device']}")
-    print(f"machine: {m['cpu']}, {m['cores']} cores, bf16 {m['bf16']}, load {m['load']}")
-    naive = s["naive"]
-    eer = "" if naive["eer"] is None else f"; EER {100 * naive['eer']:.2f} %, AUC {naive['auc']:.4f}"
-    header = f"{'method':<48}{'files/s':>8}{'speed-up':>9}{'max|dscore|':>12}{'dEER pts':>9}{'dAUC':>8}"
-    print(header + f"{'RSS MB':>8}{'setup s':>8}")
-    print(f"{'naive (librosa.load, batch 1, fp32 PyTorch)':<48}{naive['files_per_s']:>8.2f}{'1.00x':>9}")
-    for phase, r in s["modes"].items():
-        name = f"{phase} (batch {r['batch_size']}, {r['backend']}, {r['amp']}"
-        name += f", {s['pipeline_settings']['workers']} workers)"
-        deer = "" if r["eer_change_points"] is None else f"{r['eer_change_points']:+.2f}"
-        dauc = "" if r["auc_change"] is None else f"{r['auc_change']:+.4f}"
-        flag = "  EER moved > 0.5 pts: not a default" if abs(r["eer_change_points"] or 0) > EER_BOUND else ""
-        print(
-            f"{name:<48}{r['files_per_s']:>8.2f}{r['speedup']:>8.2f}x{r['max_abs_score_diff']:>12.1e}"
-            f"{deer:>9}{dauc:>8}{r['peak_rss_mb']:>8.0f}{r['setup_s']:>8.1f}{flag}"
-        )
-    print(f"accuracy is against the naive fp32 scores{eer} (positive = real, higher score = more real)")
-    p = s["profile"]
-    if p:
-        print(f"where the time goes (ms per clip; model: PyTorch fp32, batch {p['batch_size']}):")
-        rates = "/".join(str(r) for r in p["native_rates"])
-        print(f"  decode (soundfile, {rates} Hz files, head only)   {p['decode_ms']:8.1f}")
-        print(f"  resample (soxr HQ, 44.1 kHz -> 16 kHz, 4.04 s)    {p['resample_44k_ms']:8.1f}")
-        for name, ms in p["stages_ms"].items():
-            print(f"  {name:<48}{ms:8.1f}  ({100 * ms / p['model_ms']:.0f} % of the model)")
-        print("  heaviest operators: " + ", ".join(f"{k} {v:.0f}" for k, v in p["top_ops_ms"].items()))
+def _stage_outputs(model: nn.Module, x: torch.Tensor, bf16: bool = False) -> dict[str, torch.Tensor]:
+    """{stage name: its output as float32} of one forward pass of a wav2vec 2.0 detector, by forward hooks."""
+    hf = model.frontend
+    stages = {
+        "conv feature extractor": hf.feature_extractor,
+        "feature projection": hf.feature_projection,
+        **{f"transformer layer {i + 1}": layer for i, layer in enumerate(hf.encoder.layers)},
+        "front end output (final LayerNorm)": hf,
+    }
+    out: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def hook(_module, _inputs, output):
+            # layers return a tensor or a tuple (hidden states first); the front end a ModelOutput
+            output = getattr(output, "last_hidden_state", output)
+            out[name] = (output[0] if isinstance(output, tuple) else output).detach().float()
+
+        return hook
+
+    handles = [module.register_forward_hook(keep(name)) for name, module in stages.items()]
+    try:
+        with torch.inference_mode(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            out["logits"] = model(x).float()
+    finally:
+        for h in handles:
+            h.remove()
+    return out
 
 
 def _accuracy(scores: list[float], labels: list[str | None]) -> dict:
@@ -346,19 +451,6 @@ def _accuracy(scores: list[float], labels: list[str | None]) -> dict:
         return {"eer": None, "auc": None}
     y = np.array([1] * len(real) + [0] * len(fake))
     return {"eer": compute_eer(real, fake)[0], "auc": compute_auc(y, np.array(real + fake))}
-
-
-def _machine() -> dict:
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    names = [line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")]
-    return {
-        "cpu": names[0] if names else platform.processor(),
-        "cores": os.cpu_count(),
-        "bf16": "avx512_bf16" in flags or "amx_bf16" in flags,
-        "amx": "amx_tile" in flags,
-        "load": " ".join(f"{v:.2f}" for v in os.getloadavg()),
-        "torch": torch.__version__,
-    }
 
 
 def _file_list(items: list[Item], n: int, tmp: Path) -> tuple[list[str], list[str | None]]:
@@ -381,12 +473,6 @@ def _model_config(spec: str | None):
     if spec is None:
         return None
     return spec if Path(spec).is_file() else json.loads(spec)
-
-
-def _maxrss_mb(who: int) -> float:
-    # ru_maxrss is in kilobytes on Linux, bytes on macOS.
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(who).ru_maxrss * scale / 2**20
 
 
 if __name__ == "__main__":

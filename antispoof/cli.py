@@ -34,8 +34,13 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
 
 
-def add_data(p, help: str = "dataset folder, or a CSV file (path,label) / In-the-Wild meta.csv") -> None:
-    p.add_argument("--data", required=True, help=help)
+def add_data(
+    p,
+    help: str = "dataset folder, or a CSV file (path,label) / In-the-Wild meta.csv",
+    default: str | None = None,
+) -> None:
+    """--data (required unless given a `default`) and --format."""
+    p.add_argument("--data", required=default is None, default=default, help=help)
     p.add_argument(
         "--format", default="auto", choices=("auto", *FORMATS), help="dataset layout (see data.py)"
     )
