@@ -1,34 +1,44 @@
-"""Check recordings with a deepfake detector: one verdict per file, and with --window per-window scores.
+"""Check recordings with a deepfake detector: an answer per file, how sure it is, and where it hears a fake.
 
-    python score.py clip.wav folder/ "more/*.flac" list.txt --checkpoint aasist
-    python score.py folder/ --checkpoint runs/exp/best.pth --output-format csv --output scores.csv
-    python score.py long_call.wav --window --checkpoint LA_model.pth --threshold 0.5 --output-format json
+    python score.py clip.wav folder/ "more/*.flac" list.txt          # the strongest detector present
+    python score.py folder/ --checkpoint runs/exp/best.pt --output-format csv --output scores.csv
+    python score.py labels.csv --checkpoint aasist --reference-policy  # the paths of evaluate_custom.py's CSV
 
 Inputs: audio files, folders (searched recursively, through links), globs, .txt/.lst files listing one path
-a line, or "-" for such a list on stdin (`find data -name '*.wav' | python score.py -`).
-Each file is scored by scoring.score_items (the code evaluation uses) under the model's input policy, as
-evaluate_custom.py does: for SSL-AASIST and AASIST the reference's first 64,600 samples (~4.04 s, tiled if
-shorter). With --window the whole file is scored as 4.04 s windows with 50 % overlap (--hop): the file's
-score and p_fake come from the mean of its windows' logits, and every window's score is listed with its
-start time. The output states the policy and the score definition.
+a line, .csv dataset files (path,label as evaluate_custom.py reads them, or In-the-Wild's meta.csv: their
+paths are scored), or "-" for a list on stdin (`find data -name '*.wav' | python score.py -`).
+
+Detector: --checkpoint, else the strongest registry detector present locally by published In-the-Wild EER
+(AASIST, which ships with the code, otherwise, with a warning: it is wrong about 43 times in 100 on real-world
+speech). The output starts with its model card (training data, languages, published EERs, license).
+
+What is scored: every second of each file (scoring.core.policy_for `whole_clip`): a model whose reference
+reads only the first 4.04 s is run over 4.04 s windows with 50 % overlap (--hop), and the file's score is
+its most fake-sounding window's (file rule "min": best EER and Cllr on the long-clip benchmark, README), so a
+fake spliced into real speech is not averaged away; whole-file models read the whole file. Every window's
+score is listed with its start time, and the time ranges of fake-leaning windows are given.
+--reference-policy scores as evaluate_custom.py does (SSL-AASIST, AASIST: the first 4.04 s), --window as
+windows with the mean logit. The output states the policy and the score definition.
 
 Score direction: `score` is the model's reference score (SSL-AASIST and AASIST: the real-class logit, model
-output index 1): higher = more likely real. `p_fake` = softmax(logits)[0], the probability of the fake class.
-Verdict (antispoof.scoring.decision.decision_for), the first that applies:
-- --threshold T: "real" when score >= T;
-- the checkpoint's calibration (`<checkpoint>.calibration.json` written by calibrate.py, or the one
-  fine_tune_for.py stores in best.pt): llr = scale * score + offset, a natural-log likelihood ratio, and
-  "real" when llr >= -log(beta), the Bayes decision for a prior of a fake --prior and the costs --cost
-  (default ASVspoof 5's: Pspoof 0.05, Cmiss 1, Cfa 10, threshold -0.642). Each file gets its `llr`. A
-  calibration fitted for other weights or under another input policy (e.g. without --window when this run
-  uses it) is refused with a message and exit status 2; --no-calibration ignores it;
-- neither (e.g. the released AASIST / SSL-AASIST weights): "fake" when p_fake >= 0.5 (the larger logit wins),
-  which assumes the priors of the training data.
-The output always states the rule it used. --score-file also writes the ASVspoof 5 score file
-(filename<TAB>cm-score, the llr when calibrated, else the score).
+output index 1): higher = more likely real. `p_fake` = softmax(logits)[0], an uncalibrated softmax.
+
+The answer (decision.add_answers): with a calibration for these weights and this policy (calibrate.py, or
+the one fine_tune_for.py stores in best.pt), llr = scale * score + offset and the posterior P(fake) at the
+prior --fake-prior (default 0.5, even odds: nothing is known about one recording before listening) give
+"likely fake" / "inconclusive" / "likely real" (posterior odds of 9 to 1 needed), with where the
+calibration came from. Without one there is no answer: the score is not a probability, and the output says
+which way it leans and the command that calibrates it.
+`verdict` (for programs; scoring.decision.decision_for), the first that applies: --threshold T: "real" when
+score >= T; the calibration: "real" when llr >= -log(beta), the Bayes decision for --prior and --cost
+(default ASVspoof 5's: Pspoof 0.05, Cmiss 1, Cfa 10); else "fake" when p_fake >= 0.5 (the larger logit),
+which assumes the training data's priors. A calibration fitted for other weights or another policy is
+refused with a message and exit status 2; --no-calibration ignores it. --score-file also writes the
+ASVspoof 5 score file (filename<TAB>cm-score, the llr when calibrated, else the score).
 
 Files that cannot be read get a row with status "error" and the reason; the others are still scored.
-Notes (silence, a file longer than --max-duration) are in the `note` column.
+Notes (silence, a file longer than --max-duration) are in the `note` column, warnings about recording
+conditions far from the training data (long, silent, telephone band) in `warnings`.
 Exit status: 0 = every file scored, 1 = some files failed, 2 = no file scored (none found or readable, or
 the checkpoint could not be loaded).
 """
@@ -42,17 +52,29 @@ from pathlib import Path
 
 import antispoof.cli as cli
 import antispoof.evaluation.calibration as calibration
-from antispoof.audio.datasets import Item, list_audio_files
+from antispoof.audio.conditions import far_from_training
+from antispoof.audio.datasets import Item, list_audio_files, load_dataset
+from antispoof.audio.decode import AudioError, load_audio
+from antispoof.checkpoints.cards import best_local_detector, card_lines, model_card
 from antispoof.checkpoints.files import parse_model_config
-from antispoof.scoring.decision import DEFAULT_P_FAKE_THRESHOLD, Decision, is_scored
+from antispoof.scoring.decision import (
+    SINGLE_RECORDING_PRIOR,
+    Decision,
+    add_answers,
+    is_scored,
+    public_name,
+)
+from antispoof.scoring.recording import plain_sentence, rule_lines, spans_text
 from antispoof.scoring.scorefile import asvspoof5_score_file
 from antispoof.scoring.setup import Scorer
 from antispoof.utils import atomic_write_text, json_text, raw_names_on_stdio
 
-DEFAULT_CHECKPOINT = "aasist"  # registry name: clovaai AASIST, small enough for a CPU
 CSV_FIELDS = (
     "path",
     "status",
+    "answer",
+    "p_fake_calibrated",
+    "fake_spans",
     "verdict",
     "score",
     "p_fake",
@@ -65,6 +87,7 @@ CSV_FIELDS = (
     "rule",
     "reason",
     "note",
+    "warnings",
 )
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_NONE_SCORED = 0, 1, 2
@@ -83,33 +106,49 @@ def _fmt(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def format_table(rows: list[dict], decision: Decision, checkpoint: str, policy: str, definition: str) -> str:
-    """Human-readable table; a file with more than one window lists its windows below its row."""
-    width = max([len("file")] + [len(row["path"]) for row in rows])
-    lines = [
-        f"checkpoint: {checkpoint}",
-        f"input policy: {policy}",
-        definition,
-        f"verdict rule: {decision.describe()}",
-        "",
-        f"{'file':<{width}}  {'verdict':<7}  {'p_fake':>6}  {'score':>8}  {'llr':>8}  {'length':>7}  note",
+def answer_cell(row: dict) -> str:
+    """The table's answer: a calibrated band, or which way an uncalibrated score leans."""
+    return row["answer"] if row["answer"] != "uncalibrated" else f"leans {row['leans']} (uncalibrated)"
+
+
+def header_lines(head: dict) -> list[str]:
+    """What every output states first: the detector and why, its card, the policy, score and answer rule."""
+    return [
+        f"detector: {head['detector']} ({head['why']})",
+        *[f"  {line}" for line in head["card"]],
+        f"input policy: {head['policy']}",
+        head["definition"],
+        *head["rule"],
+        f"verdict rule (the `verdict` column): {head['verdict_rule']}",
     ]
+
+
+def format_table(rows: list[dict], head: dict) -> str:
+    """Human-readable: the header, one plain sentence and a row per file, its windows below a long file."""
+    width = max([len("file")] + [len(row["path"]) for row in rows])
+    lines = [*header_lines(head), ""]
+    lines.append(
+        f"{'file':<{width}}  {'answer':<26}  {'P(fake)':>7}  {'p_fake':>6}  {'score':>8}  {'length':>7}  note"
+    )
     for row in rows:
         if not is_scored(row):
             lines.append(
-                f"{row['path']:<{width}}  {'ERROR':<7}  {'':>6}  {'':>8}  {'':>8}  {'':>7}  {row['status']}"
+                f"{row['path']:<{width}}  {'ERROR':<26}  {'':>7}  {'':>6}  {'':>8}  {'':>7}  {row['status']}"
             )
             continue
+        note = "; ".join(filter(None, [row["note"], *row["warnings"]]))
         lines.append(
-            f"{row['path']:<{width}}  {row['verdict']:<7}  {row['p_fake']:>6.3f}  {row['score']:>8.3f}  "
-            f"{_fmt(row.get('llr'), 3):>8}  {row['duration_s']:>6.1f}s  {row['note']}".rstrip()
+            f"{row['path']:<{width}}  {answer_cell(row):<26}  {_fmt(row['p_fake_calibrated'], 3):>7}  "
+            f"{row['p_fake']:>6.3f}  {row['score']:>8.3f}  {row['duration_s']:>6.1f}s  {note}".rstrip()
         )
+        if len(rows) == 1:  # one recording: the sentence a non-expert reads
+            lines.append(f"  {plain_sentence(row, head['bands'])}")
         if row["n_windows"] > 1:
             for w in row["windows"]:
                 span = f"  window {w['start']:6.2f}-{w['end']:6.2f}s"
+                lean = "fake-leaning" if w.get("leans_fake") else ""
                 lines.append(
-                    f"{span:<{width}}  {w['verdict']:<7}  {w['p_fake']:>6.3f}  {w['score']:>8.3f}  "
-                    f"{_fmt(w.get('llr'), 3):>8}".rstrip()
+                    f"{span:<{width}}  {lean:<26}  {'':>7}  {w['p_fake']:>6.3f}  {w['score']:>8.3f}".rstrip()
                 )
     lines += ["", summary_line(rows)]
     return "\n".join(lines) + "\n"
@@ -117,12 +156,14 @@ def format_table(rows: list[dict], decision: Decision, checkpoint: str, policy: 
 
 def summary_line(rows: list[dict]) -> str:
     ok = [row for row in rows if is_scored(row)]
-    n_real = sum(row["verdict"] == "real" for row in ok)
+    counts = {
+        answer: sum(answer_cell(row) == answer for row in ok)
+        for answer in dict.fromkeys(map(answer_cell, ok))
+    }
     failed = len(rows) - len(ok)
-    return (
-        f"{len(ok)} of {len(rows)} files scored ({n_real} real, {len(ok) - n_real} fake), "
-        f"{failed} failed{' (see their reason)' if failed else ''}"
-    )
+    told = ", ".join(f"{n} {answer}" for answer, n in counts.items())
+    reason = " (see their reason)" if failed else ""
+    return f"{len(ok)} of {len(rows)} files scored ({told}), {failed} failed{reason}"
 
 
 def format_csv(rows: list[dict], decision: Decision) -> str:
@@ -136,6 +177,9 @@ def format_csv(rows: list[dict], decision: Decision) -> str:
             {
                 "path": row["path"],
                 "status": "ok" if ok else "error",
+                "answer": answer_cell(row) if ok else "",
+                "p_fake_calibrated": _fmt(row.get("p_fake_calibrated"), 6),
+                "fake_spans": spans_text(row["fake_spans"]) if ok else "",
                 "verdict": row["verdict"],
                 "score": _fmt(row["score"], 6),
                 "p_fake": _fmt(row["p_fake"], 6),
@@ -148,30 +192,69 @@ def format_csv(rows: list[dict], decision: Decision) -> str:
                 "rule": decision.describe(),
                 "reason": "" if ok else row["status"],
                 "note": row["note"],
+                "warnings": "; ".join(row.get("warnings", [])),
             }
         )
     return buffer.getvalue()
 
 
-def format_json(rows: list[dict], decision: Decision, checkpoint: str, policy: str, definition: str) -> str:
-    """{"checkpoint", "policy", "score_definition", "score_direction", "decision", "files": [...]}."""
+FILE_KEYS = ("path", "answer", "leans", "p_fake_calibrated", "fake_spans", "verdict", "score", "p_fake",
+             "duration_s", "scored_s", "note", "warnings", "windows")  # fmt: skip
+
+
+def format_json(rows: list[dict], decision: Decision, head: dict) -> str:
+    """{"detector", "model_card", "policy", "score_definition", "score_direction", "answer_rule", "decision",
+    "files": [...]}."""
     files = []
     for row in rows:
         if is_scored(row):
-            keys = ("path", "verdict", "score", "p_fake", "duration_s", "scored_s", "note", "windows")
             llr = {"llr": row["llr"]} if row.get("llr") is not None else {}
-            files.append({"status": "ok", **{k: row[k] for k in keys}, **llr})
+            files.append(
+                {
+                    "status": "ok",
+                    **{k: row[k] for k in FILE_KEYS},
+                    **llr,
+                    "summary": plain_sentence(row, head["bands"]),
+                }
+            )
         else:
             files.append({"path": row["path"], "status": "error", "reason": row["status"]})
     document = {
-        "checkpoint": checkpoint,
-        "policy": policy,
-        "score_definition": definition,
+        "detector": head["detector"],
+        "detector_choice": head["why"],
+        "model_card": head["card"],
+        "checkpoint": head["checkpoint"],
+        "policy": head["policy"],
+        "score_definition": head["definition"],
         "score_direction": "higher = more likely real",
+        "answer_rule": head["rule"],
         "decision": decision.as_dict(),
         "files": files,
     }
     return json_text(document)
+
+
+def expand_inputs(specs: list[str]) -> list[str]:
+    """Audio paths from the command line: a .csv is a dataset file (its paths), anything else as
+    `list_audio_files` expands it. FileNotFoundError / ValueError name the bad input."""
+    paths: list[str] = []
+    for spec in specs:
+        if spec.lower().endswith(".csv") and Path(spec).is_file():
+            paths += [item.path for item in load_dataset(spec)]
+        else:
+            paths += list_audio_files([spec])
+    return list(dict.fromkeys(paths))
+
+
+def add_warnings(rows: list[dict], max_seconds: float) -> None:
+    """Each scored row's recording-condition warnings (audio/conditions.py; the language is stated once)."""
+    for row in rows:
+        if not is_scored(row):
+            continue
+        try:
+            row["warnings"] = far_from_training(load_audio(row["path"], max_duration=max_seconds))
+        except AudioError:  # it was decoded a moment ago; if not now, the scored row stands without warnings
+            row["warnings"] = []
 
 
 def finite_float(text: str) -> float:
@@ -185,9 +268,15 @@ def finite_float(text: str) -> float:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.parser(__doc__.split("\n\n")[0])
     parser.add_argument(
-        "paths", nargs="+", help="audio files, folders, globs, .txt/.lst list files, or - (a list on stdin)"
+        "paths",
+        nargs="+",
+        help="audio files, folders, globs, .txt/.lst list files, .csv dataset files, or - (a list on stdin)",
     )
-    cli.add_checkpoint(parser, DEFAULT_CHECKPOINT)
+    cli.add_checkpoint(
+        parser,
+        None,
+        help="checkpoint file or registry name (default: the strongest detector present locally)",
+    )
     cli.add_model_config(parser)
     parser.add_argument(
         "--threshold",
@@ -201,12 +290,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # --format names the dataset layout in the other scripts; here it was the output format.
     parser.add_argument("--format", dest="old_format", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, default=None, help="write the output here instead of stdout")
-    cli.add_policy(parser)
+    cli.add_policy(parser, single_recording=True)
     cli.add_compute(parser, seed=None)
     cli.add_backend(parser)
+    parser.add_argument(
+        "--fake-prior",
+        type=float,
+        default=SINGLE_RECORDING_PRIOR,
+        help="chance that a recording is fake before listening, for the calibrated answer (0.5: even odds)",
+    )
     calibration.add_operating_point_args(parser)
     parser.add_argument(
-        "--no-calibration", action="store_true", help="ignore the checkpoint's calibration (default rule)"
+        "--no-calibration", action="store_true", help="ignore the checkpoint's calibration (no answer then)"
     )
     parser.add_argument(
         "--score-file",
@@ -221,32 +316,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"--format is now --output-format (--format is the dataset layout in the other scripts): "
             f"use --output-format {args.old_format}"
         )
+    if not 0 < args.fake_prior < 1:
+        parser.error(f"--fake-prior must be strictly between 0 and 1, got {args.fake_prior}")
     return args
+
+
+def load_scorer(args: argparse.Namespace) -> tuple[Scorer, str]:
+    """The detector (--checkpoint, else the strongest one present) and why it was chosen."""
+    why = "--checkpoint"
+    if args.checkpoint is None:
+        args.checkpoint, why = best_local_detector()
+    scorer = Scorer.load(
+        args.checkpoint,
+        device=args.device,
+        model_config=parse_model_config(args.model_config),
+        window=args.window,
+        hop_s=args.hop,
+        max_seconds=args.max_duration,
+        whole_clip=args.whole_clip,
+        amp=args.amp,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
+    return scorer, why
 
 
 def main(args: argparse.Namespace) -> int:
     raw_names_on_stdio()
     try:
-        files = list_audio_files(args.paths)
-    except FileNotFoundError as err:
+        files = expand_inputs(args.paths)
+    except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_NONE_SCORED
     if not files:
         print(f"error: no audio files found in {' '.join(args.paths)}", file=sys.stderr)
         return EXIT_NONE_SCORED
     try:
-        scorer = Scorer.load(
-            args.checkpoint,
-            device=args.device,
-            model_config=parse_model_config(args.model_config),
-            window=args.window,
-            hop_s=args.hop,
-            max_seconds=args.max_duration,
-            amp=args.amp,
-            backend=args.backend,
-            batch_size=args.batch_size,
-            workers=args.workers,
-        )
+        scorer, why = load_scorer(args)
     except (OSError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
         print(f"error: cannot load checkpoint {args.checkpoint}: {err}", file=sys.stderr)
         return EXIT_NONE_SCORED
@@ -262,25 +369,30 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {args.checkpoint}: {err}", file=sys.stderr)
         return EXIT_NONE_SCORED
-    if decision.threshold is None and decision.calibration is None:
-        print(
-            f"note: {args.checkpoint} has no calibration, so the default rule applies: fake if p_fake >= "
-            f"{DEFAULT_P_FAKE_THRESHOLD}. Calibrate it on labelled data like yours (calibrate.py), or set a "
-            "threshold on the score with --threshold.",
-            file=sys.stderr,
-        )
-    policy, definition, info = scorer.policy, scorer.definition, scorer.info
-    if args.output_format != "table" or args.output is not None:  # the table states it in its header
-        print(f"input policy: {policy.describe()}; {definition}", file=sys.stderr)
+    policy, definition = scorer.policy, scorer.definition
     rows = scorer.score([Item(str(path), None) for path in files])
-
-    checkpoint = str(info.get("source") or args.checkpoint)
+    bands = add_answers(rows, decision, args.fake_prior)
+    add_warnings(rows, policy.max_seconds)
+    card = model_card(str(args.checkpoint))
+    head = {
+        "detector": card["name"],
+        "why": why,
+        "card": card_lines(card),
+        "checkpoint": str(scorer.info.get("source") or args.checkpoint),
+        "policy": policy.describe(),
+        "definition": definition,
+        "rule": rule_lines(decision, bands, public_name(str(args.checkpoint))),
+        "verdict_rule": decision.describe(),
+        "bands": bands,
+    }
+    if args.output_format != "table" or args.output is not None:  # the table states them in its header
+        print("\n".join(header_lines(head)), file=sys.stderr)
     if args.output_format == "csv":
         text = format_csv(rows, decision)
     elif args.output_format == "json":
-        text = format_json(rows, decision, checkpoint, policy.describe(), definition)
+        text = format_json(rows, decision, head)
     else:
-        text = format_table(rows, decision, checkpoint, policy.describe(), definition)
+        text = format_table(rows, head)
     if args.score_file is not None:
         use_llr = decision.llr(0.0) is not None
         atomic_write_text(args.score_file, asvspoof5_score_file(rows, use_llr=use_llr))

@@ -60,14 +60,34 @@ def add_model_config(p, help: str = "") -> None:
     )
 
 
-def add_policy(p, hop: bool = True) -> None:
-    """--window (and --hop, --max-duration): what of each file the model sees (scoring.policy_for)."""
+def add_policy(p, hop: bool = True, single_recording: bool = False) -> None:
+    """--window (and --hop, --max-duration): what of each file the model sees (scoring.policy_for); and the
+    whole-clip answer: the default of `single_recording` scripts (score.py, app.py; --reference-policy turns
+    it off), --whole-clip elsewhere (to evaluate or calibrate that answer)."""
     p.add_argument(
         "--window",
         action="store_true",
         help="score whole files as overlapping 4.04 s windows (mean logit; every window kept) instead of the "
         "model's input policy (SSL-AASIST, AASIST: the reference's first 4.04 s)",
     )
+    whole_clip = (
+        "every second of each file: 4.04 s windows, the file scored by its most fake-sounding window (a "
+        "whole-file model reads the whole file)"
+    )
+    if single_recording:
+        p.add_argument(
+            "--reference-policy",
+            dest="whole_clip",
+            action="store_false",
+            help=f"score under the model's input policy, as evaluate_custom.py does, instead of {whole_clip}",
+        )
+    else:
+        p.add_argument(
+            "--whole-clip",
+            action="store_true",
+            help=f"score {whole_clip}: score.py's and the app's answer for one recording (fit its "
+            "calibration on such a run)",
+        )
     if hop:
         p.add_argument(
             "--hop", type=float, default=None, help="seconds between window starts (default: half a window)"

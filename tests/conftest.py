@@ -62,3 +62,26 @@ def tiny_checkpoint(tiny, tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, tiny)
     return path
+
+
+@pytest.fixture(scope="session")
+def calibrated_aasist(golden, audio_dir, tmp_path_factory):
+    """A copy of the released AASIST with a whole-clip calibration fitted the way the README says, on 16 of
+    the sample's files (evaluate_custom.py --whole-clip, then calibrate.py); (checkpoint, run folder)."""
+    import shutil
+
+    import calibrate
+    import evaluate_custom
+
+    folder = tmp_path_factory.mktemp("calibrated_aasist")
+    checkpoint = folder / "AASIST.pth"
+    shutil.copy(golden / "aasist" / "AASIST.pth", checkpoint)
+    run = folder / "sample_run"
+    evaluate_custom.main(
+        evaluate_custom.parse_args(
+            ["--data", str(audio_dir / "sample_custom"), "--checkpoint", str(checkpoint), "--whole-clip",
+             "--out-dir", str(run), "--limit", "16", "--bootstrap", "0", "--workers", "0", "--device", "cpu"]
+        )
+    )  # fmt: skip
+    calibrate.main(calibrate.parse_args(["--run", str(run)]))
+    return checkpoint, run

@@ -74,6 +74,8 @@ def test_same_file_same_policy_same_score_in_every_script(
     files = [str(two_files / "real" / LONG_REAL), str(two_files / "fake" / FAKE)]
     out = tmp_path / "score.json"
     argv = [*files, "--output-format", "json", "--output", str(out), *common]
+    if not window:  # score.py looks at the whole clip by default; this is the evaluation's policy
+        argv.append("--reference-policy")
     assert score.main(score.parse_args(argv)) == 0
     document = json.loads(out.read_text())
     assert document["policy"] == expected_policy

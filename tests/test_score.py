@@ -201,13 +201,22 @@ def test_stored_calibration_is_used(aasist, inputs, tmp_path, capsys):
     )
     checkpoint = tmp_path / "calibrated.pth"
     save_checkpoint(checkpoint, model, calibration={**cal, "scale": 1.0, "offset": offset})
-    _, out, _ = run([inputs[0], "--checkpoint", str(checkpoint), "--output-format", "json"], capsys)
+    argv = [inputs[0], "--checkpoint", str(checkpoint), "--output-format", "json", "--reference-policy"]
+    _, out, _ = run(argv, capsys)  # the policy the calibration was fitted under (whole-clip refuses it)
     document = json.loads(out)
     assert document["decision"]["applies_to"] == "llr"
     assert document["decision"]["llr_threshold"] == pytest.approx(-math.log(1.9))
     assert "stored in" in document["decision"]["source"]
     (file,) = document["files"]
     assert file["llr"] == pytest.approx(file["score"] + offset) and file["verdict"] == "fake"
+    # The answer for one recording: a band at even odds, and where its calibration came from (no path).
+    assert (
+        file["answer"] in ("likely fake", "inconclusive", "likely real") and 0 < file["p_fake_calibrated"] < 1
+    )
+    assert (
+        "stored in calibrated.pth" in document["answer_rule"][1]
+        and str(tmp_path) not in document["answer_rule"][1]
+    )
     old = tmp_path / "old.pth"
     save_checkpoint(old, model, calibration={"threshold": 3.5, "source": "validation EER"})
     status, out, err = run([inputs[0], "--checkpoint", str(old)], capsys)
@@ -239,10 +248,15 @@ def test_command_line_table(aasist, inputs, audio_dir):
     )
     assert result.returncode == score.EXIT_SOME_FAILED, result.stderr
     lines = result.stdout.splitlines()
-    assert "verdict rule: fake if p_fake >= 0.5" in result.stdout
-    assert "input policy: head n=64600" in result.stdout  # the model's policy unless --window
-    assert "score = logits[:, 1], the real-class logit, of the first 4.04 s" in result.stdout
+    assert "verdict rule (the `verdict` column): fake if p_fake >= 0.5" in result.stdout
+    # One recording is looked at whole (the most fake-sounding window decides), not the first 4.04 s.
+    assert "input policy: windows n=64600 hop=32300 file=min" in result.stdout
+    assert "score = logits[:, 1], the real-class logit, of the most fake-sounding" in result.stdout
+    assert "answer: none: the detector is not calibrated" in result.stdout
     assert any("118-121721-0000.flac" in line and " real " in line for line in lines)
     assert any("espeak_01.wav" in line and " fake " in line for line in lines)
     assert any("empty_0_bytes.wav" in line and "ERROR" in line and "empty file" in line for line in lines)
-    assert "2 of 3 files scored (1 real, 1 fake), 1 failed" in result.stdout
+    assert (
+        "2 of 3 files scored (1 leans real (uncalibrated), 1 leans fake (uncalibrated)), 1 failed"
+        in result.stdout
+    )

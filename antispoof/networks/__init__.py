@@ -36,6 +36,7 @@ LABEL_TO_INDEX = {"fake": FAKE_INDEX, "real": REAL_INDEX}
 
 ARCHS = ("ssl_aasist", "aasist", "antideepfake", "sls")
 POLICY_MODES = ("head", "windows", "whole")
+FILE_RULES = ("mean", "min")  # how "windows" makes one file score (scoring/file_rules.py)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class InputPolicy:
     """What the model sees of a file, and how a file's score comes from it.
 
     mode "head": the first `n_samples` (tiled if shorter), as the reference scripts; "windows": windows of
-    `n_samples` every `hop` samples over the whole file, the file's logits = the mean of its windows' logits;
+    `n_samples` every `hop` samples over the whole file, the file's logits = the mean of its windows' logits
+    (`file_rule` "mean") or those of its most fake-sounding window ("min");
     "whole": the whole file (up to `max_seconds`) in one pass, for models trained on whole utterances.
     `normalize`: layer-norm each input waveform (zero mean, unit variance) before the model.
     """
@@ -53,10 +55,13 @@ class InputPolicy:
     hop: int = DEFAULT_HOP
     max_seconds: float = 600.0
     normalize: bool = False
+    file_rule: str = "mean"
 
     def __post_init__(self):
         if self.mode not in POLICY_MODES:
             raise ValueError(f"input policy mode must be one of {POLICY_MODES}, got {self.mode!r}")
+        if self.file_rule not in FILE_RULES:
+            raise ValueError(f"file rule must be one of {FILE_RULES}, got {self.file_rule!r}")
         if self.n_samples < 1 or self.hop < 1 or self.max_seconds <= 0:
             raise ValueError(f"input policy needs n_samples, hop, max_seconds > 0, got {self}")
 
@@ -64,7 +69,8 @@ class InputPolicy:
         """A short stable string stored with every score, e.g. "head n=64600", "windows n=64600 hop=32300"."""
         text = {
             "head": f"head n={self.n_samples}",
-            "windows": f"windows n={self.n_samples} hop={self.hop}",
+            "windows": f"windows n={self.n_samples} hop={self.hop}"
+            + ("" if self.file_rule == "mean" else f" file={self.file_rule}"),
             "whole": f"whole max_s={self.max_seconds:g}",
         }[self.mode]
         return text + (" normalize" if self.normalize else "")

@@ -15,8 +15,10 @@ unless the caller passes another (`policy_for(model, window=True)` for the scrip
 - "head", the reference's rule: the first `n_samples` (64,600 = 4.04 s), shorter files tiled. A longer file
   gets the note "cropped: ..." (its `duration_s` says how long it was).
 - "windows": overlapping windows of `n_samples` every `hop` samples (default 50 % overlap) cover the whole
-  file (up to `max_seconds`). The file's logits are the **mean of its windows' logits**; `score` and `p_fake`
-  come from that mean, and every window's own score stays in `windows`.
+  file (up to `max_seconds`). The file's logits are the **mean of its windows' logits** (file rule "mean",
+  evaluation's --window), or those of its most fake-sounding window (file rule "min", score.py's and the
+  app's whole-clip answer); `score` and `p_fake` come from them, and every window's own score stays in
+  `windows`.
 - "whole": the whole file (up to `max_seconds`) in one pass, at its own length, for models trained on whole
   utterances (AntiDeepfake). Files of equal length share a batch; files of different lengths are never
   zero-padded together (these models have no padding mask, so padding would change their scores): in
@@ -86,15 +88,27 @@ def score_kind(model: nn.Module) -> str:
 
 
 def policy_for(
-    model: nn.Module, window: bool = False, hop_s: float | None = None, max_seconds: float | None = None
+    model: nn.Module,
+    window: bool = False,
+    hop_s: float | None = None,
+    max_seconds: float | None = None,
+    whole_clip: bool = False,
 ) -> InputPolicy:
-    """The model's declared input policy, or overlapping windows with `window` (the scripts' --window).
+    """The model's declared input policy, or overlapping windows with `window` (the scripts' --window: the
+    file's logits are the mean of its windows').
 
-    `hop_s`: seconds between window starts; `max_seconds`: how much of a file windows / whole mode score.
+    `whole_clip` (score.py and the app, for one recording): every second of the file is looked at. A model
+    whose reference reads the first 4.04 s only is run over windows, and the file takes the score of its most
+    fake-sounding window (file rule "min": on benchmark_file_rules.py's long clips it has the lowest EER and
+    Cllr, and a fake spliced into real speech is not averaged away; README); a whole-file model keeps its
+    own policy. `hop_s`: seconds between window starts; `max_seconds`: how much of a file windows / whole
+    mode score.
     """
     policy = getattr(getattr(model, "module", model), "default_policy", REFERENCE_HEAD)
-    if window:
+    if window:  # asked for by name: it wins over the whole-clip default of score.py and the app
         policy = replace(policy, mode="windows")
+    elif whole_clip and policy.mode == "head":
+        policy = replace(policy, mode="windows", file_rule="min")
     if hop_s is not None:
         policy = replace(policy, hop=round(hop_s * SAMPLE_RATE))
     if max_seconds is not None:
@@ -107,7 +121,8 @@ def score_definition(policy: InputPolicy, kind: str) -> str:
     n_s = policy.n_samples / SAMPLE_RATE
     of = {
         "head": f"of the first {n_s:.2f} s (tiled if shorter)",
-        "windows": f"of the mean logits of {n_s:.2f} s windows every {policy.hop / SAMPLE_RATE:.2f} s",
+        "windows": f"of the {'mean logits' if policy.file_rule == 'mean' else 'most fake-sounding'} of "
+        f"{n_s:.2f} s windows every {policy.hop / SAMPLE_RATE:.2f} s",
         "whole": f"of the whole file (up to {policy.max_seconds:g} s)",
     }[policy.mode]
     norm = ", waveform layer-normalized" if policy.normalize else ""
@@ -370,26 +385,33 @@ def _score_batch(
         if n and not torch.isfinite(file_logits).all():
             row["status"] = "non-finite model output (NaN/inf logits)"
         elif n:
-            row.update(_file_scores(file_logits, s["starts"], s["duration_s"], policy.n_samples, kind))
+            row.update(_file_scores(file_logits, s["starts"], s["duration_s"], policy, kind))
         rows.append(row)
     return rows
 
 
-def _file_scores(logits: Tensor, starts: list[float], duration_s: float, n_samples: int, kind: str) -> dict:
-    """A file's score from its inputs' logits (n, 2): the mean logit, plus each window's own score."""
-    mean = logits.mean(dim=0, keepdim=True)  # (1, 2)
-    score, p_fake = logits_to_scores(mean, kind)
+def _file_scores(
+    logits: Tensor, starts: list[float], duration_s: float, policy: InputPolicy, kind: str
+) -> dict:
+    """A file's score from its inputs' logits (n, 2), under the policy's file rule: the mean logit, or the
+    logits of the most fake-sounding window (the lowest score); plus each window's own score."""
     win_scores, win_p_fake = logits_to_scores(logits, kind)
+    if policy.file_rule == "min":
+        file_logits = logits[int(torch.argmin(win_scores))].unsqueeze(0)  # (1, 2)
+    else:
+        file_logits = logits.mean(dim=0, keepdim=True)  # (1, 2)
+    score, p_fake = logits_to_scores(file_logits, kind)
     # A window ends n_samples after its start, or at the end of a shorter file.
+    n_s = policy.n_samples / SAMPLE_RATE
     windows = [
-        {"start": start, "end": min(start + n_samples / SAMPLE_RATE, duration_s), "score": sc, "p_fake": pf}
+        {"start": start, "end": min(start + n_s, duration_s), "score": sc, "p_fake": pf}
         for start, sc, pf in zip(starts, win_scores.tolist(), win_p_fake.tolist(), strict=True)
     ]
     return {
         "score": score.item(),
         "p_fake": p_fake.item(),
-        "logit_fake": mean[0, FAKE_INDEX].item(),
-        "logit_real": mean[0, REAL_INDEX].item(),
+        "logit_fake": file_logits[0, FAKE_INDEX].item(),
+        "logit_real": file_logits[0, REAL_INDEX].item(),
         "n_windows": len(starts),
         "windows": windows,
     }

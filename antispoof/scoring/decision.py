@@ -263,6 +263,7 @@ def answer_for(row: dict, bands: Bands | None) -> dict:
         leans_fake = [not bands.leans_real(w["score"]) for w in row["windows"]]
     spans: list[list[float]] = []
     for w, fake in zip(row["windows"], leans_fake, strict=True):
+        w["leans_fake"] = bool(fake)
         if not fake:
             continue
         if spans and w["start"] <= spans[-1][1]:  # overlapping windows: one range

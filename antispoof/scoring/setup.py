@@ -72,20 +72,23 @@ class Scorer:
         window: bool = False,
         hop_s: float | None = None,
         max_seconds: float | None = None,
+        whole_clip: bool = False,
         **settings: Any,
     ) -> Scorer:
         """Load a checkpoint (a path or a registry name) and set up its scoring. `device` "auto" is this
         process's own GPU under torchrun, else CUDA, MPS or CPU; the model is loaded onto it unless
         `map_location` says otherwise. `window`, `hop_s`, `max_seconds`: the scripts' --window, --hop,
-        --max-duration (`policy_for`). `settings`: amp, backend, batch_size, workers.
+        --max-duration; `whole_clip`: every second of a recording (score.py, the app; `policy_for`).
+        `settings`: amp, backend, batch_size, workers.
         Raises the loader's OSError / ValueError / RuntimeError, whose messages say what to do."""
         device = dist.device(device) if isinstance(device, str) else torch.device(device)
         model, info = load_model(
             checkpoint, map_location=device if map_location is None else map_location, config=model_config
         )
         return cls.for_model(
-            model, info, device=device, window=window, hop_s=hop_s, max_seconds=max_seconds, **settings
-        )
+            model, info, device=device, window=window, hop_s=hop_s, max_seconds=max_seconds,
+            whole_clip=whole_clip, **settings,
+        )  # fmt: skip
 
     @classmethod
     def for_model(
@@ -97,17 +100,18 @@ class Scorer:
         window: bool = False,
         hop_s: float | None = None,
         max_seconds: float | None = None,
+        whole_clip: bool = False,
         **settings: Any,
     ) -> Scorer:
         """The scorer of a model already loaded (`load_model`'s model and info)."""
         device = dist.device(device) if isinstance(device, str) else torch.device(device)
-        policy = policy_for(model, window, hop_s, max_seconds)
+        policy = policy_for(model, window, hop_s, max_seconds, whole_clip)
         return cls(model, info, policy, device, **settings)
 
-    def with_window(self, window: bool) -> Scorer:
-        """The same model under the model's own policy or overlapping windows (the app's checkbox); no
-        verdict rule yet (a calibration belongs to one policy)."""
-        return replace(self, policy=policy_for(self.model, window), decision=None)
+    def with_window(self, window: bool, whole_clip: bool = False) -> Scorer:
+        """The same model under the model's own policy, overlapping windows or the whole-clip policy (the
+        app's choice); no verdict rule yet (a calibration belongs to one policy)."""
+        return replace(self, policy=policy_for(self.model, window, whole_clip=whole_clip), decision=None)
 
     # ---- what the scores are --------------------------------------------------------------------------
 
