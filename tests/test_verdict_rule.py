@@ -50,9 +50,10 @@ def test_a_file_exactly_at_the_threshold_gets_one_verdict_everywhere(golden, aud
     for name in FAKES:
         shutil.copy(sample / "fake" / name, data / "fake" / name)
     common = ["--checkpoint", str(checkpoint), "--workers", "0", "--device", "cpu"]  # AASIST's policy: head
+    one_file = ["--output-format", "json", "--reference-policy"]  # score.py under the evaluation's policy
 
     # The real file's score, then a calibration whose Bayes threshold maps back exactly onto it.
-    assert score.main(score.parse_args([str(data / "real" / REAL), *common, "--output-format", "json"])) == 0
+    assert score.main(score.parse_args([str(data / "real" / REAL), *common, *one_file])) == 0
     s = json.loads(capsys.readouterr().out)["files"][0]["score"]
     model, _ = load_model(str(checkpoint), map_location="cpu")
     offset = ASVSPOOF5.llr_threshold - s
@@ -65,7 +66,7 @@ def test_a_file_exactly_at_the_threshold_gets_one_verdict_everywhere(golden, aud
     calibration.save(checkpoint, cal)
 
     # score.py
-    assert score.main(score.parse_args([str(data / "real" / REAL), *common, "--output-format", "json"])) == 0
+    assert score.main(score.parse_args([str(data / "real" / REAL), *common, *one_file])) == 0
     scored = json.loads(capsys.readouterr().out)["files"][0]
     assert scored["score"] == s
     # metrics.json: the real file is the only real one, so its verdict is frr_at_threshold
