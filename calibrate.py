@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import antispoof.evaluation.calibration as calibration
@@ -48,18 +49,81 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def run_checkpoint(run: Path) -> str | None:
-    """The checkpoint a run records (run.json, else metrics.json)."""
-    for name in ("run.json", "metrics.json"):
-        path = run / name
-        if path.is_file():
-            try:
-                checkpoint = json.loads(path.read_text()).get("checkpoint")
-            except (OSError, ValueError):
-                continue
-            if checkpoint:
-                return str(checkpoint)
-    return None
+MIN_FILES_PER_CLASS = 30  # below this a fitted map mostly reflects the smoothing and the few files drawn
+
+
+def read_record(run: Path) -> dict:
+    """The run's run.json (what produced its scores); exits when it is missing or is not a JSON object."""
+    path = run / "run.json"
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        sys.exit(
+            f"error: {path} not found, so what produced {run}/scores.csv cannot be checked (a calibration is "
+            "only valid for the weights and policy it was fitted on): score the labelled set with "
+            "evaluate_custom.py --out-dir RUN, then calibrate.py --run RUN"
+        )
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        sys.exit(f"error: {path} cannot be read as JSON ({err}): re-score the run (evaluate_custom.py)")
+    if not isinstance(record, dict):
+        sys.exit(f"error: {path} holds {type(record).__name__}, not a run record: re-score the run")
+    return record
+
+
+def metrics_checkpoint(run: Path) -> str | None:
+    """The checkpoint metrics.json names (a run.json without one: a hand-made or older record)."""
+    try:
+        checkpoint = json.loads((run / "metrics.json").read_text()).get("checkpoint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(checkpoint) if checkpoint else None
+
+
+def fine_tuning_run_message(run: Path) -> str:
+    """What to do when --run names a fine-tuning run: its best.pt is calibrated already."""
+    cal = None
+    try:
+        from antispoof.checkpoints.files import read_checkpoint
+
+        cal = read_checkpoint(run / "best.pt").get("calibration")
+    except (OSError, ValueError, AttributeError):
+        pass
+    state = (
+        f"{run}/best.pt already carries a calibration, fitted by fine_tune_for.py on the validation scores "
+        f"of its own epoch (llr = {cal['scale']:.4g} * score + {cal['offset']:+.4g})"
+        if isinstance(cal, dict) and "scale" in cal
+        else f"{run}/best.pt carries no calibration (its validation scores could not be fitted)"
+    )
+    return (
+        f"error: {run} is a fine-tuning run, not an evaluation run. {state}. To re-fit it on fresh scores "
+        f"of best.pt: python evaluate_custom.py --data DATA --checkpoint {run}/best.pt --out-dir RUN_NEW, "
+        "then python calibrate.py --run RUN_NEW (not on the test split you report). "
+        f"{run}/validation holds the last epoch's scores: best.pt's only if the last epoch was the best."
+    )
+
+
+def read_rows(run: Path) -> list[dict]:
+    """The scored real and fake rows of RUN/scores.csv; exits with the reason when there are none of a class
+    or the file is not a scores file."""
+    from antispoof.scoring.scorefile import read_scores
+
+    path = run / "scores.csv"
+    if not path.is_file():
+        sys.exit(f"error: {path} not found: score a labelled set first (evaluate_custom.py --out-dir RUN)")
+    try:
+        rows = read_scores(path)
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {err}: re-score the run (evaluate_custom.py --overwrite)")
+    scored = [r for r in rows if r["status"] == "ok" and r["label"] in ("real", "fake")]
+    real = sum(r["label"] == "real" for r in scored)
+    if not real or real == len(scored):
+        skipped = Counter(r["status"] or "no status" for r in rows if r["status"] != "ok")
+        reasons = "; ".join(f"{n} {reason}" for reason, n in skipped.most_common()) or "none"
+        sys.exit(
+            f"error: {path} has {real} scored real and {len(scored) - real} scored fake files (of "
+            f"{len(rows)} rows; skipped: {reasons}): a calibration needs scores of both classes"
+        )
+    return scored
 
 
 def run_policy(rows: list[dict], run: Path) -> str:
@@ -75,33 +139,49 @@ def run_policy(rows: list[dict], run: Path) -> str:
     return policies.pop()
 
 
-def main(args: argparse.Namespace) -> dict:
-    from antispoof.checkpoints.files import (  # late: --help stays fast
-        config_sha256,
-        load_model_or_exit,
-        weights_sha256,
-    )
-    from antispoof.scoring.scorefile import read_scores
+def check_scored_by(record: dict, run: Path, checkpoint: str, model, policy: str) -> str:
+    """Exit unless run.json says these scores came from `model` (weights and config) under `policy`: a
+    calibration fitted on another model's scores would be stored as this one's. Returns weights_sha256."""
+    from antispoof.checkpoints.files import config_sha256, weights_sha256
 
-    scores_csv = args.run / "scores.csv"
-    if not scores_csv.is_file():
+    sha = weights_sha256(model)
+    fresh = (
+        f"to fit one for {checkpoint}, score labelled data with it: python evaluate_custom.py --data "
+        f"{(record.get('data') or {}).get('data') or 'DATA'} --checkpoint {checkpoint} --out-dir RUN_NEW, "
+        "then python calibrate.py --run RUN_NEW"
+    )
+    if record.get("weights_sha256") != sha:
+        whose = f"epoch {record['epoch']}'s weights" if "epoch" in record else f"{record.get('checkpoint')}"
         sys.exit(
-            f"error: {scores_csv} not found: score a labelled set first (evaluate_custom.py --out-dir RUN)"
+            f"error: {run}/scores.csv was scored with other weights ({whose}, weights_sha256 "
+            f"{str(record.get('weights_sha256'))[:12]}...) than {checkpoint} ({sha[:12]}...): a calibration "
+            f"fitted on them would be wrong for {checkpoint}. Pass --checkpoint with the weights that scored "
+            f"the run, or {fresh}"
         )
-    rows = [r for r in read_scores(scores_csv) if r["status"] == "ok" and r["label"] in ("real", "fake")]
-    checkpoint = args.checkpoint or run_checkpoint(args.run)
-    if checkpoint is None:
-        sys.exit(f"error: {args.run} does not record its checkpoint: pass --checkpoint")
+    if record.get("config_sha256") not in (None, config_sha256(model)):
+        sys.exit(
+            f"error: {run} was scored with these weights under another model config (run.json: "
+            f"{record.get('model_config')}; calibrate.py fits the checkpoint's own config): {fresh}"
+        )
+    if record.get("policy") not in (None, policy):
+        sys.exit(f"error: {run}/run.json records policy {record['policy']!r}, scores.csv {policy!r}: rescore")
+    return sha
+
+
+def main(args: argparse.Namespace) -> dict:
+    from antispoof.checkpoints.files import config_sha256, load_model_or_exit  # late: --help stays fast
+
+    if (args.run / "best.pt").is_file() and not (args.run / "scores.csv").is_file():
+        sys.exit(fine_tuning_run_message(args.run))
+    rows = read_rows(args.run)
     policy = run_policy(rows, args.run)
+    record = read_record(args.run)
+    checkpoint = args.checkpoint or record.get("checkpoint") or metrics_checkpoint(args.run)
+    if not checkpoint:
+        sys.exit(f"error: {args.run}/run.json does not record its checkpoint: pass --checkpoint")
     op = calibration.operating_point(args)
     model, info = load_model_or_exit(checkpoint, map_location="cpu")
-    sha = weights_sha256(model)
-    recorded = _recorded_sha(args.run)
-    if recorded is not None and recorded != sha:
-        sys.exit(
-            f"error: {args.run} was scored with other weights (weights_sha256 {recorded[:12]}...) than "
-            f"{checkpoint} ({sha[:12]}...): pass the checkpoint it was scored with"
-        )
+    sha = check_scored_by(record, args.run, str(checkpoint), model, policy)
     real = [r["score"] for r in rows if r["label"] == "real"]
     fake = [r["score"] for r in rows if r["label"] == "fake"]
     kinds = {r.get("score_kind") for r in rows} - {None, ""}
@@ -124,6 +204,13 @@ def main(args: argparse.Namespace) -> dict:
     if info["format"] == "project":  # this project's own checkpoint also carries it inside
         embed(info["source"], model, cal)
         written.append(f"{info['source']} (inside)")
+    report(cal, policy, op)
+    print(f"wrote {', '.join(written)}")
+    return cal
+
+
+def report(cal: dict, policy: str, op) -> None:
+    """The fitted map, its Cllr on the fitting data, and a warning when it was fitted on few files."""
     fit = cal["fit"]
     print(
         f"llr = {cal['scale']:.4f} * score + {cal['offset']:+.4f}  (natural log, bona fide vs spoof; "
@@ -135,9 +222,14 @@ def main(args: argparse.Namespace) -> dict:
         f"{fit['cllr_calibrated']:.4f} bits (minCllr {fit['min_cllr']:.4f}; optimistic: it is the data "
         "the map was fitted on)"
     )
+    if min(fit["n_real"], fit["n_fake"]) < MIN_FILES_PER_CLASS:
+        print(
+            f"warning: fitted on only {fit['n_real']} real and {fit['n_fake']} fake files (fewer than "
+            f"{MIN_FILES_PER_CLASS} of a class): the map, and every LLR and verdict from it, rests on a "
+            "handful of scores; fit it on more labelled files like those you will score",
+            file=sys.stderr,
+        )
     print(f"verdicts: {op.describe()}")
-    print(f"wrote {', '.join(written)}")
-    return cal
 
 
 def embed(path: str, model, cal: dict) -> None:
@@ -148,16 +240,6 @@ def embed(path: str, model, cal: dict) -> None:
         save_checkpoint(path, model, cal, format="safetensors")
     else:
         atomic_torch_save({**read_checkpoint(path), "calibration": cal}, path)
-
-
-def _recorded_sha(run: Path) -> str | None:
-    path = run / "run.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text()).get("weights_sha256")
-    except (OSError, ValueError):
-        return None
 
 
 if __name__ == "__main__":

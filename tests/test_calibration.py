@@ -342,6 +342,7 @@ def test_calibrate_py_stores_inside_project_checkpoints_and_checks_the_run(golde
     ]  # fmt: skip
     write_scores(run / "scores.csv", rows)
     (run / "metrics.json").write_text(json.dumps({"checkpoint": str(best)}))
+    (run / "run.json").write_text(json.dumps({"weights_sha256": weights_sha256(model)}))  # now required
     cal = calibrate.main(calibrate.parse_args(["--run", str(run)]))
     assert load_model(best)[1]["calibration"] == cal == json.loads(calibration.side_file(best).read_text())
     assert cal["weights_sha256"] == weights_sha256(model) and cal["fit"]["n_real"] == 30

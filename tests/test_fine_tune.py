@@ -194,6 +194,27 @@ def test_best_checkpoint_reloads_with_its_validation_numbers_and_calibration(toy
     assert test_metrics["calibration"]["scale"] == cal["scale"] and "cllr" in test_metrics["calibrated"]
 
 
+def test_calibrate_refuses_validation_scores_of_other_weights(toy_run):
+    """validation/ holds the last epoch's scores; best.pt is an earlier epoch's weights. calibrate.py refused
+    nothing before and replaced best.pt's calibration with one fitted on the last epoch's scores (seen);
+    now validation/run.json names the weights, and --run RUN says best.pt is calibrated already."""
+    import calibrate
+
+    out, history = toy_run
+    record = json.loads((out / "validation" / "run.json").read_text())
+    assert record["epoch"] == TOY_EPOCHS and record["policy"] == "head n=64600"
+    assert record["weights_sha256"] == weights_sha256(load_model(out / "last.pt")[0])
+    assert history["best"]["epoch"] < TOY_EPOCHS  # the case of the issue: best.pt holds other weights
+    before = read_checkpoint(out / "best.pt")["calibration"]
+    argv = ["--run", str(out / "validation"), "--checkpoint", str(out / "best.pt")]
+    with pytest.raises(SystemExit, match=f"other weights \\(epoch {TOY_EPOCHS}'s weights"):
+        calibrate.main(calibrate.parse_args(argv))
+    assert read_checkpoint(out / "best.pt")["calibration"] == before
+    assert not calibration.side_file(out / "best.pt").exists()
+    with pytest.raises(SystemExit, match="best.pt already carries a calibration.*evaluate_custom.py"):
+        calibrate.main(calibrate.parse_args(["--run", str(out)]))
+
+
 def test_validation_scores_equal_evaluate_custom_scores(toy_run, toy_for, tmp_path):
     """Validation goes through scoring.py: the last epoch's validation scores (RUN/validation/scores.csv,
     weights in last.pt) are evaluate_custom.py's scores of the validation split with last.pt."""

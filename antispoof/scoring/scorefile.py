@@ -99,22 +99,31 @@ def read_scores(path: str | os.PathLike) -> list[dict]:
 
     An incomplete last line (a run killed while writing) is ignored. The file is UTF-8; a file name that is
     not valid UTF-8 is stored as its raw bytes and read back as the same name (surrogateescape, as
-    `os.fsdecode` spells it).
+    `os.fsdecode` spells it). A row that is not this module's (an edited number, a binary file) is a
+    ValueError naming `file:line`.
     """
     with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
         text = f.read()  # newline="": a name holding "\r" or "\n" (quoted by csv) stays as it is
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     rows = []
-    for raw in csv.DictReader(io.StringIO(text)):
-        row = {k: (raw.get(k) or None) for k in CSV_COLUMNS}
-        for k in ("score", "p_fake", "llr", "logit_fake", "logit_real", "duration_s", "scored_s"):
-            row[k] = float(row[k]) if row[k] is not None else None
-        row["n_windows"] = int(row["n_windows"] or 0)
-        row["note"] = row["note"] or ""
-        row["windows"] = json.loads(row["windows"]) if row["windows"] else _single_window(row)
-        rows.append(row)
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        for raw in reader:
+            rows.append(_typed_row(raw))
+    except (ValueError, csv.Error) as err:  # a hand-edited score "abc", a binary file, a broken windows cell
+        raise ValueError(f"{os.fsdecode(path)}:{reader.line_num}: not a scores.csv row ({err})") from None
     return rows
+
+
+def _typed_row(raw: dict) -> dict:
+    row = {k: (raw.get(k) or None) for k in CSV_COLUMNS}
+    for k in ("score", "p_fake", "llr", "logit_fake", "logit_real", "duration_s", "scored_s"):
+        row[k] = float(row[k]) if row[k] is not None else None
+    row["n_windows"] = int(row["n_windows"] or 0)
+    row["note"] = row["note"] or ""
+    row["windows"] = json.loads(row["windows"]) if row["windows"] else _single_window(row)
+    return row
 
 
 def _single_window(row: dict) -> list[dict]:

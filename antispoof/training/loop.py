@@ -43,6 +43,7 @@ import antispoof.cli as cli
 import antispoof.distributed as distributed
 import antispoof.evaluation.calibration as calib
 import antispoof.evaluation.metrics as metrics
+import antispoof.runs as runs
 import antispoof.scoring.core as scoring
 import antispoof.scoring.scorefile as scorefile
 import antispoof.utils as utils
@@ -265,8 +266,29 @@ class Trainer:
             return None
         self.report_skipped([(r["path"], r["status"]) for r in rows if r["status"] != "ok"])
         scorefile.write_scores(self.run_dir / "validation" / "scores.csv", rows)
+        utils.write_json(self.run_dir / "validation" / "run.json", self.validation_record(model, epoch))
         weight = self.class_weight.cpu() if self.class_weight is not None else None
         return validation_metrics(rows, weight)
+
+
+    def validation_record(self, model: nn.Module, epoch: int) -> dict:
+        """validation/run.json: which weights scored validation/scores.csv. They are this epoch's: last.pt's
+        after the epoch, best.pt's only if the epoch was the best; calibrate.py refuses to fit them for other
+        weights, as for an evaluation run."""
+        policy = scoring.policy_for(model)
+        settings = {
+            "epoch": epoch + 1,
+            "policy": policy.describe(),
+            "max_duration_s": None if policy.mode == "head" else policy.max_seconds,
+            "score_kind": scoring.score_kind(model),
+            "precision": scoring.precision(self.device, self.args.amp),
+            "backend": "torch",
+        }
+        data = {"data": str(self.args.data), "format": self.args.format, "split": "validation"}
+        checkpoint, info = str(self.run_dir / "last.pt"), {"arch": model.arch}
+        record = runs.run_record(model, info, checkpoint=checkpoint, settings=settings, data=data)
+        record["checkpoint_file_sha256"] = None  # the last.pt on disk is the previous epoch's until saved
+        return record
 
 
 def validation_metrics(rows: list[dict], weight: Tensor | None = None) -> dict:
