@@ -364,7 +364,8 @@ def render_change(run: an.Run, before: an.Run, found: dict, figures: dict) -> li
                 overlap,
             ]
         )
-    md += table("metric|before|after|change|95 % intervals overlap", "lrrrl", rows)
+    names = f"before: {before.name}|after: {run.name}"  # labelled by checkpoint, never by a guess ("LA")
+    md += table(f"metric|{names}|change|95 % intervals overlap", "lrrrl", rows)
     md += [
         "",
         "Per group and attribute value (AUC; a one-class group against every file of the other class):",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import antispoof.distributed as dist
 import evaluate_custom
+from antispoof.reports.analysis import checkpoint_label
 from antispoof.utils import write_json
 
 FOR_CHECKPOINT = "runs/fine_tune_for/best.pt"  # fine_tune_for.py's default run folder
@@ -85,7 +86,7 @@ COMPARED = ("auc", "eer", "eer_threshold", "n_real", "n_fake", "n_skipped")
 
 
 def compare(before: dict, after: dict) -> tuple[str, list[dict]]:
-    """Side-by-side text table of two metrics.json dicts (LA run, FoR run) and its rows as dicts."""
+    """Side-by-side text table of two metrics.json dicts (the baseline's, this run's), and its rows."""
 
     def pct(m, key):
         return None if m.get(key) is None else 100 * m[key]
@@ -110,7 +111,9 @@ def compare(before: dict, after: dict) -> tuple[str, list[dict]]:
         ("skipped files", lambda m: m.get("n_skipped"), lambda m: "", "d"),
     ]
     rows, lines = [], []
-    header = f"{'':16}{'LA run':>28}{'FoR run':>28}{'change':>12}"
+    # Columns named by checkpoint: the baseline is not always the LA model, nor the new run FoR's.
+    names = [checkpoint_label(m.get("checkpoint"))[-27:] for m in (before, after)]
+    header = f"{'':16}{names[0]:>28}{names[1]:>28}{'change':>12}"
     lines += [header, "-" * len(header)]
     for name, get, interval, spec in specs:
         a, b = get(before), get(after)

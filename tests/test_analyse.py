@@ -1,6 +1,7 @@
 """analyse.py on small made-up runs: generated audio (really encoded and decoded), scores.csv written by the
 scorer's writer and metrics.json by metrics.metrics_from_rows; the scores are chosen, the analysis is not."""
 
+import json
 import os
 import re
 import shutil
@@ -300,3 +301,41 @@ def test_duration_plot_marks_the_model_input_only_under_a_head_policy():
     assert analyse._head_seconds("head n=32000") == pytest.approx(2.0)
     for policy in ("windows n=64600 hop=32300", "whole max_s=600 normalize", None, ""):
         assert analyse._head_seconds(policy) is None
+
+
+def read_metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_compare_reads_both_run_records(tmp_path, clean_audio):
+    """Issue 22 item 3 (seen failing: a 'calibration change ... re-calibrate' across AASIST and a model
+    fine-tuned from AASIST-L, columns 'LA run / FoR run', advice to re-calibrate a calibrated checkpoint)."""
+    import evaluate_custom_for
+
+    real_scores, fake_scores = scores(3, shift=4.0)
+    it_r, it_f = iter(real_scores), iter(fake_scores)
+    files = [(p, lab, next(it_r) if lab == "real" else next(it_f), None) for p, lab in clean_audio]
+    aasist = {"arch": "aasist", "filts": [70, [1, 32], [32, 32], [32, 64], [64, 64]], "gat_dims": [64, 32]}
+    aasist_l = {**aasist, "filts": [70, [1, 32], [32, 32], [32, 24], [24, 24]], "gat_dims": [24, 32]}
+    for name, checkpoint, config, shift in (
+        ("base", "pretrained/AASIST.pth", aasist, 0.0),
+        ("other", "runs/ft_from_l/best.pt", aasist_l, 5.0),
+        ("tuned", "runs/ft/best.pt", aasist, 5.0),
+    ):
+        write_run(tmp_path / name, [(p, lab, s + shift, g) for p, lab, s, g in files])
+        record = {"checkpoint": checkpoint, "arch": "aasist", "model_config": config}
+        write_json(tmp_path / name / "run.json", record)
+    other = run_analyse(tmp_path / "other", "--compare", tmp_path / "base")
+    kinds = dict(other["diagnosis"])
+    assert "models" in kinds and "calibration" not in kinds and "filts, gat_dims" in kinds["models"]
+    report = (tmp_path / "other" / "report.md").read_text()
+    assert "| before: AASIST.pth | after: ft_from_l/best.pt |" in report
+    # One network, a calibrated later run: the diagnosis stands, and knows the calibration is there.
+    metrics = read_metrics(tmp_path / "tuned")
+    metrics["calibration"] = {"source": "runs/ft/best.pt", "fitted_on": "validation split", "scale": 1.0}
+    write_json(tmp_path / "tuned" / "metrics.json", metrics)
+    tuned = dict(run_analyse(tmp_path / "tuned", "--compare", tmp_path / "base")["diagnosis"])
+    assert "its own calibration (runs/ft/best.pt" in tuned["calibration"] and "re-calibrate" not in str(tuned)
+    before, after = (read_metrics(tmp_path / n) for n in ("base", "other"))
+    header = evaluate_custom_for.compare(before, after)[0].splitlines()[0]
+    assert "made-up base" in header and "made-up other" in header and "LA run" not in header

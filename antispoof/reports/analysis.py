@@ -56,6 +56,27 @@ RAW_KEYS = DESCRIBE_KEYS  # one column per attribute audio.describe reads
 
 
 # ---------------------------------------------------------------------------------------------------- runs
+def read_run_record(folder: Path) -> dict:
+    """The run's run.json (what produced its scores: checkpoint, weights, model config), {} when it has
+    none or it is unreadable (an older run: what depends on it is then not said)."""
+    try:
+        record = json.loads((Path(folder) / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def checkpoint_label(checkpoint: str | None) -> str:
+    """A short name for a run's checkpoint, for column headers: the registry name or file name as given,
+    with its run folder for a fine-tuning run's best.pt / last.pt ("fine_tune_for/best.pt")."""
+    if not checkpoint:
+        return "?"
+    path = Path(str(checkpoint))
+    if path.name in ("best.pt", "last.pt") and path.parent.name:
+        return f"{path.parent.name}/{path.name}"
+    return path.name
+
+
 class Run:
     """A run folder: its scored rows (status ok), metrics.json, and the operating threshold."""
 
@@ -69,6 +90,8 @@ class Run:
         self.all_rows = read_scores(self.folder / "scores.csv")
         self.rows = [r for r in self.all_rows if r["status"] == "ok" and r["label"] in ("real", "fake")]
         self.metrics = json.loads((self.folder / "metrics.json").read_text())
+        self.record = read_run_record(self.folder)
+        self.name = checkpoint_label(self.record.get("checkpoint") or self.metrics.get("checkpoint"))
         self.labels = np.array([r["label"] == "real" for r in self.rows], dtype=np.int64)  # 1 = real
         self.scores = np.array([r["score"] for r in self.rows], dtype=np.float64)
         self.p_fake = np.array([r["p_fake"] for r in self.rows], dtype=np.float64)

@@ -142,9 +142,27 @@ def paired(before: Run, after: Run) -> dict:
     }
 
 
+def model_difference(before: Run, after: Run) -> str | None:
+    """How the two runs' networks differ (architecture, or config: AASIST vs AASIST-L), from their run.json;
+    None when they are the same network (or a run.json is missing). Then the runs are not one model before
+    and after fine-tuning, and a change of score scale says nothing about calibration."""
+    rb, ra = before.record, after.record
+    if rb.get("arch") and ra.get("arch") and rb["arch"] != ra["arch"]:
+        return f"the architectures differ ({rb['arch']} for {before.name}, {ra['arch']} for {after.name})"
+    cb, ca = rb.get("model_config"), ra.get("model_config")
+    if isinstance(cb, dict) and isinstance(ca, dict) and cb != ca:
+        keys = sorted(k for k in set(cb) | set(ca) if cb.get(k) != ca.get(k))
+        return (
+            f"the networks differ in {', '.join(keys)} (e.g. AASIST and AASIST-L): {after.name} is not "
+            f"{before.name} fine-tuned"
+        )
+    return None
+
+
 def diagnose(before: Run, after: Run, pair: dict, changes: list[dict]) -> list[tuple[str, str]]:
-    """What the numbers support, as (kind, text): "labels" (files whose label differs between the runs),
-    "inversion", "domain_shift", "calibration", or "change" when no single cause stands out."""
+    """What the numbers support, as (kind, text): "models" (the runs' networks differ, from run.json),
+    "labels" (files whose label differs between the runs), "inversion", "domain_shift", "calibration" (only
+    for one network), or "change" when no single cause stands out."""
     from scipy.stats import spearmanr
 
     a, b = before.metrics.get("auc"), after.metrics.get("auc")
@@ -152,6 +170,15 @@ def diagnose(before: Run, after: Run, pair: dict, changes: list[dict]) -> list[t
     relabelled = int(np.sum(pair["label_before"] != pair["label_after"]))
     rho = float(spearmanr(pair["before"], pair["after"]).statistic) if n > 2 else float("nan")
     found = []
+    different = model_difference(before, after)
+    if different:
+        found.append(
+            (
+                "models",
+                f"Different models: {different}. Their scores are on scales of their own, so a change of "
+                "scale is not diagnosed as a calibration change; the numbers compare two detectors.",
+            )
+        )
     if relabelled:
         found.append(
             (
@@ -200,7 +227,7 @@ def diagnose(before: Run, after: Run, pair: dict, changes: list[dict]) -> list[t
             )
     same = pair["label_before"] == pair["label_after"]
     x, z = pair["before"][same], pair["after"][same]
-    if len(x) > 2 and abs(b - a) <= 0.02 and rho >= 0.9 and np.ptp(x) > 0 and np.ptp(z) > 0:
+    if not different and len(x) > 2 and abs(b - a) <= 0.02 and rho >= 0.9 and np.ptp(x) > 0 and np.ptp(z) > 0:
         # Ranking kept; is the per-file map after = slope * before + offset, and not the identity?
         slope, offset = np.polyfit(x, z, 1)
         fit = 1 - float(np.var(z - (slope * x + offset)) / np.var(z))
@@ -215,10 +242,10 @@ def diagnose(before: Run, after: Run, pair: dict, changes: list[dict]) -> list[t
             text = (
                 f"Calibration change: {how} while the ranking held (AUC {a:.3f} -> {b:.3f}, Spearman "
                 f"{rho:.2f}): the model separates the classes as before, but a fixed threshold now means "
-                f"something else (EER threshold {ta:.3f} -> {tb:.3f}); re-calibrate before using verdicts."
+                f"something else (EER threshold {ta:.3f} -> {tb:.3f}); {calibration_advice(after)}"
             )
             found.append(("calibration", text))
-    if all(kind == "labels" for kind, _ in found):
+    if all(kind in ("labels", "models") for kind, _ in found):
         ci_a, ci_b = before.metrics.get("auc_ci95"), after.metrics.get("auc_ci95")
         noise = ""
         if ci_a and ci_b:
@@ -233,3 +260,18 @@ def diagnose(before: Run, after: Run, pair: dict, changes: list[dict]) -> list[t
         text = f"No single cause stands out: AUC {moved} (per-file scores: Spearman {rho:.2f}).{noise}"
         found.append(("change", text))
     return found
+
+
+def calibration_advice(after: Run) -> str:
+    """What to do about the verdicts of the later run, knowing whether a calibration applied to it."""
+    cal = after.metrics.get("calibration")
+    if isinstance(cal, dict):
+        return (
+            f"{after.name}'s verdicts use its own calibration ({cal.get('source')}, fitted on "
+            f"{cal.get('fitted_on') or 'data it records'}), which maps the new scale: check that it was "
+            "fitted on data like these."
+        )
+    return (
+        f"{after.name} has no calibration: fit one (calibrate.py --run on labelled data like yours) before "
+        "using verdicts."
+    )
