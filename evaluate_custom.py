@@ -41,7 +41,8 @@ import antispoof.evaluation.calibration as calibration
 import antispoof.scoring.scorefile as scorefile
 from antispoof.audio.datasets import load_dataset
 from antispoof.checkpoints.files import parse_model_config
-from antispoof.runs import RunFolderError, prepare_run_dir, run_record
+from antispoof.runs import RunFolderError
+from antispoof.scoring.evaluate import evaluate_run
 from antispoof.scoring.setup import Scorer
 from antispoof.utils import atomic_write_text, init_wandb, raw_names_on_stdio, set_seed, write_json
 
@@ -144,70 +145,35 @@ def main(args: argparse.Namespace) -> dict:
         )
     except (OSError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
         sys.exit(f"error: cannot load checkpoint {args.checkpoint}: {err}")
-    model, info, policy = scorer.model, scorer.info, scorer.policy
-    record = run_record(
-        model,
-        info,
-        checkpoint=args.checkpoint,
-        settings=scorer.settings(),
-        data={"data": str(args.data), "format": args.format, "split": args.split, "limit": args.limit},
-        sha256=scorer.weights_sha256(),
-    )
-    op = calibration.operating_point(args)
-    cal, cal_where, cal_note = None, "", None
-    if not args.no_calibration:
-        try:
-            cal, cal_where = scorer.calibration()
-        except calibration.CalibrationError as err:
-            cal_note = f"calibration not applied: {err}"
-            if dist.is_main():
-                print(f"warning: {cal_note}", file=sys.stderr)
-    refused = None
-    if dist.is_main():
-        try:
-            prepare_run_dir(args.out_dir, record, resume=args.resume, overwrite=args.overwrite)
-        except RunFolderError as err:
-            refused = str(err)
-    refused = dist.broadcast(refused)  # every rank stops, not only the one that checked
-    if refused:
-        sys.exit(f"error: {refused}")
-    if dist.is_main():
-        n_real = sum(i.label == "real" for i in items)
-        print(
-            f"{len(items)} files ({n_real} real, {len(items) - n_real} fake) from {args.data}; "
-            f"checkpoint {info['source']} ({info['arch']}, {info['format']})\n"
-            f"input policy: {policy.describe()} ({policy_origin(args)}); {scorer.definition}"
-        )
+
+    def start_logging():  # once the run folder is accepted: the flags beside the scores, and wandb
         write_json(args.out_dir / "args.json", vars(args))
-    wandb_run = None
-    if dist.is_main():
-        wandb_run = init_wandb(args.wandb_project, args.out_dir, vars(args), mode=args.wandb)
-    metrics = scorer.evaluate(
-        items,
-        args.out_dir,
-        n_bootstrap=args.bootstrap,
-        wandb_run=wandb_run,
-        extra={
-            "checkpoint": info["source"],
-            "arch": info["arch"],
-            "checkpoint_format": info["format"],
-            "weights_sha256": record["weights_sha256"],
-            "data": str(args.data),
-            "calibration": calibration.summary(cal, cal_where, op) if cal else None,
-            "calibration_note": cal_note,
-        },
-        calibration=cal,
-        op=op,
-        resume=args.resume,
-        compile=args.compile,
-    )
+        return init_wandb(args.wandb_project, args.out_dir, vars(args), mode=args.wandb)
+
+    try:
+        metrics = evaluate_run(
+            scorer,
+            items,
+            args.out_dir,
+            checkpoint=args.checkpoint,
+            data={"data": str(args.data), "format": args.format, "split": args.split, "limit": args.limit},
+            resume=args.resume,
+            overwrite=args.overwrite,
+            use_calibration=not args.no_calibration,
+            op=calibration.operating_point(args),
+            on_start=start_logging,
+            policy_origin=policy_origin(args),
+            n_bootstrap=args.bootstrap,
+            compile=args.compile,
+        )
+    except RunFolderError as err:
+        sys.exit(f"error: {err}")
     if args.score_file is not None and dist.is_main():
         rows = scorefile.read_scores(args.out_dir / "scores.csv")
-        atomic_write_text(args.score_file, scorefile.asvspoof5_score_file(rows, use_llr=cal is not None))
-        what = "calibrated llr" if cal is not None else "raw score (no calibration applies)"
+        calibrated = metrics.get("calibration") is not None
+        atomic_write_text(args.score_file, scorefile.asvspoof5_score_file(rows, use_llr=calibrated))
+        what = "calibrated llr" if calibrated else "raw score (no calibration applies)"
         print(f"wrote {args.score_file} (ASVspoof 5 score file, cm-score = {what})")
-    if wandb_run is not None:
-        wandb_run.finish()
     dist.cleanup()
     return metrics
 

@@ -87,23 +87,46 @@ def load_audio(
     except _UnknownFormatError:
         x, sr, declared_s = _read_audioread(path, max_duration)
 
+    mono = _model_audio(x, sr, max_duration)
+    loaded_s = len(mono) / SAMPLE_RATE
+    if return_info:
+        return mono, AudioInfo(duration_s=max(declared_s, loaded_s), loaded_s=loaded_s, note=note)
+    return mono
+
+
+def audio_from_array(
+    x: np.ndarray, sample_rate: int, *, max_duration: float | None = MAX_DURATION_S
+) -> tuple[np.ndarray, AudioInfo]:
+    """An in-memory waveform as `load_audio` returns a file: float32 mono at `SAMPLE_RATE`, with its
+    `AudioInfo`. `x`: (samples,) or (samples, channels), float (not rescaled) or integer PCM (scaled to
+    [-1, 1) as soundfile reads it); the same checks as a file (AudioError: empty, NaN/inf, too short)."""
+    x = np.asarray(x)
+    if x.ndim not in (1, 2):
+        raise AudioError(f"a waveform is (samples,) or (samples, channels), got shape {x.shape}")
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float32) / np.float32(-np.iinfo(x.dtype).min)
+    x = x.reshape(len(x), -1).astype(np.float32, copy=False)
+    mono = _model_audio(x, int(sample_rate), max_duration)
+    loaded_s = len(mono) / SAMPLE_RATE
+    return mono, AudioInfo(duration_s=max(len(x) / sample_rate, loaded_s), loaded_s=loaded_s)
+
+
+def _model_audio(x: np.ndarray, sr: int, max_duration: float | None) -> np.ndarray:
+    """Decoded samples (n, channels) at `sr` -> what the models read: float32 mono at SAMPLE_RATE, at most
+    `max_duration` s; AudioError when empty, not finite or too short."""
     if x.shape[0] == 0:
         raise AudioError("no audio samples (empty stream)")
     if not np.isfinite(x).all():
         raise AudioError("corrupt samples (NaN or inf in the decoded audio)")
-
     mono = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
     if sr != SAMPLE_RATE:
         mono = resample(mono, sr)
     if max_duration is not None:
         mono = mono[: math.ceil(max_duration * SAMPLE_RATE)]
     mono = np.ascontiguousarray(mono, dtype=np.float32)
-
     loaded_s = len(mono) / SAMPLE_RATE
     if loaded_s < MIN_DURATION_S:
         raise AudioError(f"too short: {loaded_s:.3f} s (minimum {MIN_DURATION_S} s)")
-    if return_info:
-        return mono, AudioInfo(duration_s=max(declared_s, loaded_s), loaded_s=loaded_s, note=note)
     return mono
 
 

@@ -1,13 +1,18 @@
 """Evaluation of a labelled set: score it into scores.csv, then metrics.json, plots and one summary line.
 
 metrics = evaluate(model, items, "run")  # labelled items: scores.csv, metrics.json, plots
+metrics = evaluate_run(scorer, items, "run", checkpoint="aasist", data={"data": "data/sample"})
+                                         # the same in a run folder: run.json, its rules, the calibration
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -26,6 +31,9 @@ from antispoof.networks import InputPolicy
 from antispoof.scoring.core import policy_for, score_definition, score_items, score_kind
 from antispoof.scoring.scorefile import read_scores, write_scores
 from antispoof.utils import write_json
+
+if TYPE_CHECKING:  # setup.py builds on this module
+    from antispoof.scoring.setup import Scorer
 
 
 def evaluate(
@@ -113,3 +121,83 @@ def log_to_wandb(run, metrics: dict, rows: list[dict], out_dir: Path) -> None:
     table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
     run.log({**scalars, **images, "eval/scores": table})
     run.summary.update(scalars)
+
+
+def evaluate_run(
+    scorer: Scorer,
+    items: list[Item],
+    out_dir: str | os.PathLike,
+    *,
+    checkpoint: str,
+    data: dict,
+    resume: bool = False,
+    overwrite: bool = False,
+    use_calibration: bool = True,
+    op: OperatingPoint = ASVSPOOF5,
+    on_start: Callable[[], Any] | None = None,
+    policy_origin: str = "",
+    **options: Any,
+) -> dict:
+    """A labelled evaluation in a run folder (evaluate_custom.py, `Detector.evaluate`): run.json, then
+    scores.csv, metrics.json and plots through `evaluate`.
+
+    `checkpoint`: as the user named it; `data`: what is scored, for run.json ({"data": ...}). The folder
+    rules of runs.py apply (`resume`, `overwrite`; RunFolderError, on every torchrun rank, when refused).
+    The checkpoint's calibration is used when it applies to these weights and this policy; one that does not
+    is reported (a warning and metrics.json's `calibration_note`) and the run goes on uncalibrated.
+    `on_start()`: called on rank 0 once the folder is accepted, before scoring; a wandb run it returns gets
+    the metrics and is finished. `policy_origin`: why this input policy (printed), e.g. "--window".
+    `options`: `evaluate`'s and score_items' (n_bootstrap, compile, ...).
+    Returns the metrics (rank 0) or {} (other ranks)."""
+    import antispoof.evaluation.calibration as calib
+    from antispoof.runs import RunFolderError, prepare_run_dir, run_record
+
+    out_dir = Path(out_dir)
+    record = run_record(
+        scorer.model, scorer.info, checkpoint=checkpoint, settings=scorer.settings(), data=data,
+        sha256=scorer.weights_sha256(),
+    )  # fmt: skip
+    cal, where, note = None, "", None
+    if use_calibration:
+        try:
+            cal, where = scorer.calibration()
+        except calib.CalibrationError as err:
+            note = f"calibration not applied: {err}"
+            if dist.is_main():
+                print(f"warning: {note}", file=sys.stderr)
+    refused = None
+    if dist.is_main():
+        try:
+            prepare_run_dir(out_dir, record, resume=resume, overwrite=overwrite)
+        except RunFolderError as err:
+            refused = str(err)
+    refused = dist.broadcast(refused)  # every rank stops, not only the one that checked
+    if refused:
+        raise RunFolderError(refused)
+    info = scorer.info
+    if dist.is_main():
+        n_real = sum(i.label == "real" for i in items)
+        if not policy_origin:
+            reference = scorer.policy == policy_for(scorer.model)
+            policy_origin = f"{'' if reference else 'not '}the model's reference policy"
+        print(
+            f"{len(items)} files ({n_real} real, {len(items) - n_real} fake) from {data.get('data')}; "
+            f"checkpoint {info['source']} ({info['arch']}, {info['format']})\n"
+            f"input policy: {scorer.policy.describe()} ({policy_origin}); {scorer.definition}"
+        )
+    wandb_run = on_start() if on_start is not None and dist.is_main() else None
+    extra = {
+        "checkpoint": info["source"],
+        "arch": info["arch"],
+        "checkpoint_format": info["format"],
+        "weights_sha256": record["weights_sha256"],
+        "data": str(data.get("data")),
+        "calibration": calib.summary(cal, where, op) if cal else None,
+        "calibration_note": note,
+    }
+    metrics = scorer.evaluate(
+        items, out_dir, extra=extra, calibration=cal, op=op, resume=resume, wandb_run=wandb_run, **options
+    )
+    if wandb_run is not None:
+        wandb_run.finish()
+    return metrics
