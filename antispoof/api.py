@@ -176,15 +176,18 @@ class Detector:
         policies = {r.get("policy") for r in rows}
         if policies != {self.policy}:
             raise ValueError(f"{run} was scored under {sorted(map(str, policies))}, not {self.policy!r}")
-        recorded = json.loads((run / "run.json").read_text()).get("weights_sha256")
-        if recorded != self.scorer.weights_sha256():
+        recorded = json.loads((run / "run.json").read_text())
+        if recorded.get("weights_sha256") != self.scorer.weights_sha256():
             raise ValueError(f"{run} was scored with other weights than {self.checkpoint}")
+        if recorded.get("config_sha256") not in (None, self.scorer.config_sha256()):
+            raise ValueError(f"{run} was scored under another model config than {self.checkpoint}'s")
         op = self.decision.op if self.decision else ASVSPOOF5
         cal = calib.fit(
             [r["score"] for r in rows if r["label"] == "real"],
             [r["score"] for r in rows if r["label"] == "fake"],
             policy=self.policy,
-            weights_sha256=recorded,
+            weights_sha256=recorded["weights_sha256"],
+            config_sha256=self.scorer.config_sha256(),
             score_kind=self.scorer.kind,
             op=op,
             p_spoof_fit=p_spoof_fit,

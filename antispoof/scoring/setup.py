@@ -147,6 +147,12 @@ class Scorer:
             self._sha256 = weights_sha256(self.model)
         return self._sha256
 
+    def config_sha256(self) -> str:
+        """The fingerprint of the model config that shapes the scores (`checkpoints.files.config_sha256`)."""
+        from antispoof.checkpoints.files import config_sha256
+
+        return config_sha256(self.model)
+
     def settings(self) -> dict:
         """The settings that change a score, as run.json records them (`runs.SCORE_SETTINGS`)."""
         return {
