@@ -211,6 +211,7 @@ def load_detector(
     *,
     device: str = "auto",
     window: bool = False,
+    whole_clip: bool = False,
     threshold: float | None = None,
     op: OperatingPoint = ASVSPOOF5,
     use_calibration: bool = True,
@@ -220,9 +221,13 @@ def load_detector(
     """Load a detector by registry name ("aasist", "aasist-l", "la", "antideepfake-mms-300m", ...; see
     `python download.py --list`) or checkpoint path, with the verdict rule score.py uses: `threshold` on
     the score, else the checkpoint's calibration (checked to fit these weights and policy) at the operating
-    point `op` (default ASVspoof 5's), else p_fake >= 0.5. `window`: score whole recordings as 4.04 s
-    windows (mean logit) instead of the model's input policy. `settings`: amp, backend, batch_size, workers,
+    point `op` (default ASVspoof 5's), else p_fake >= 0.5. The input policy is the model's reference one (as
+    evaluate_custom.py and published numbers; score.py's --reference-policy); `whole_clip`: score.py's
+    default, every second of a recording (4.04 s windows, the most fake-sounding one decides); `window`:
+    4.04 s windows, mean logit (the scripts' --window). `settings`: amp, backend, batch_size, workers,
     hop_s, max_seconds. Raises the loader's error (FileNotFoundError, ValueError, ...) with what to do."""
-    scorer = Scorer.load(checkpoint, device=device, model_config=model_config, window=window, **settings)
+    scorer = Scorer.load(
+        checkpoint, device=device, model_config=model_config, window=window, whole_clip=whole_clip, **settings
+    )
     scorer.decide(threshold, op=op, use_calibration=use_calibration)
     return Detector(scorer, str(checkpoint))
