@@ -53,7 +53,7 @@ from pathlib import Path
 import antispoof.cli as cli
 import antispoof.evaluation.calibration as calibration
 from antispoof.audio.conditions import far_from_training
-from antispoof.audio.datasets import Item, list_audio_files, load_dataset
+from antispoof.audio.datasets import Item, list_audio_files, load_dataset, unique_files
 from antispoof.audio.decode import AudioError, load_audio
 from antispoof.checkpoints.cards import best_local_detector, card_lines, model_card
 from antispoof.checkpoints.files import parse_model_config
@@ -243,7 +243,7 @@ def expand_inputs(specs: list[str]) -> list[str]:
             paths += [item.path for item in load_dataset(spec)]
         else:
             paths += list_audio_files([spec])
-    return list(dict.fromkeys(paths))
+    return unique_files(paths)  # one file given twice (two names, a link) is scored once
 
 
 def add_warnings(rows: list[dict], max_seconds: float) -> None:

@@ -178,3 +178,47 @@ def test_list_audio_files(tmp_path, audio_dir):
         list_audio_files([tmp_path / "nope.wav"])
     with pytest.raises(FileNotFoundError, match="no file matches"):
         list_audio_files([str(tmp_path / "*.flac")])
+
+
+def test_globs_over_link_loops_end_and_list_each_file_once(tmp_path):
+    """Issue 22 item 8 (seen failing before: with `up -> ..` and `self -> .` the glob did not end within
+    the 60 s limit; with `up` alone, one file came back under 41 names)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "g" / "a").mkdir(parents=True)
+    for name in ("g/a/x.wav", "g/b.wav"):
+        (tmp_path / name).write_bytes(b"RIFF")
+    os.symlink("..", tmp_path / "g" / "a" / "up")
+    code = "import sys; from antispoof.audio.datasets import list_audio_files as f; print(f(sys.argv[1:]))"
+    repo = Path(__file__).resolve().parents[1]
+
+    def expand(*specs):
+        env = {**os.environ, "PYTHONPATH": str(repo)}
+        command = [sys.executable, "-c", code, *specs]
+        out = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+        assert out.returncode == 0, out.stderr
+        return eval(out.stdout), out.stderr
+
+    assert expand("g/**/*.wav")[0] == ["g/a/x.wav", "g/b.wav"]
+    os.symlink(".", tmp_path / "g" / "a" / "self")
+    found, notes = expand("g/**/*.wav")
+    assert found == ["g/a/x.wav", "g/b.wav"] and "already read; skipped" in notes
+    # One file under several names (a path through `..`, a link to it) is listed once, by its first name.
+    os.symlink("b.wav", tmp_path / "g" / "same.wav")
+    assert expand("g/b.wav", "g/a/../b.wav", "g/same.wav", "g/a/up/b.wav")[0] == ["g/b.wav"]
+
+
+def test_csv_refuses_one_file_under_two_names_and_a_repeated_column(tmp_path):
+    """Issue 22 item 9 (seen failing before: both CSVs were accepted, one audio counted in both classes,
+    and 'path,label,label' took the last label column)."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.flac").write_bytes(b"fLaC")
+    (tmp_path / "twice.csv").write_text("path,label\nreal/a.flac,real\nreal/../real/a.flac,fake\n")
+    with pytest.raises(ValueError, match=r"twice.csv:3: real/../real/a.flac is the same file as real/a.flac "
+                                         r"\(first on line 2\)"):  # fmt: skip
+        load_dataset(tmp_path / "twice.csv")
+    (tmp_path / "columns.csv").write_text("path,label,label\nreal/a.flac,real,fake\n")
+    with pytest.raises(ValueError, match="columns.csv:1: the header names 'label' more than once"):
+        load_dataset(tmp_path / "columns.csv")

@@ -17,7 +17,8 @@ Labels are the strings "real" (bona fide) and "fake" (spoof); the model's class 
 - `in_the_wild`: In-the-Wild, `ROOT/meta.csv` (`file,speaker,label`, labels bona-fide/spoof) and `ROOT/FILE`.
 - `csv`: a CSV file whose header holds `path,label` (any case, spaces around names and cells ignored,
   a UTF-8 byte-order mark too; paths relative to the CSV's folder), and optionally `group` (e.g. the
-  generator). A row with an empty path or label, an unknown label or a path listed twice is refused:
+  generator). A row with an empty path or label, an unknown label or a file listed twice (under any name:
+  `real/../real/a.flac` is `real/a.flac`) is refused, as is a header naming a column twice:
   `load_dataset` raises one ValueError naming every such row (file:line), so all can be fixed at once.
 
 Folders are read through symbolic links (a class folder `real -> /data/x/real` and links below it); a
@@ -29,6 +30,7 @@ kept as items: the scorer records "file not found" for them.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import glob
 import os
 import sys
@@ -147,13 +149,69 @@ def list_audio_files(paths: Iterable[str | os.PathLike]) -> list[str]:
         elif p.is_file():
             found.append(str(p))
         elif glob.has_magic(spec):
-            matches = sorted(glob.glob(spec, recursive=True))
+            matches = glob_files(spec)
             if not matches:
                 raise FileNotFoundError(f"no file matches {spec!r}")
-            found += [str(Path(m)) for m in matches if Path(m).is_file()]
+            found += matches
         else:
             raise FileNotFoundError(f"{spec} does not exist")
-    return list(dict.fromkeys(found))
+    return unique_files(found)
+
+
+def file_key(path: str | os.PathLike) -> tuple[int, int] | str:
+    """What makes two paths one file: (device, inode) of what they point to, else (a missing file or
+    dangling link) the normalised path. `real/a.flac`, `real/../real/a.flac` and a link to it are one file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.normpath(path)
+    return (st.st_dev, st.st_ino)
+
+
+def unique_files(paths: Iterable[str]) -> list[str]:
+    """`paths` without a second name of a file already listed (`file_key`), in the given order."""
+    seen: set = set()
+    out = []
+    for path in paths:
+        key = file_key(path)
+        if key not in seen:
+            seen.add(key)
+            out.append(path)
+    return out
+
+
+def glob_files(pattern: str) -> list[str]:
+    """The files a glob pattern matches, sorted. `**` (any depth) is matched while walking the folders with
+    `walk_files`, which reads each real folder once: Python's glob follows a link loop (`up -> ..`) until
+    the path is too long, listing one file under dozens of names, or never ends with two loops."""
+    if "**" not in pattern:
+        return sorted(str(Path(m)) for m in glob.glob(pattern) if Path(m).is_file())
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base = Path(*parts[:fixed]) if fixed else Path(".")
+    found = []
+    for f in walk_files(base) if base.is_dir() else []:
+        if _matches(f.relative_to(base).parts, parts[fixed:]) and f.is_file():
+            found.append(str(f))
+    return sorted(found)
+
+
+def _matches(names: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
+    """Whether the path components `names` match the glob `pattern` components: `**` any number of folders
+    (none hidden), any other component one name (fnmatch; a name starting with "." only if the pattern's
+    does, as glob)."""
+    if not pattern:
+        return not names
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        depth = next((i for i, n in enumerate(names) if n.startswith(".")), len(names))
+        return any(_matches(names[i:], rest) for i in range(depth + 1))
+    return (
+        bool(names)
+        and (not names[0].startswith(".") or head.startswith("."))
+        and fnmatch.fnmatchcase(names[0], head)
+        and _matches(names[1:], rest)
+    )
 
 
 def _listed_paths(text: str, base: Path) -> list[str]:
@@ -291,6 +349,9 @@ def _load_table(path: Path, path_column: str) -> list[Item]:
     """Items from a CSV with `path_column` and `label` (and optionally `group`) columns; see the module
     docstring for the accepted variants. Every bad row is named in one ValueError."""
     header, rows = _csv_rows(path)
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:  # csv.DictReader-style reading would silently keep the last such column
+        raise ValueError(f"{path}:1: the header names {', '.join(map(repr, twice))} more than once: {header}")
     if path_column not in header or "label" not in header:
         raise ValueError(
             f"{path} needs a header with {path_column!r} and 'label' columns (any case), found {header}"
@@ -303,12 +364,13 @@ def _load_table(path: Path, path_column: str) -> list[Item]:
             continue
         audio = Path(row[path_column])
         audio = str(audio if audio.is_absolute() else path.parent / audio)  # normalised: no ./ or //
-        if audio in first_line:
-            problems.append(
-                f"{where}: {row[path_column]} is listed again (first on line {first_line[audio]})"
-            )
+        key = file_key(audio)  # one file under two names (real/../real/a.flac, a link) is one file
+        if key in first_line:
+            line0, name0, audio0 = first_line[key]
+            again = "listed again" if audio0 == audio else f"the same file as {name0}"
+            problems.append(f"{where}: {row[path_column]} is {again} (first on line {line0})")
             continue
-        first_line[audio] = line
+        first_line[key] = (line, row[path_column], audio)
         if not row.get("label"):
             problems.append(f"{where}: {row[path_column]} has an empty label (use real or fake)")
             continue
