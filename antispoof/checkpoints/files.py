@@ -2,8 +2,8 @@
 files and their downloads: registry.py).
 
 `load_model` reads a file safely, then hands its contents to the adapter of the format it holds: this
-project's own (`save_checkpoint`) here, the published ones (reference SSL-AASIST, fairseq pretraining,
-clovaai AASIST, transformers) in checkpoints/formats.py, with their key maps.
+project's own (`save_checkpoint`) here, the published ones in the file of the family that publishes them
+(networks/<family>.py, listed by `antispoof.networks.FORMATS`), a transformers folder or Hub id here.
 
 Every file is read with `torch.load(weights_only=True)`: no pickled code ever runs.
 
@@ -29,11 +29,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-import antispoof.checkpoints.formats as formats
 import antispoof.utils as utils
-from antispoof.checkpoints.formats import build_and_load, describe, short_list
 from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint
-from antispoof.networks import ARCHS, _canonical_arch, _make_config
+from antispoof.networks import ARCHS, FAMILIES, NETWORKS, PUBLISHED, _canonical_arch, _make_config, detect
+from antispoof.networks.common import build_and_load, describe, short_list
+from antispoof.networks.keymaps import config_from_transformers, new_detector
+from antispoof.networks.wav2vec import wav2vec2_config
 
 # --------------------------------------------------------------------------------------------------
 # Saving and loading
@@ -156,7 +157,7 @@ def save_checkpoint(
 # Loading
 # --------------------------------------------------------------------------------------------------
 
-_EXPECTED = f"expected one of: {formats.PUBLISHED}, or this project's checkpoint (format {PROJECT_FORMAT!r})"
+_EXPECTED = f"expected one of: {PUBLISHED}, or this project's checkpoint (format {PROJECT_FORMAT!r})"
 
 
 def _data_only_globals() -> dict[str, Any]:
@@ -324,7 +325,7 @@ def _load_project(state: Mapping, arch, overrides, source: str) -> nn.Module:
         raise ValueError(f"{source}: the config must be a dict, got {describe(state['config'])}")
     config = {**state["config"], **overrides}
     _validate_config(found, config, source)
-    return build_and_load(found, _make_config(found, config), weights, source)
+    return build_and_load(NETWORKS[found], _make_config(found, config), weights, source)
 
 
 def _validate_calibration(cal: Any, source: str) -> None:
@@ -457,7 +458,7 @@ def load_model(
     if not path.exists() and spec.lower() not in REGISTRY and _is_hub_id(spec):
         _check_arch(arch, "ssl_aasist", spec)
         try:
-            model = formats.load_transformers(spec, overrides, spec)
+            model = load_transformers(spec, overrides, spec)
         except OSError as err:
             raise FileNotFoundError(
                 f"{spec!r} is neither a file, a registry name ({', '.join(REGISTRY)}) nor a "
@@ -472,7 +473,7 @@ def load_model(
         if not (path / "config.json").exists():
             raise ValueError(f"{path} is a folder without config.json; {_EXPECTED}")
         _check_arch(arch, "ssl_aasist", source)
-        model = formats.load_transformers(str(path), overrides, source)
+        model = load_transformers(str(path), overrides, source)
         return _to_device(model, map_location), _info(model, "transformers", source)
 
     model, info = model_from_checkpoint(read_checkpoint(path, map_location), source, arch=arch, config=config)
@@ -480,26 +481,41 @@ def load_model(
     return _to_device(model, map_location), info
 
 
-ANTIDEEPFAKE_LICENSE = (
-    "AntiDeepfake weights (and models fine-tuned from them) are licensed CC BY-NC-SA 4.0 by NII Yamagishi "
-    "Lab: non-commercial use only, share-alike, with attribution (github.com/nii-yamagishilab/AntiDeepfake)"
-)
 _notices_shown: set[str] = set()
 
 
 def _license_notice(spec: str, model: nn.Module, fmt: str) -> None:
     """Print the license of non-commercial weights once per process: a registry entry marked non-commercial,
-    or any trained AntiDeepfake model (not a new one around a pretraining front end)."""
+    or any trained model of a family that declares a license notice (not a new one around a pretraining front
+    end)."""
     entry = REGISTRY.get(spec.lower(), {})
+    family = FAMILIES.get(getattr(model, "arch", None))
     if entry.get("non_commercial"):
         notice = f"{spec}: {entry['license']}"
-    elif getattr(model, "arch", None) == "antideepfake" and fmt != "fairseq_pretrain":
-        notice = ANTIDEEPFAKE_LICENSE
+    elif family is not None and family.license_notice and fmt != "fairseq_pretrain":
+        notice = family.license_notice
     else:
         return
     if notice not in _notices_shown:
         _notices_shown.add(notice)
         print(f"license: {notice}", file=sys.stderr)
+
+
+def load_transformers(name_or_dir: str, overrides, source: str) -> nn.Module:
+    """A transformers Wav2Vec2 checkpoint (local folder, or Hub id via its cache) -> a new SSL-AASIST around
+    it (back end random, with a warning)."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    sizes = config_from_transformers(Wav2Vec2Config.from_pretrained(name_or_dir))
+    hf_model, info = Wav2Vec2Model.from_pretrained(
+        name_or_dir, config=wav2vec2_config(_make_config("ssl_aasist", sizes)), output_loading_info=True
+    )
+    if info["missing_keys"] or info.get("mismatched_keys"):
+        raise ValueError(
+            f"{source}: transformers checkpoint lacks front-end weights: "
+            f"{short_list(info['missing_keys'] or info['mismatched_keys'])}"
+        )
+    return new_detector(hf_model.state_dict(), sizes, overrides, source)
 
 
 def model_from_checkpoint(
@@ -525,7 +541,7 @@ def _model_from_checkpoint(contents: Mapping, source: str, arch: str | None, ove
             )
         model = _load_project(contents, arch, overrides, source)
         return model, _info(model, "project", source, contents.get("calibration"))
-    fmt = formats.detect(contents)
+    fmt = detect(contents)
     if fmt is None:
         raise ValueError(f"{source} holds {describe(contents)}; {_EXPECTED}")
     if arch is not None and _canonical_arch(arch)[0] in fmt.starts:  # a front end for a new detector
