@@ -65,12 +65,20 @@ def main(args: argparse.Namespace) -> dict:
     try:
         run = an.Run(args.run)
         before = an.Run(args.compare) if args.compare is not None else None
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # missing, or damaged: metrics.json, scores.csv
         sys.exit(f"error: {err}")
     if run.metrics.get("auc") is None or run.threshold is None:
         sys.exit(f"error: {run.folder}/metrics.json has no AUC/EER (it needs scored real and fake files)")
     paths = [r["path"] for r in run.rows] + ([r["path"] for r in before.rows] if before else [])
     attrs = an.file_attributes(paths, args.data, run.folder / "attributes.csv", args.workers)
+    moved = an.check_durations(run.rows + (before.rows if before else []), attrs)
+    if moved:
+        print(
+            f"warning: {moved} file(s) found now are not the scored ones (their duration differs from "
+            f"scores.csv's; --data {args.data} may point at other files of the same name): their audio "
+            "attributes are left out",
+            file=sys.stderr,
+        )
     found = {
         "headline": headline(run),
         "groups": an.groups(run),

@@ -1,6 +1,7 @@
 """analyse.py on small made-up runs: generated audio (really encoded and decoded), scores.csv written by the
 scorer's writer and metrics.json by metrics.metrics_from_rows; the scores are chosen, the analysis is not."""
 
+import csv
 import json
 import os
 import re
@@ -52,7 +53,7 @@ def write_run(
                 score=float(score),
                 p_fake=p_fake,
                 status="ok",
-                duration_s=1.0,
+                duration_s=sf.info(path).duration if Path(path).is_file() else 1.0,  # as the scorer records
                 scored_s=1.0,
                 n_windows=1,
                 note="",
@@ -339,3 +340,39 @@ def test_compare_reads_both_run_records(tmp_path, clean_audio):
     before, after = (read_metrics(tmp_path / n) for n in ("base", "other"))
     header = evaluate_custom_for.compare(before, after)[0].splitlines()[0]
     assert "made-up base" in header and "made-up other" in header and "LA run" not in header
+
+
+def test_damaged_run_files_and_audio_that_is_not_the_scored_file(tmp_path, clean_audio, capsys):
+    """Issue 22 item 11 (seen failing before: a JSONDecodeError traceback for a corrupt metrics.json and for a
+    corrupt attributes cache; a 48 kHz stereo file of the same name under --data described as the scored
+    one)."""
+    real_scores, fake_scores = scores(5)
+    it_r, it_f = iter(real_scores), iter(fake_scores)
+    files = [(p, lab, next(it_r) if lab == "real" else next(it_f), None) for p, lab in clean_audio]
+    write_run(tmp_path / "run", files)
+    run_analyse(tmp_path / "run")
+    cache = tmp_path / "run" / "attributes.csv"
+    with open(cache, newline="") as f:
+        table = list(csv.reader(f))
+    table[1][table[0].index("sample_rate")] = "16 kHz"  # an edited (or cut) cache whose stamps still match
+    with open(cache, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(table)
+    found = run_analyse(tmp_path / "run")  # rebuilt from the audio
+    assert "is damaged" in capsys.readouterr().err and found["unreadable"] == 0
+    assert (tmp_path / "run" / "attributes.csv").read_text().count("\n") == len(files) + 1
+    # --data pointing at other files of the same names: the first one is 48 kHz stereo and 3 s long.
+    moved = tmp_path / "run_moved"
+    shutil.copytree(tmp_path / "run", moved)
+    (moved / "attributes.csv").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    first = Path(files[0][0])
+    other = elsewhere / first.parent.name / first.name
+    write_audio(other, np.stack([tone(3.0, 0.3, 9, 48000)] * 2, axis=1), 48000)
+    rows = (moved / "scores.csv").read_text().replace(str(first.parent), "/gone/" + first.parent.name)
+    (moved / "scores.csv").write_text(rows)
+    found = run_analyse(moved, "--data", elsewhere)
+    assert "1 file(s) found now are not the scored ones" in capsys.readouterr().err
+    assert found["unreadable"] >= 1
+    (tmp_path / "run" / "metrics.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="metrics.json cannot be read as JSON"):
+        run_analyse(tmp_path / "run")

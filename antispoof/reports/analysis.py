@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +32,8 @@ SURVIVES = (
     0.05  # a stratified AUC within this of the overall one: the separation does not come from the attribute
 )
 WORST_FILES = 5
+RESCORE = "re-run evaluate_custom.py --resume on the run (it rewrites metrics.json from scores.csv)"
+DURATION_TOLERANCE_S = 0.1  # decoders differ by a frame or two (MP3 padding); another file differs more
 
 # (key, title, kind, bin edges for numbers): what the report breaks the results down by.
 ATTRIBUTES = (
@@ -89,7 +92,13 @@ class Run:
                 )
         self.all_rows = read_scores(self.folder / "scores.csv")
         self.rows = [r for r in self.all_rows if r["status"] == "ok" and r["label"] in ("real", "fake")]
-        self.metrics = json.loads((self.folder / "metrics.json").read_text())
+        try:
+            self.metrics = json.loads((self.folder / "metrics.json").read_text())
+        except (OSError, ValueError) as err:  # UnicodeDecodeError, JSONDecodeError
+            message = f"{self.folder}/metrics.json cannot be read as JSON ({err}): {RESCORE}"
+            raise ValueError(message) from None
+        if not isinstance(self.metrics, dict):
+            raise ValueError(f"{self.folder}/metrics.json is not an evaluation's metrics: {RESCORE}")
         self.record = read_run_record(self.folder)
         self.name = checkpoint_label(self.record.get("checkpoint") or self.metrics.get("checkpoint"))
         self.labels = np.array([r["label"] == "real" for r in self.rows], dtype=np.int64)  # 1 = real
@@ -149,17 +158,14 @@ def file_attributes(paths: list[str], data: Path | None, cache: Path, workers: i
     """`audio.describe` of every path (cached in `cache` by path, size and mtime), plus "format" from it."""
     import antispoof.audio.decode as audio
 
-    cached = {}
-    if cache.is_file():
-        with open(cache, newline="", encoding="utf-8", errors="surrogateescape") as f:  # as written
-            cached = {r["path"]: r for r in csv.DictReader(f)}
+    cached = read_cache(cache)
     out, todo = {}, []
     for path in dict.fromkeys(paths):
         file = resolve(path, data)
         stamp = f"{file.stat().st_size}:{file.stat().st_mtime_ns}" if file.is_file() else ""
         row = cached.get(path)
         if row and stamp and row.get("stamp") == stamp:
-            out[path] = _typed(row)
+            out[path] = row
         elif stamp:
             todo.append((path, file, stamp))
         else:
@@ -206,6 +212,37 @@ class _InProcess:
 
     def imap(self, fn, items, chunksize=1):
         return map(fn, items)
+
+
+def read_cache(cache: Path) -> dict[str, dict]:
+    """The attributes cache (path -> typed attributes); {} with a note when it is damaged (a killed copy, an
+    edit), so that it is rebuilt from the audio instead of ending the analysis."""
+    if not cache.is_file():
+        return {}
+    try:
+        with open(cache, newline="", encoding="utf-8", errors="surrogateescape") as f:  # as written
+            return {r["path"]: _typed(r) for r in csv.DictReader(f)}
+    except (OSError, ValueError, KeyError, TypeError, csv.Error) as err:
+        note = f"note: {cache} is damaged ({type(err).__name__}: {err}); reading the audio again"
+        print(note, file=sys.stderr)
+        return {}
+
+
+def check_durations(rows: list[dict], attrs: dict[str, dict]) -> int:
+    """Mark the files whose duration now differs from the one scores.csv recorded when they were scored:
+    another file of the same name (a wrong --data) or a changed file. Their attributes describe something
+    else, so they get an error instead; returns how many."""
+    wrong = 0
+    for row in rows:
+        a = attrs.get(row["path"])
+        scored, now = row.get("duration_s"), (a or {}).get("duration_s")
+        if a is None or a.get("error") or scored is None or now is None:
+            continue
+        if abs(scored - now) > DURATION_TOLERANCE_S:
+            a.update(dict.fromkeys(RAW_KEYS), format=None)
+            a["error"] = f"not the scored file: {now:.2f} s now, {scored:.2f} s when scored (wrong --data?)"
+            wrong += 1
+    return wrong
 
 
 def _typed(row: dict) -> dict:
