@@ -100,9 +100,22 @@ def _config_change(before, now) -> str:
     return f" ({'; '.join(changes)})"
 
 
+def make_run_dir(out_dir: str | os.PathLike) -> Path:
+    """Create `out_dir` (and its parents); RunFolderError when it cannot be a folder (a file of that name)."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # FileExistsError for a file, NotADirectoryError for a file above it
+        raise RunFolderError(
+            f"--out-dir {out_dir} cannot be made a folder ({err.strerror}): is it, or a folder above it, a "
+            "file? Choose another --out-dir"
+        ) from None
+    return out_dir
+
+
 def prepare_run_dir(out_dir: str | os.PathLike, record: dict, *, resume: bool, overwrite: bool) -> None:
     """Apply the module's rules to `out_dir` and write run.json; RunFolderError when the folder is refused."""
-    out_dir = Path(out_dir)
+    out_dir = make_run_dir(out_dir)
     if resume and overwrite:
         raise RunFolderError("--resume and --overwrite contradict each other: pass one of them")
     earlier = [name for name in RUN_FILES if (out_dir / name).exists()]

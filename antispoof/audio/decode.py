@@ -27,6 +27,7 @@ or overlapping windows (`windows`).
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import warnings
@@ -275,15 +276,18 @@ class _UnknownFormatError(Exception):
 
 def _read_soundfile(path: Path, max_duration: float | None) -> tuple[np.ndarray, int, float]:
     """(frames (N, C) float32, native rate, declared duration in s) via libsndfile."""
+    source = _wav_source(path)
     try:
-        info = sf.info(os.fsencode(path))
+        info = sf.info(source)
     except sf.LibsndfileError as err:
         raise _UnknownFormatError from err
     if info.samplerate <= 0 or info.frames <= 0:
         raise AudioError("no audio samples (header declares 0 frames)")
     frames = -1 if max_duration is None else _native_frames(max_duration, info.samplerate)
     try:
-        x, sr = sf.read(os.fsencode(path), frames=frames, dtype="float32", always_2d=True)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)  # sf.info read it
+        x, sr = sf.read(source, frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         declared = info.frames / info.samplerate
         reason = str(err).splitlines()[0].removeprefix("Error : ").strip()
@@ -302,6 +306,44 @@ def _read_soundfile(path: Path, max_duration: float | None) -> tuple[np.ndarray,
 _WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # what writers that cannot seek back (pipes, live capture) leave
 
 
+def _wav_data_chunk(path: Path) -> tuple[int, int, int, int, int] | None:
+    """(offset of the data chunk's size field, that size, bytes the file holds after it, block align, rate)
+    of a RIFF/WAVE file; None for other files or a WAV without a data chunk."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        file_size = os.fstat(f.fileno()).st_size
+        block_align, rate = 0, 0
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None  # no data chunk: libsndfile has already refused such a file
+            chunk_id, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if chunk_id == b"fmt " and size >= 16:
+                fmt = f.read(16)
+                rate, block_align = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[12:14], "little")
+                f.seek(size - 16 + size % 2, os.SEEK_CUR)
+            elif chunk_id == b"data":
+                return f.tell() - 4, size, file_size - f.tell(), block_align, rate
+            else:
+                f.seek(size + size % 2, os.SEEK_CUR)  # chunks are padded to an even size
+
+
+def _wav_source(path: Path) -> str | bytes | io.BytesIO:
+    """What libsndfile should read for `path`: the file itself, or, for a WAV whose data size field is 0
+    (a streaming writer that never went back to fill it in) but which holds audio after it, the file in
+    memory with that field set to the whole frames it holds. libsndfile reads 0 frames from such a file
+    (0xFFFFFFFF it already reads to the end)."""
+    chunk = _wav_data_chunk(path)
+    if chunk is None or chunk[1] != 0 or chunk[2] < max(chunk[3], 1):
+        return os.fsencode(path)
+    offset, _, held, block_align, _ = chunk
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 4] = (held - held % max(block_align, 1)).to_bytes(4, "little")
+    return io.BytesIO(bytes(data))
+
+
 def _check_wav_length(path: Path) -> str:
     """Compare a RIFF/WAVE file's declared data length with the bytes it holds.
 
@@ -310,26 +352,10 @@ def _check_wav_length(path: Path) -> str:
     early raises AudioError ("truncated or corrupt", as for any other format); a size field of 0 or
     0xFFFFFFFF (a streamed WAV whose writer never knew the length) returns a note instead. Other files: "".
     """
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return ""
-        file_size = os.fstat(f.fileno()).st_size
-        block_align, rate = 0, 0
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return ""  # no data chunk: libsndfile has already refused such a file
-            chunk_id, size = chunk[:4], int.from_bytes(chunk[4:], "little")
-            if chunk_id == b"fmt " and size >= 16:
-                fmt = f.read(16)
-                rate, block_align = int.from_bytes(fmt[4:8], "little"), int.from_bytes(fmt[12:14], "little")
-                f.seek(size - 16 + size % 2, os.SEEK_CUR)
-            elif chunk_id == b"data":
-                held = file_size - f.tell()
-                break
-            else:
-                f.seek(size + size % 2, os.SEEK_CUR)  # chunks are padded to an even size
+    chunk = _wav_data_chunk(path)
+    if chunk is None:
+        return ""
+    _, size, held, block_align, rate = chunk
     bytes_per_s = block_align * rate
     if size in _WAV_UNKNOWN_SIZES:
         return "WAV header without the audio length (a streamed recording?): scored what the file holds"

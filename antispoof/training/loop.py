@@ -369,7 +369,10 @@ def fit(args: argparse.Namespace) -> dict:
     check_label_convention()
     if args.grad_accum < 1 or args.batch_size < 1 or args.epochs < 1:
         raise SystemExit("error: --epochs, --batch-size and --grad-accum must be at least 1")
-    run_dir = Path(args.out_dir)
+    try:
+        run_dir = runs.make_run_dir(args.out_dir)  # before any data is read: a file there is refused first
+    except runs.RunFolderError as err:
+        raise SystemExit(f"error: {err}") from None
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if last_path.exists() and not args.resume:
         raise SystemExit(f"error: {run_dir} already holds a run (last.pt): pass --resume to continue it, or "

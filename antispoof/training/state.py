@@ -185,9 +185,10 @@ def clear_unfinished(run_dir: Path) -> None:
 
 
 def _remove_temporary_files(run_dir: Path) -> None:
-    """The `.NAME.*.tmp` files of interrupted atomic writes, in RUN and the folders the run writes."""
+    """The temporary files of interrupted atomic writes, in RUN and the folders the run writes:
+    `.NAME.<pid>.tmp` (utils, checkpoints) and `.NAME.<pid>.tmp.png` (plots, which must end in .png)."""
     for folder in (run_dir, run_dir / "validation", run_dir / "test"):
-        for tmp in folder.glob(".*.tmp"):
+        for tmp in [*folder.glob(".*.tmp"), *folder.glob(".*.tmp.png")]:
             tmp.unlink(missing_ok=True)
 
 
