@@ -40,7 +40,8 @@ RUN_FILE = "run.json"
 REPORT_FILES = (
     "report.md", "report_scores.png", "report_duration.png", "report_change.png", "attributes.csv",
 )  # fmt: skip
-DERIVED_FILES = ("metrics.json", "comparison.json", *REPORT_FILES)  # + the plots: recomputed at the end
+# stress.py's robustness.json / .png are computed from scores.csv as well
+DERIVED_FILES = ("metrics.json", "comparison.json", "robustness.json", "robustness.png", *REPORT_FILES)
 RUN_FILES = (RUN_FILE, "args.json", "scores.csv", *DERIVED_FILES)
 SCORE_SETTINGS = (
     "weights_sha256", "config_sha256", "arch", "policy", "max_duration_s", "score_kind", "precision",

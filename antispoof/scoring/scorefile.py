@@ -4,6 +4,8 @@ One row per file (`scoring.score_items` rows): path, label (real/fake or empty),
 score, higher = more real), p_fake (softmax probability of fake), logit_fake, logit_real (the file's logits),
 status ("ok" or the reason the file was skipped), duration_s, scored_s, n_windows, note, group, policy (the
 input policy, `InputPolicy.describe()`), score_kind and windows (JSON, only when a file has several).
+Optional columns (`OPTIONAL_COLUMNS`) come last, only in files whose rows have them: `condition` (the stress
+test's channel condition, stress.py: one row per file and condition). Files without them read back as None.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ CSV_COLUMNS = (
     "score_kind",
     "windows",
 )
+OPTIONAL_COLUMNS = ("condition",)
 
 
 class ScoreWriter:
@@ -75,12 +78,14 @@ def write_scores(path: str | os.PathLike, rows: list[dict]) -> None:
 
 
 def _csv_text(rows, header: bool = True) -> str:
+    rows = list(rows)
+    columns = CSV_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if any(r.get(c) is not None for r in rows))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     if header:
         writer.writeheader()
     for row in rows:
-        cells = {k: _cell(row.get(k)) for k in CSV_COLUMNS}
+        cells = {k: _cell(row.get(k)) for k in columns}
         cells["windows"] = json_text(row["windows"], indent=None) if row.get("n_windows", 0) > 1 else ""
         writer.writerow(cells)
     return buf.getvalue()
@@ -117,7 +122,7 @@ def read_scores(path: str | os.PathLike) -> list[dict]:
 
 
 def _typed_row(raw: dict) -> dict:
-    row = {k: (raw.get(k) or None) for k in CSV_COLUMNS}
+    row = {k: (raw.get(k) or None) for k in CSV_COLUMNS + OPTIONAL_COLUMNS}
     for k in ("score", "p_fake", "llr", "logit_fake", "logit_real", "duration_s", "scored_s"):
         row[k] = float(row[k]) if row[k] is not None else None
     row["n_windows"] = int(row["n_windows"] or 0)
