@@ -1,19 +1,25 @@
 """Gradio demo: upload or record a clip, and see whether (and where in it) the detector hears a fake.
 
-    python app.py                       # offers the checkpoints in pretrained/ (AASIST first: CPU is enough)
-    python app.py --checkpoint runs/exp/best.pth --port 7860
+    python app.py                       # the strongest detector in pretrained/ is selected first
+    python app.py --checkpoint runs/exp/best.pt --port 7860
     python app.py --checkpoint LA_model.pth --share  # also a public gradio.live link
 
-The page shows the verdict, p_fake, the scores over time and the waveform with its spectrogram. Scoring is
-score.py's: the same loader, input policy, verdict rule and checkpoint calibration (see score.py for the score
-direction and threshold). By default a clip is scored under the model's input policy (SSL-AASIST and AASIST:
-the first 4.04 s, as the references); the "windows" box (default --window) scores the whole clip as 4.04 s
-windows with 50 % overlap (mean logit) and draws each window on the timeline. The page states the policy.
-Inputs are limited in size, duration and type (--max-mb, --max-seconds, data.AUDIO_EXTENSIONS); a refused or
-unreadable file is explained on the page.
+The page answers in plain words first: "likely fake", "inconclusive" or "likely real" from a calibrated
+detector (with the chance that the clip is fake at even prior odds, --fake-prior, and where its calibration
+came from), or, from an uncalibrated one, no answer but the way its score leans and the command that
+calibrates it. Then where the fake-sounding parts are, warnings about the recording (long, silent,
+telephone band), the detector's model card (In-the-Wild error rate in words), and a collapsed "details"
+block with the policy, score definition, rules and numbers. Scoring is score.py's (the same Scorer): by
+default every second of the clip (windows, the most fake-sounding one deciding); "first 4.04 s" scores as
+evaluate_custom.py does, "windows" with the mean logit. No server path appears on the page or in the API.
+
+HTTP: Gradio's automatic API; the "check" endpoint takes a file and the same choices and returns the page's
+outputs, the last of which is the answer as JSON (see README, "HTTP use"). Inputs are limited in size,
+duration and type (--max-mb, --max-seconds, data.AUDIO_EXTENSIONS); a refused file is explained on the page.
 """
 
 import argparse
+import html
 import os
 import re
 import threading
@@ -28,18 +34,29 @@ from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no global state
 
 import antispoof.cli as cli  # noqa: E402
 import antispoof.evaluation.calibration as calibration  # noqa: E402
+from antispoof.audio.conditions import far_from_training  # noqa: E402
 from antispoof.audio.datasets import AUDIO_EXTENSIONS, Item  # noqa: E402
 from antispoof.audio.decode import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
+from antispoof.checkpoints.cards import best_local_detector, card_lines, itw_sentence, model_card  # noqa: E402
 from antispoof.checkpoints.files import parse_model_config  # noqa: E402
 from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint  # noqa: E402
 from antispoof.evaluation.metrics import ASVSPOOF5, OperatingPoint  # noqa: E402
-from antispoof.scoring.decision import Decision, is_scored  # noqa: E402
+from antispoof.scoring.decision import (  # noqa: E402
+    SINGLE_RECORDING_PRIOR,
+    Bands,
+    Decision,
+    add_answers,
+    is_scored,
+)
+from antispoof.scoring.recording import calibrate_command, plain_sentence, rule_lines, spans_text  # noqa: E402
 from antispoof.scoring.setup import Scorer  # noqa: E402
 from antispoof.utils import pick_device  # noqa: E402
 
 DEFAULT_MAX_MB = 50.0
 DEFAULT_MAX_SECONDS = 60.0  # ~30 windows: about half a minute for AASIST on a laptop CPU
-PREFERRED_DEFAULT = "aasist"  # registry name of clovaai AASIST: small enough for a CPU
+# What of a clip is scored: every second of it (score.py's default), the reference's first 4.04 s (as
+# evaluate_custom.py), or windows with the mean logit.
+MODES = {"whole clip": {"whole_clip": True}, "first 4.04 s": {}, "windows (mean)": {"window": True}}
 
 
 def available_checkpoints(extra: list[str]) -> dict[str, str]:
@@ -69,20 +86,24 @@ class Detector:
         device: str = "auto",
         configs: dict[str, dict] | None = None,
         op: OperatingPoint = ASVSPOOF5,
+        fake_prior: float = SINGLE_RECORDING_PRIOR,
     ):
         self.choices = choices
         self.configs = configs or {}  # label -> --model-config overrides (the --checkpoint files given)
         self.device = pick_device(device)
-        self.op = op  # the operating point of calibrated verdicts (--prior, --cost)
-        self._scorers: dict[tuple[str, bool], Scorer] = {}
+        self.op = op  # the operating point of the binary verdict (--prior, --cost)
+        self.fake_prior = fake_prior  # the prior of the three answers (--fake-prior; even odds)
+        self._scorers: dict[tuple[str, str], Scorer] = {}
         self._lock = threading.Lock()  # Gradio runs events in threads; one forward pass at a time on a CPU
 
-    def scorer(self, label: str, window: bool = False) -> Scorer:
-        """The checkpoint's scorer under its own policy or windows, with its verdict rule. Both are kept per
-        checkpoint and policy: loading is slow, and checking a calibration hashes every weight."""
+    def scorer(self, label: str, mode: str = "whole clip") -> Scorer:
+        """The checkpoint's scorer under one of MODES, with its verdict rule. Both are kept per checkpoint and
+        mode: loading is slow, and checking a calibration hashes every weight."""
         if label not in self.choices:
             raise ValueError(f"Unknown checkpoint {label!r}: pick one of {', '.join(self.choices)}.")
-        if (label, False) not in self._scorers:
+        if mode not in MODES:
+            raise ValueError(f"Unknown scoring choice {mode!r}: pick one of {', '.join(MODES)}.")
+        if (label, "first 4.04 s") not in self._scorers:
             try:
                 scorer = Scorer.load(
                     self.choices[label], device=self.device, model_config=self.configs.get(label), workers=0
@@ -92,25 +113,30 @@ class Detector:
             if scorer.untrained:
                 raise ValueError(f"{label!r} has no trained back end: fine-tune it first (fine_tune_for.py).")
             scorer.prepare()  # the onnxruntime export for AASIST on a CPU, made now
-            self._scorers[label, False] = scorer
-        if (label, window) not in self._scorers:
-            self._scorers[label, window] = self._scorers[label, False].with_window(window)
-        scorer = self._scorers[label, window]
+            self._scorers[label, "first 4.04 s"] = scorer
+        if (label, mode) not in self._scorers:
+            flags = MODES[mode]
+            base = self._scorers[label, "first 4.04 s"]
+            self._scorers[label, mode] = base.with_window(
+                flags.get("window", False), flags.get("whole_clip", False)
+            )
+        scorer = self._scorers[label, mode]
         if scorer.decision is None:  # a calibration for other weights or another policy: ValueError, here
             scorer.decide(op=self.op)
         return scorer
 
     def score(
-        self, path: str, label: str, window: bool = False, decoded: tuple | None = None
-    ) -> tuple[dict, Decision, str]:
-        """(row, verdict rule, score definition) of one file, under the model's policy or windows.
+        self, path: str, label: str, mode: str = "whole clip", decoded: tuple | None = None
+    ) -> tuple[dict, Decision, str, Bands | None]:
+        """(row with its answer, verdict rule, score definition, bands or None) of one file under `mode`.
         `decoded`: the file's `load_audio(..., return_info=True)` if the caller has it (not decoded twice)."""
         with self._lock:
-            scorer = self.scorer(label, window)
+            scorer = self.scorer(label, mode)
             rows = scorer.score(
                 [Item(path, None)], decoded={path: decoded} if decoded is not None else None, progress=False
             )
-        return rows[0], scorer.decision, scorer.definition
+        bands = add_answers(rows, scorer.decision, self.fake_prior)
+        return rows[0], scorer.decision, scorer.definition, bands
 
 
 def check_limits(path: str | None, max_mb: float) -> str:
@@ -129,12 +155,12 @@ def check_limits(path: str | None, max_mb: float) -> str:
 
 
 def timeline_figure(row: dict, decision: Decision, duration_s: float) -> Figure:
-    """Per-window scores over time: each window over its span, coloured by its verdict; the threshold."""
+    """Per-window scores over time: each window over its span, coloured by the way it leans; the threshold."""
     fig = Figure(figsize=(9, 2.8), layout="constrained")
     ax = fig.subplots()
     scores = [w["score"] for w in row["windows"]]
     for w in row["windows"]:  # each window's span comes with it from the scorer (start, end in seconds)
-        color = "tab:green" if w["verdict"] == "real" else "tab:red"
+        color = "tab:red" if w.get("leans_fake") else "tab:green"
         ax.hlines(w["score"], w["start"], w["end"], colors=color, linewidth=5)
     if len(scores) > 1:
         centers = [(w["start"] + w["end"]) / 2 for w in row["windows"]]
@@ -151,7 +177,7 @@ def timeline_figure(row: dict, decision: Decision, duration_s: float) -> Figure:
     ax.set_xlabel("time (s)")
     ax.set_ylabel("score")
     ax.set_title(
-        f"Score of each scored span ({row['policy']}; higher = more real): green = real, red = fake",
+        f"Score of each scored span ({row['policy']}; higher = more real): red = leans fake",
         fontsize=10,
     )
     ax.grid(alpha=0.3)
@@ -200,37 +226,86 @@ def format_probability(p: float) -> str:
     return f"= {p:.3f}"
 
 
-def verdict_markdown(row: dict, decision: Decision, label: str, duration_s: float, definition: str) -> str:
-    """The verdict, p_fake, score, the policy and rule that decided, and where the most fake window is."""
-    verdict = row["verdict"].upper()
-    n = len(row["windows"])
-    lines = [
-        f"## Verdict: {verdict}",
-        f"**p_fake {format_probability(row['p_fake'])}** · score = {row['score']:.3f} (higher = more real)",
-        f"Checkpoint `{label}` · rule: {decision.describe()} · {duration_s:.1f} s, {n} window(s)",
-        f"Input policy `{row['policy']}`: {definition}",
-    ]
-    if row.get("llr") is not None:
-        p_fake = float(calibration.p_fake([row["llr"]], decision.op.p_spoof)[0])
-        lines.insert(
-            2,
-            f"Calibrated: llr = {row['llr']:.3f} (natural log; > 0 favours real) · P(fake) "
-            f"{format_probability(p_fake)} at a prior of {decision.op.p_spoof:g}",
-        )
-    fakes = [w for w in row["windows"] if w["verdict"] == "fake"]
-    if n > 1 and fakes:
-        worst = min(row["windows"], key=lambda w: w["score"])
+_CODE = re.compile(r"`([^`]*)`")
+HEADLINES = {
+    "likely fake": "## Likely fake",
+    "likely real": "## Likely real",
+    "inconclusive": "## Inconclusive",
+    "uncalibrated": "## No answer: this detector is not calibrated",
+}
+
+
+def verdict_markdown(
+    row: dict, decision: Decision, bands: Bands | None, label: str, card: dict, extra: dict
+) -> str:
+    """Plain words first (the answer, one sentence, where, warnings, the detector's real-world error rate),
+    then a collapsed details block with the policy, rules and numbers. `extra`: duration_s, definition,
+    warnings."""
+    lines = [HEADLINES[row["answer"]], f"**{plain_sentence(row, bands)}**"]
+    if row["answer"] == "uncalibrated":
         lines.append(
-            f"{len(fakes)} of {n} windows sound fake; the most fake starts at {worst['start']:.1f} s."
+            f"To get an answer, calibrate it on labelled recordings like yours: `{calibrate_command(label)}`"
         )
+    if extra["warnings"]:
+        lines.append("Be careful: " + " ".join(extra["warnings"]))
+    lines.append(
+        f"About the detector `{label}`: {itw_sentence(card) if card['in_registry'] else card_lines(card)[0]}"
+    )
+    p_cal = row["p_fake_calibrated"]
+    numbers = [
+        f"Detector `{label}` · {extra['duration_s']:.1f} s, {row['n_windows']} window(s)"
+        + (f" · fake-leaning: {spans_text(row['fake_spans'])}" if row["fake_spans"] else ""),
+        f"Input policy `{row['policy']}`: {extra['definition']}",
+        *rule_lines(decision, bands, label),
+        f"score = {row['score']:.3f} (higher = more real) · p_fake {format_probability(row['p_fake'])} "
+        "(the model's softmax: not calibrated, not a probability you can trust)"
+        + (f" · llr = {row['llr']:.3f} (natural log; > 0 favours real)" if row.get("llr") is not None else "")
+        + (f" · P(fake) {format_probability(p_cal)}" if p_cal is not None else ""),
+        f"Binary verdict (as evaluation counts it): {row['verdict']}, {decision.describe()}",
+        *[f"Model card: {line}" for line in card_lines(card)],
+    ]
+    # One HTML block (Markdown inside <details> is not rendered reliably): escaped text, code in <code>.
+    items = "".join("<li>" + _CODE.sub(r"<code>\1</code>", html.escape(line)) + "</li>" for line in numbers)
+    lines.append(f"<details><summary>Details: how this answer was made</summary><ul>{items}</ul></details>")
     return "\n\n".join(lines)
 
 
+def api_result(row: dict, bands: Bands | None, label: str, name: str, extra: dict) -> dict:
+    """What the API returns as JSON: the answer, the probability and the window scores (no server path)."""
+    keys = (
+        "answer",
+        "leans",
+        "p_fake_calibrated",
+        "fake_spans",
+        "score",
+        "p_fake",
+        "llr",
+        "policy",
+        "verdict",
+    )
+    windows = [{k: w[k] for k in ("start", "end", "score", "p_fake", "leans_fake")} for w in row["windows"]]
+    return {
+        "file": name,
+        "detector": label,
+        "summary": plain_sentence(row, bands),
+        **{k: row.get(k) for k in keys},
+        "score_definition": extra["definition"],
+        "duration_s": extra["duration_s"],
+        "warnings": extra["warnings"],
+        "windows": windows,
+    }
+
+
 def check_upload(
-    detector: Detector, path: str | None, label: str, max_mb: float, max_seconds: float, windows: bool = False
+    detector: Detector,
+    path: str | None,
+    label: str,
+    max_mb: float,
+    max_seconds: float,
+    mode: str = "whole clip",
 ) -> tuple:
-    """What the page shows for one upload: (status, verdict markdown, timeline, waveform figure)."""
-    empty = ("", None, None)
+    """What the page shows for one upload: (status, answer markdown, timeline, waveform figure, JSON)."""
+    empty = ("", None, None, None)
     try:
         check_limits(path, max_mb)
         # Decoded once, here: for the duration limit, the plots and scoring (evaluation's loader).
@@ -239,7 +314,7 @@ def check_upload(
             raise ValueError(
                 f"Too long: {info.duration_s:.0f} s (limit {max_seconds:g} s). Cut it, or use score.py."
             )
-        row, decision, definition = detector.score(path, label, windows, decoded=(x, info))
+        row, decision, definition, bands = detector.score(path, label, mode, decoded=(x, info))
         if not is_scored(row):
             raise ValueError(f"Could not score this file: {row['status']}")
     except (ValueError, AudioError) as err:
@@ -247,12 +322,18 @@ def check_upload(
         if isinstance(err, AudioError):
             message = f"Could not read this file: {message}"
         return (f"**Error:** {public_message(message, detector, path)}", *empty)
+    card = model_card(detector.choices[label])
+    extra = {"duration_s": info.loaded_s, "definition": definition, "warnings": far_from_training(x)}
     status = f"Checked {Path(path).name}." + (f" Note: {row['note']}." if row["note"] else "")
+    text = verdict_markdown(row, decision, bands, label, card, extra)
+    result = api_result(row, bands, label, Path(path).name, extra)
+    result["rule"] = [public_message(line, detector) for line in rule_lines(decision, bands, label)]
     return (
-        status,
-        verdict_markdown(row, decision, label, info.loaded_s, definition),
+        public_message(status, detector, path),
+        public_message(text, detector, path),
         timeline_figure(row, decision, info.loaded_s),
         waveform_figure(x),
+        result,
     )
 
 
@@ -273,36 +354,47 @@ def public_message(text: str, detector: Detector, upload: str | None = None) -> 
 
 def build_app(
     detector: Detector,
-    default: str | None = PREFERRED_DEFAULT,
+    default: str | None = None,
     max_mb: float = DEFAULT_MAX_MB,
     max_seconds: float = DEFAULT_MAX_SECONDS,
-    window: bool = False,
+    mode: str = "whole clip",
+    why: str = "",
 ):
-    """The Gradio page; `default`: the checkpoint selected at first; `window`: the windows box's state."""
+    """The Gradio page; `default`: the checkpoint selected at first, `why` the reason; `mode`: the scoring
+    choice selected at first (MODES)."""
     labels = list(detector.choices)
     default = default if default in labels else (labels[0] if labels else None)
 
-    def check(path: str | None, label: str, windows: bool):
-        return check_upload(detector, path, label, max_mb, max_seconds, windows)
+    def check(path: str | None, label: str, mode: str):
+        return check_upload(detector, path, label, max_mb, max_seconds, mode)
 
     with gr.Blocks(title="Speech deepfake check") as demo:
         gr.Markdown(
             "# Is this recording real or fake?\n"
             f"Upload or record speech (at most {max_seconds:g} s and {max_mb:g} MB; "
-            f"{' '.join(AUDIO_EXTENSIONS)}). "
-            "The detector scores the clip as its reference does (SSL-AASIST, AASIST: the first ~4 s); tick "
-            "*windows* to score the whole clip in ~4 s windows and see where it hears a fake."
+            f"{' '.join(AUDIO_EXTENSIONS)}). Every second of it is checked, in ~4 s pieces. "
+            f"Before listening, the answer assumes a fake is as likely as a real recording "
+            f"(P(fake) = {detector.fake_prior:g}"
+            + (", even odds" if detector.fake_prior == 0.5 else "")
+            + "). A detector can be wrong: read what it says about itself below the answer.\n\n"
+            + (
+                f"Detector selected: **{default}**, {public_message(why, detector)}."
+                if default and why
+                else ""
+            ),
+            elem_id="intro",
         )
         with gr.Row():
             audio = gr.Audio(
                 sources=["upload", "microphone"], type="filepath", label="Recording", elem_id="audio-input"
             )
             with gr.Column():
-                checkpoint = gr.Dropdown(labels, value=default, label="Checkpoint", elem_id="checkpoint")
-                windows = gr.Checkbox(
-                    window,
-                    label="windows: score the whole clip in ~4 s windows (mean logit)",
-                    elem_id="window",
+                checkpoint = gr.Dropdown(labels, value=default, label="Detector", elem_id="checkpoint")
+                policy = gr.Radio(
+                    list(MODES),
+                    value=mode,
+                    label="What is scored (the evaluation scripts use the first 4.04 s)",
+                    elem_id="policy",
                 )
                 button = gr.Button("Check", variant="primary", elem_id="check-button")
                 status = gr.Markdown(
@@ -312,12 +404,13 @@ def build_app(
         verdict = gr.Markdown(elem_id="verdict")
         timeline = gr.Plot(label="Where the model hears a fake", elem_id="timeline")
         waveform = gr.Plot(label="Waveform and spectrogram", elem_id="waveform")
+        result = gr.JSON(label="The answer as data (also what the API returns)", elem_id="result")
 
-        outputs = [status, verdict, timeline, waveform]
-        inputs = [audio, checkpoint, windows]
-        button.click(check, inputs, outputs)
-        audio.upload(check, inputs, outputs)
-        audio.stop_recording(check, inputs, outputs)
+        outputs = [status, verdict, timeline, waveform, result]
+        inputs = [audio, checkpoint, policy]
+        button.click(check, inputs, outputs, api_name="check")
+        audio.upload(check, inputs, outputs, api_visibility="private")
+        audio.stop_recording(check, inputs, outputs, api_visibility="private")
     return demo
 
 
@@ -327,20 +420,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--checkpoint",
         action="append",
         default=[],
-        help="checkpoint path or registry name to offer (repeatable); pretrained/ is always searched too",
+        help="checkpoint path or registry name to offer (repeatable; the first is selected); pretrained/ is "
+        "always searched too, and without --checkpoint its strongest detector is selected",
     )
     cli.add_model_config(parser, help=" (applies to the --checkpoint files given)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for a LAN)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     cli.add_device(parser)
-    cli.add_policy(parser, hop=False)  # the page's windows box starts ticked
+    cli.add_policy(parser, hop=False, single_recording=True)  # the page's choice starts there
+    parser.add_argument(
+        "--fake-prior",
+        type=float,
+        default=SINGLE_RECORDING_PRIOR,
+        help="chance that a recording is fake before listening, for the calibrated answer (0.5: even odds)",
+    )
     calibration.add_operating_point_args(parser)
     parser.add_argument("--max-mb", type=float, default=DEFAULT_MAX_MB, help="largest upload accepted")
     parser.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="longest clip accepted"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0 < args.fake_prior < 1:
+        parser.error(f"--fake-prior must be strictly between 0 and 1, got {args.fake_prior}")
+    return args
 
 
 def main(args: argparse.Namespace) -> None:
@@ -350,16 +453,20 @@ def main(args: argparse.Namespace) -> None:
             "No checkpoint found in pretrained/ and none given. Run `python download.py aasist` "
             "or pass --checkpoint PATH."
         )
-    # The first --checkpoint given is selected at first; otherwise AASIST when it is in pretrained/.
-    default = next(iter(choices)) if args.checkpoint else PREFERRED_DEFAULT
+    # The first --checkpoint given is selected at first; otherwise the strongest detector present.
+    if args.checkpoint:
+        default, why = next(iter(choices)), "given with --checkpoint"
+    else:
+        default, why = best_local_detector()
     try:
         model_config = parse_model_config(args.model_config)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     given = {Path(spec).name if Path(spec).exists() else spec for spec in args.checkpoint}
     configs = {label: model_config for label in given if model_config}
-    detector = Detector(choices, args.device, configs, calibration.operating_point(args))
-    demo = build_app(detector, default, args.max_mb, args.max_seconds, args.window)
+    detector = Detector(choices, args.device, configs, calibration.operating_point(args), args.fake_prior)
+    mode = "windows (mean)" if args.window else "whole clip" if args.whole_clip else "first 4.04 s"
+    demo = build_app(detector, default, args.max_mb, args.max_seconds, mode, why)
     demo.queue(default_concurrency_limit=1)
     _, local_url, share_url = demo.launch(
         server_name=args.host,

@@ -66,11 +66,14 @@ def test_provenance_names_data_counts_cllr_and_no_server_path():
     assert public_name("score 64600/16000 at https://x.org/y") == "score 64600/16000 at https://x.org/y"
 
 
-def test_model_cards_tolerate_missing_fields_and_say_it_in_plain_words():
+def test_model_cards_tolerate_missing_fields_and_say_it_in_plain_words(tmp_path, golden):
     assert "wrong about 43 times in 100" in cards.card_lines(cards.model_card("aasist"))[0]
     assert cards.model_card("pretrained/AASIST-L.pth")["name"] == "aasist-l"  # found by file name
     assert "not published" in cards.card_lines(cards.model_card("aasist-l"))[0]
     assert "given by path" in cards.card_lines(cards.model_card("runs/x/best.pt"))[0]
+    copy = tmp_path / "renamed.pth"  # the published file under another name keeps its card
+    shutil.copy(golden / "aasist" / "AASIST.pth", copy)
+    assert cards.model_card(str(copy))["name"] == "aasist"
     for name in REGISTRY:  # every entry, with or without the card fields, gives a card
         assert cards.card_lines(cards.model_card(name))
 

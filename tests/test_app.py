@@ -41,10 +41,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+ANSWER = re.compile(r"Likely fake|Likely real|Inconclusive|No answer: this detector is not calibrated")
+
+
 @pytest.fixture(scope="module")
-def app_url(golden, tmp_path_factory):
-    """Start `python app.py --checkpoint AASIST.pth` and return its URL once it prints it."""
+def app_url(golden, calibrated_aasist, tmp_path_factory):
+    """Start `python app.py --checkpoint AASIST.pth --checkpoint aasist_cal.pth` (the released AASIST, then a
+    copy with a whole-clip calibration fitted on sample files) and return its URL once it prints it."""
     tmp = tmp_path_factory.mktemp("app")
+    calibrated = tmp / "aasist_cal.pth"
+    shutil.copy(calibrated_aasist[0], calibrated)
+    shutil.copy(str(calibrated_aasist[0]) + ".calibration.json", str(calibrated) + ".calibration.json")
     pretrained = tmp / "pretrained"  # holds AASIST-L only: the page offers it as registry entry "aasist-l"
     pretrained.mkdir()
     shutil.copy(golden / "aasist" / "AASIST-L.pth", pretrained)
@@ -62,6 +69,8 @@ def app_url(golden, tmp_path_factory):
         str(REPO / "app.py"),
         "--checkpoint",
         str(golden / "aasist" / "AASIST.pth"),
+        "--checkpoint",
+        str(calibrated),
         "--port",
         str(port),
         "--device",
@@ -136,48 +145,85 @@ def upload(page, path: Path) -> None:
     page.locator("#audio-input input[type=file]").set_input_files(str(path))
 
 
+def choose(page, label: str) -> None:
+    page.locator("#checkpoint input").click()
+    page.get_by_role("option", name=label).click()
+
+
+def shoot(page, name: str, tmp_path) -> None:
+    """A full-page screenshot, copied to $APP_SCREENSHOT_DIR when set (for a person to look at)."""
+    page.locator("#verdict details").first.evaluate("d => d.open = true")  # show the details too
+    shot = tmp_path / f"app_{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("APP_SCREENSHOT_DIR"):
+        Path(os.environ["APP_SCREENSHOT_DIR"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, os.environ["APP_SCREENSHOT_DIR"])
+
+
+def no_server_paths(text: str) -> bool:
+    """True when `text` holds no absolute path of this machine (the repo, the test's files, /tmp)."""
+    return not any(root in text for root in (str(REPO), "/tmp/", "/work/", "/home/", "/root/"))
+
+
+@pytest.fixture(scope="module")
+def spliced_clip(audio_dir, tmp_path_factory) -> tuple[Path, float]:
+    """9 s: a 6.2 s LibriSpeech reading, 0.2 s of silence, then an espeak-ng fake (from 6.4 s): inside
+    --max-seconds 10. Returns (path, the fake's start)."""
+    real, sr = sf.read(audio_dir / "sample_custom" / "real" / "1183-124566-0000.flac", dtype="float32")
+    fake, _ = sf.read(audio_dir / "sample_custom" / "fake" / "espeak_01.wav", dtype="float32")
+    path = tmp_path_factory.mktemp("spliced") / "spliced_fake.wav"
+    sf.write(path, np.concatenate([real, np.zeros(sr // 5, np.float32), fake]), sr)
+    return path, (len(real) + sr // 5) / sr
+
+
 def test_page_offers_the_given_checkpoint_and_those_in_pretrained(page):
     expect(page.locator("#checkpoint input")).to_have_value("AASIST.pth")  # --checkpoint comes first
     expect(page.locator("#status")).to_contain_text("Upload or record")
+    expect(page.locator("#intro")).to_contain_text("Detector selected: AASIST.pth, given with --checkpoint")
+    expect(page.locator("#intro")).to_contain_text("P(fake) = 0.5, even odds")
     page.locator("#checkpoint input").click()
     options = page.get_by_role("option")  # their text starts with a check-mark glyph (shown when selected)
-    expect(options).to_have_text([re.compile(r"AASIST\.pth$"), re.compile(r"aasist-l$")])
+    expect(options).to_have_text(
+        [re.compile(r"AASIST\.pth$"), re.compile(r"aasist_cal\.pth$"), re.compile(r"aasist-l$")]
+    )
 
 
 def test_checkpoint_choice_is_used(page, audio_dir):
-    page.locator("#checkpoint input").click()
-    page.get_by_role("option", name="aasist-l").click()
+    choose(page, "aasist-l")
     upload(page, audio_dir / "sample_custom" / "real" / "118-121721-0000.flac")
     verdict = page.locator("#verdict")
-    expect(verdict).to_contain_text("Checkpoint aasist-l", timeout=SCORE_TIMEOUT_MS)
-    expect(verdict).to_contain_text("Verdict: REAL")
+    expect(verdict).to_contain_text("Detector aasist-l", timeout=SCORE_TIMEOUT_MS)
+    expect(verdict).to_contain_text("No answer: this detector is not calibrated")
 
 
-def test_real_recording_gets_real_verdict(page, audio_dir, tmp_path):
+def test_real_recording_is_likely_real_with_its_provenance(page, audio_dir, tmp_path):
+    choose(page, "aasist_cal.pth")
     upload(page, audio_dir / "sample_custom" / "real" / "118-121721-0000.flac")
     verdict = page.locator("#verdict")
-    expect(verdict).to_contain_text("Verdict: REAL", timeout=SCORE_TIMEOUT_MS)
-    expect(verdict).to_contain_text(re.compile(r"p_fake (= 0\.[0-4]\d\d|< 0\.001)"))  # below 0.5
+    expect(verdict).to_contain_text("Likely real", timeout=SCORE_TIMEOUT_MS)
+    expect(verdict).to_contain_text("chance that it is fake at")
+    expect(verdict).to_contain_text("calibrated on sample_run (8 real and 8 fake files, Cllr")
+    expect(verdict).to_contain_text("wrong about 43 times in 100")  # the model card, in plain words
     expect(page.locator("#status")).to_contain_text("Checked 118-121721-0000.flac")
     # Both plots rendered (matplotlib figures arrive as images).
     expect(page.locator("#timeline img")).to_be_visible()
     expect(page.locator("#waveform img")).to_be_visible()
-    shot = tmp_path / "app_real.png"
-    page.screenshot(path=str(shot), full_page=True)
-    if os.environ.get("APP_SCREENSHOT_DIR"):
-        shutil.copy(shot, os.environ["APP_SCREENSHOT_DIR"])
+    assert no_server_paths(page.locator("body").inner_text())
+    shoot(page, "real", tmp_path)
 
 
-def test_model_policy_by_default_and_windows_on_request(page, audio_dir):
-    """A 6.2 s clip: the model's policy (AASIST: the first 4.04 s) first, then the windows box (3 windows)."""
+def test_whole_clip_by_default_and_the_reference_policy_on_request(page, audio_dir):
+    """A 6.2 s clip: every second of it by default (3 windows), the reference's first 4.04 s on request."""
     upload(page, audio_dir / "sample_custom" / "real" / "1183-124566-0000.flac")
     verdict = page.locator("#verdict")
+    expect(verdict).to_contain_text(
+        "Input policy windows n=64600 hop=32300 file=min", timeout=SCORE_TIMEOUT_MS
+    )
+    expect(verdict).to_contain_text("3 window(s)")
+    page.locator("#policy").get_by_label("first 4.04 s").check()
+    page.locator("#check-button").click()
     expect(verdict).to_contain_text("Input policy head n=64600", timeout=SCORE_TIMEOUT_MS)
     expect(verdict).to_contain_text("1 window(s)")
-    page.locator("#window input").check()
-    page.locator("#check-button").click()
-    expect(verdict).to_contain_text("Input policy windows n=64600 hop=32300", timeout=SCORE_TIMEOUT_MS)
-    expect(verdict).to_contain_text("3 window(s)")
 
 
 def test_time_from_upload_to_verdict_10s_clip(page, audio_dir, tmp_path, capsys):
@@ -195,7 +241,7 @@ def test_time_from_upload_to_verdict_10s_clip(page, audio_dir, tmp_path, capsys)
         start = time.perf_counter()
         upload(page, path)
         expect(page.locator("#status")).to_contain_text(f"Checked {name}", timeout=SCORE_TIMEOUT_MS)
-        expect(page.locator("#verdict")).to_contain_text(re.compile(r"Verdict: (REAL|FAKE)"))
+        expect(page.locator("#verdict")).to_contain_text(ANSWER)
         times.append(time.perf_counter() - start)
     with capsys.disabled():
         load = " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -203,9 +249,35 @@ def test_time_from_upload_to_verdict_10s_clip(page, audio_dir, tmp_path, capsys)
               f"(load average {load})")  # fmt: skip
 
 
-def test_espeak_recording_gets_fake_verdict(page, audio_dir):
+def test_espeak_recording_is_likely_fake(page, audio_dir, tmp_path):
+    choose(page, "aasist_cal.pth")
     upload(page, audio_dir / "sample_custom" / "fake" / "espeak_01.wav")
-    expect(page.locator("#verdict")).to_contain_text("Verdict: FAKE", timeout=SCORE_TIMEOUT_MS)
+    expect(page.locator("#verdict")).to_contain_text("Likely fake", timeout=SCORE_TIMEOUT_MS)
+    shoot(page, "fake", tmp_path)
+
+
+def test_a_fake_spliced_in_after_4_s_is_found_and_located(page, spliced_clip, tmp_path):
+    path, fake_start = spliced_clip
+    choose(page, "aasist_cal.pth")
+    upload(page, path)
+    verdict = page.locator("#verdict")
+    expect(verdict).to_contain_text(re.compile(r"Likely fake|Inconclusive"), timeout=SCORE_TIMEOUT_MS)
+    expect(verdict).to_contain_text("The parts that sound most fake:")
+    result = page.locator("#result").inner_text()
+    assert '"answer"' in result and no_server_paths(result)
+    shoot(page, "spliced", tmp_path)
+
+
+def test_an_uncalibrated_detector_gives_no_real_or_fake_headline(page, spliced_clip, tmp_path):
+    upload(page, spliced_clip[0])  # AASIST.pth: the released weights, no calibration
+    verdict = page.locator("#verdict")
+    expect(verdict).to_contain_text("No answer: this detector is not calibrated", timeout=SCORE_TIMEOUT_MS)
+    expect(verdict).to_contain_text("The score leans fake")
+    expect(verdict).to_contain_text("python calibrate.py --run")
+    headline = verdict.locator("h2").inner_text()
+    assert not re.search(r"\b(REAL|FAKE|Likely)\b", headline), headline
+    assert no_server_paths(page.locator("body").inner_text())
+    shoot(page, "uncalibrated", tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -217,7 +289,7 @@ def test_broken_file_shows_reason(page, audio_dir, name, reason):
     status = page.locator("#status")
     expect(status).to_contain_text("Could not read this file", timeout=SCORE_TIMEOUT_MS)
     expect(status).to_contain_text(reason)
-    expect(page.locator("#verdict")).not_to_contain_text("Verdict")
+    expect(page.locator("#verdict")).not_to_contain_text(ANSWER)
 
 
 def test_too_long_file_is_refused(page, audio_dir, tmp_path):
@@ -268,6 +340,27 @@ def test_microphone_recording_is_checked(playwright, app_url, audio_dir):
         page.wait_for_timeout(2500)
         widget.get_by_role("button", name="Stop", exact=True).locator("visible=true").first.click()
         expect(page.locator("#status")).to_contain_text("Checked audio", timeout=SCORE_TIMEOUT_MS)
-        expect(page.locator("#verdict")).to_contain_text(re.compile(r"Verdict: (REAL|FAKE)"))
+        expect(page.locator("#verdict")).to_contain_text(ANSWER)
     finally:
         browser.close()
+
+
+def readme_python_block(section: str) -> str:
+    """The first ```python block under the README heading `section`."""
+    text = (REPO / "README.md").read_text()
+    body = text[text.index(f"## {section}") :]
+    return body[body.index("```python\n") + len("```python\n") : body.index("\n```", body.index("```python"))]
+
+
+def test_the_readme_gradio_client_example_runs_against_the_live_app(app_url, spliced_clip, capsys):
+    """The README's HTTP example as written, with this app's address, clip and calibrated detector."""
+    code = readme_python_block("HTTP use")
+    code = code.replace("http://127.0.0.1:7860/", app_url).replace('"clip.wav"', repr(str(spliced_clip[0])))
+    code = code.replace('"aasist"', '"aasist_cal.pth"')
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the documented example itself
+    result = namespace["result"]
+    assert result["answer"] in ("likely fake", "inconclusive") and result["p_fake_calibrated"] > 0.5
+    assert result["fake_spans"] and len(result["windows"]) == 4 and "leans_fake" in result["windows"][0]
+    assert result["file"] == "spliced_fake.wav" and no_server_paths(str(result))
+    assert "likely" in capsys.readouterr().out or result["answer"] == "inconclusive"

@@ -285,8 +285,19 @@ def test_sample_calibration_applied_by_score_py_and_app(sample_halves, golden, t
     paths += [p for p in sorted(expected) if expected[p]["label"] == "fake"][:1]
     checkpoint = str(sample_halves["checkpoint"])
     status = score.main(
-        score.parse_args([*paths, "--checkpoint", checkpoint, "--output-format", "json", "--workers", "0"])
-    )
+        score.parse_args(
+            [
+                *paths,
+                "--checkpoint",
+                checkpoint,
+                "--output-format",
+                "json",
+                "--workers",
+                "0",
+                "--reference-policy",
+            ]
+        )
+    )  # the policy the calibration was fitted under (score.py's default is the whole clip)
     document = json.loads(capsys.readouterr().out)
     assert status == score.EXIT_OK and document["decision"]["applies_to"] == "llr"
     assert "Pspoof 0.05, Cmiss 1, Cfa 10" in document["decision"]["rule"]
@@ -308,12 +319,15 @@ def test_sample_calibration_applied_by_score_py_and_app(sample_halves, golden, t
     assert status == score.EXIT_NONE_SCORED and "other weights" in captured.err and captured.out == ""
     # The app: the same LLR and rule; with windows ticked, the same refusal as a message.
     detector = app.Detector({"calibrated": checkpoint}, "cpu")
-    row, decision, _ = detector.score(paths[0], "calibrated")
+    row, decision, _, bands = detector.score(paths[0], "calibrated", "first 4.04 s")
     assert row["llr"] == pytest.approx(expected[paths[0]]["llr"], abs=1e-4) and decision.calibration == cal
-    text = app.verdict_markdown(row, decision, "calibrated", row["duration_s"], "")
-    assert "Calibrated: llr" in text and "Bayes decision" in text
+    card = app.model_card(checkpoint)
+    text = app.verdict_markdown(
+        row, decision, bands, "calibrated", card, {"duration_s": 1.0, "definition": "", "warnings": []}
+    )
+    assert "llr = " in text and "Bayes decision" in text and "calibrated on" in text
     with pytest.raises(ValueError, match="scoring policy"):
-        detector.score(paths[0], "calibrated", window=True)
+        detector.score(paths[0], "calibrated", "windows (mean)")
 
 
 def test_calibrate_py_stores_inside_project_checkpoints_and_checks_the_run(golden, tmp_path):

@@ -13,17 +13,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint
+from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint, sha256sum
 
 FALLBACK = "aasist"  # ships with the repository: always there, but weak on real-world speech
 
 
 def registry_name(spec: str) -> str | None:
-    """The registry name of a checkpoint spec: the name itself, or the entry whose file name it has."""
+    """The registry name of a checkpoint spec: the name itself, the entry whose file name it has, or the
+    entry whose published file it is byte for byte (size, then sha256: a renamed copy keeps its card)."""
     if spec.lower() in REGISTRY:
         return spec.lower()
-    name = Path(spec).name
-    return next((key for key, entry in REGISTRY.items() if entry.get("filename") == name), None)
+    path = Path(spec)
+    named = next((key for key, entry in REGISTRY.items() if entry.get("filename") == path.name), None)
+    if named or not path.is_file():
+        return named
+    size = path.stat().st_size
+    for key, entry in REGISTRY.items():
+        if entry.get("size") == size and entry.get("sha256") and sha256sum(path) == entry["sha256"]:
+            return key
+    return None
 
 
 def model_card(spec: str) -> dict:
