@@ -97,20 +97,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def naive_scores(model: nn.Module, paths: list[str], device: torch.device) -> list[float]:
-    """The original scripts' loop: librosa.load one file, pad/crop, batch 1, fp32."""
-    import librosa
-
-    kind = getattr(model, "score_kind", "logit_real")
-    scores = []
-    with torch.inference_mode():
-        for path in paths:
-            x, _ = librosa.load(path, sr=SAMPLE_RATE)
-            logits = model(torch.from_numpy(pad_or_crop(x))[None].to(device))
-            scores.append(logits_to_scores(logits, kind)[0].item())
-    return scores
-
-
 def load(args: argparse.Namespace, device: torch.device) -> nn.Module:
     """The model under test: a checkpoint, or seeded random weights (the same in every child process)."""
     config = _model_config(args.model_config)
@@ -140,9 +126,9 @@ def arm_setup(args: argparse.Namespace):
     if args.arm == "naive":
         # The FLOPs of one clip, counted on the fp32 PyTorch model every arm runs (or exported).
         info["flops_per_clip"] = benchmark.flops_per_clip(model, torch.zeros(1, NB_SAMP, device=device))
-        naive_scores(model, paths[:1], device)  # warm-up
+        benchmark.naive_scores(model, paths[:1], device)  # warm-up
         info.update(batch_size=1, backend="torch", amp="fp32", setup_s=time.perf_counter() - start)
-        return info, lambda: {"scores": naive_scores(model, paths, device)}
+        return info, lambda: {"scores": benchmark.naive_scores(model, paths, device)}
     backend, amp = VARIANTS.get(args.arm, (args.backend, args.amp))
     opts = dict(batch_size=args.batch_size, workers=args.workers, device=device, amp=amp, backend=backend)
     opts.update(compile=args.compile and args.arm == "pipeline", progress=False)

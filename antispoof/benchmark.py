@@ -32,6 +32,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]  # the folder holding the antispoof package
 PREFIX = "BENCH "  # marks the protocol's lines on an arm's stdout (libraries may print there too)
 LOAD_MOVED = 0.5  # 1-minute load average: a change larger than this within a round is reported
+BOOKKEEPING = ("wall_s", "own_cpu_s", "others_cores", "peak_rss_mb")  # what `serve` adds to each result
 PEAK_DTYPES = ("float32", "bfloat16")
 OTHERS_BUSY = 0.25  # cores: other processes using more than this during a timed pass is reported
 
@@ -48,6 +49,8 @@ def serve(setup: Callable[[], tuple[dict, Callable[[], dict]]]) -> None:
         wall = time.perf_counter() - start
         own = own_cpu_s() - own0
         others = max(0.0, cpu_busy_s() - busy0 - own) / wall
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()  # hand the cached blocks back: the other arms share the device
         _reply({**result, "wall_s": wall, "own_cpu_s": own, "others_cores": others,
                 "peak_rss_mb": maxrss_mb()})  # fmt: skip
 
@@ -126,11 +129,12 @@ def interleave(arms: dict[str, list[str]], rounds: int, log_dir: Path, progress:
 
 
 def run_once(name: str, cmd: list[str], log_dir: Path) -> dict:
-    """Start an arm, run it once (a profile, a drift check: not timed against the others), stop it."""
+    """Start an arm, run it once (a profile, a drift check: not timed against the others), stop it; returns
+    what it returned."""
     arm = Arm(name, cmd, log_dir / f"{name}.log")
     try:
         arm.ready()
-        return arm.run()
+        return {k: v for k, v in arm.run().items() if k not in BOOKKEEPING}
     finally:
         arm.stop()
         arm.wait()
@@ -190,7 +194,10 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 0.5, devic
 
 
 def peak_arm(seconds: float = 0.5, device: str = "cpu") -> tuple[dict, Callable[[], dict]]:
-    """An arm (for `serve`) measuring the fp32 and bf16 matmul peaks, interleaved with the others."""
+    """An arm (for `serve`) measuring the fp32 and bf16 matmul peaks, interleaved with the others (on CUDA,
+    fp32 as the GPU benchmark runs it: TF32 tensor cores allowed)."""
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
 
     def one_pass() -> dict:
         return {dt: matmul_gflops(getattr(torch, dt), seconds=seconds, device=device) for dt in PEAK_DTYPES}
@@ -198,9 +205,28 @@ def peak_arm(seconds: float = 0.5, device: str = "cpu") -> tuple[dict, Callable[
     return {"torch_threads": torch.get_num_threads()}, one_pass
 
 
-def flops_per_clip(model: nn.Module, x: torch.Tensor) -> float:
-    """FLOPs of one forward pass on `x` (one clip, (1, n_samples)), counted by torch's FLOP counter: matmuls,
-    convolutions and attention; element-wise operations, normalisation and pooling are not counted."""
+def naive_scores(model: nn.Module, paths: list[str], device: torch.device) -> list[float]:
+    """The original scripts' loop, the baseline of every benchmark: `librosa.load` of one file, the
+    reference's pad/crop, batch 1, fp32 PyTorch, one file after the other."""
+    import librosa
+
+    from antispoof.audio.decode import SAMPLE_RATE, pad_or_crop
+    from antispoof.scoring.core import logits_to_scores
+
+    kind = getattr(model, "score_kind", "logit_real")
+    scores = []
+    with torch.inference_mode():
+        for path in paths:
+            x, _ = librosa.load(path, sr=SAMPLE_RATE)
+            logits = model(torch.from_numpy(pad_or_crop(x))[None].to(device))
+            scores.append(logits_to_scores(logits, kind)[0].item())
+    return scores
+
+
+def flops_per_clip(model: nn.Module, x: torch.Tensor, backward: bool = False) -> float:
+    """FLOPs of one forward pass on `x` (one clip, (1, n_samples)), and of its backward pass too with
+    `backward` (a training step), counted by torch's FLOP counter: matmuls, convolutions and attention;
+    element-wise operations, normalisation and pooling are not counted."""
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
     def cpu_sdpa(query_shape, key_shape, value_shape, *_, **__) -> int:
@@ -211,7 +237,11 @@ def flops_per_clip(model: nn.Module, x: torch.Tensor) -> float:
     counter = FlopCounterMode(display=False, custom_mapping=extra)
     # Gradients stay enabled: the counter's module tracker hooks into autograd, which no_grad would break.
     with counter:
-        model(x)
+        out = model(x)
+        if backward:
+            out.float().sum().backward()
+    if backward:
+        model.zero_grad(set_to_none=True)
     return float(counter.get_total_flops())
 
 
