@@ -31,6 +31,7 @@ import argparse
 import antispoof.cli as cli
 import antispoof.training.loop as training
 from antispoof.audio.rawboost import ALGOS
+from antispoof.training.augment import AUGMENT_FAMILIES
 from antispoof.utils import raw_names_on_stdio
 
 
@@ -106,6 +107,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     algos = ", ".join(f"{k} {v}" for k, v in ALGOS.items())
     a.add_argument("--rawboost", type=int, choices=sorted(ALGOS), default=unset,
                    help=recipe_help("rawboost", f"RawBoost on the fly: {algos}"))  # fmt: skip
+    a.add_argument("--augment", nargs="+", choices=sorted(AUGMENT_FAMILIES), default=None,
+                   help="channel augmentation from stress.py's battery, on the fly: codec (MP3, AAC, Opus, "
+                   "Vorbis, telephone; coded files cached), noise (white, speech-shaped, 20/10/5 dB), "
+                   "reverb; combines with --rawboost")  # fmt: skip
+    a.add_argument("--augment-prob", type=float, default=0.5, help="share of clips --augment changes")
 
     r = p.add_argument_group("run")
     cli.add_compute(

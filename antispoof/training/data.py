@@ -17,9 +17,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 import antispoof.audio.datasets as data
 import antispoof.distributed as distributed
 import antispoof.utils as utils
-from antispoof.audio.decode import NB_SAMP, SAMPLE_RATE, AudioError, load_audio, pad_or_crop
+from antispoof.audio.decode import MAX_DURATION_S, NB_SAMP, SAMPLE_RATE, AudioError, load_audio, pad_or_crop
 from antispoof.audio.rawboost import RawBoostConfig, apply_rawboost
 from antispoof.networks import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
+from antispoof.training.augment import ChannelAugment
 
 MAX_SUBSTITUTIONS = 16  # unreadable training files in a row before giving up on a batch slot
 
@@ -65,8 +66,10 @@ class ClipDataset(Dataset):
     """Fixed-length training clips with their class index (`LABEL_TO_INDEX`).
 
     crop "head" takes the first `n_samples` (the reference's rule); "random" takes a random window of longer
-    files. Shorter files are tiled to `n_samples`. With `rawboost` > 0 the window is
-    augmented before tiling. Randomness comes from a generator seeded by (seed, epoch, index): call
+    files. Shorter files are tiled to `n_samples`. With `augment` (training/augment.py: codecs, noise,
+    reverberation from the stress test's battery) a drawn condition is applied first (a codec to the whole
+    file, noise and reverb to the window); with `rawboost` > 0 the window is then augmented, before tiling.
+    Randomness comes from a generator seeded by (seed, epoch, index): call
     `set_epoch` before each epoch (DataLoader workers are re-created per epoch and see the new value).
 
     An unreadable file is reported in the sample's "skipped" list and the next readable file takes its place,
@@ -82,12 +85,14 @@ class ClipDataset(Dataset):
         crop: str = "head",
         rawboost: int = 0,
         rawboost_config: RawBoostConfig | None = None,
+        augment: ChannelAugment | None = None,
         seed: int = 0,
     ):
         if crop not in ("head", "random"):
             raise ValueError(f"crop must be 'head' or 'random', got {crop!r}")
         self.items, self.n_samples, self.crop = items, n_samples, crop
         self.rawboost, self.rawboost_config = rawboost, rawboost_config or RawBoostConfig()
+        self.augment = augment
         self.seed, self.epoch = seed, 0
         self.targets = [LABEL_TO_INDEX[it.label] for it in items]
 
@@ -113,12 +118,19 @@ class ClipDataset(Dataset):
         # The model sees one window of n samples: RawBoost distorts that window (its SNR and peak level are
         # those of what the model sees), then a short file is tiled. A head crop decodes only the head.
         head_s = self.n_samples / SAMPLE_RATE
-        x = load_audio(self.items[i].path, **({"max_duration": head_s} if self.crop == "head" else {}))
+        max_duration = head_s if self.crop == "head" else MAX_DURATION_S
+        if self.augment:
+            condition = self.augment.draw(rng)
+            x = self.augment.load(self.items[i].path, condition, max_duration)
+        else:
+            x = load_audio(self.items[i].path, max_duration=max_duration)
         if self.crop == "random" and len(x) > self.n_samples:
             start = int(rng.integers(0, len(x) - self.n_samples + 1))
             x = x[start : start + self.n_samples]
         else:
             x = x[: self.n_samples]
+        if self.augment:
+            x = self.augment.window(x, condition, rng)  # noise or reverb on what the model sees
         if self.rawboost:
             x = apply_rawboost(x, self.rawboost, rng, self.rawboost_config, fs=SAMPLE_RATE)
         return pad_or_crop(x, self.n_samples).astype(np.float32, copy=False)
@@ -142,7 +154,13 @@ def collate_clips(batch: list[dict]) -> dict:
 
 def build_loaders(args: argparse.Namespace, train_items: list) -> tuple:
     """(training dataset, its sampler, training loader)."""
-    train_set = ClipDataset(train_items, crop=args.crop, rawboost=args.rawboost, seed=args.seed)
+    augment = None
+    if getattr(args, "augment", None):
+        augment = ChannelAugment.build(args.augment, args.augment_prob, seed=args.seed)
+        print(f"channel augmentation: {augment.describe()}")
+    train_set = ClipDataset(
+        train_items, crop=args.crop, rawboost=args.rawboost, augment=augment, seed=args.seed
+    )
     # Shuffled by (seed, epoch) through set_epoch, identically with or without torchrun.
     sampler = DistributedSampler(train_set, num_replicas=distributed.world_size(), rank=distributed.rank(),
                                  shuffle=True, seed=args.seed)  # fmt: skip
