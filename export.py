@@ -23,12 +23,16 @@ the scores: the difference is printed, not gated; measure it with benchmark_scor
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from pathlib import Path
 
-from antispoof.checkpoints.files import load_model_or_exit, save_checkpoint, weights_sha256
+from antispoof.checkpoints.files import (
+    load_model_or_exit,
+    parse_model_config,
+    save_checkpoint,
+    weights_sha256,
+)
 
 DEFAULT_CHECK_DATA = Path(__file__).resolve().parent / "data" / "sample"
 
@@ -58,9 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> Path:
     if args.out.suffix not in (".safetensors", ".onnx"):
         raise SystemExit(f"error: {args.out} should end in .safetensors or .onnx")
-    config = args.model_config
+    config = args.model_config  # a file (a clovaai .conf too) is read by load_model
     if config is not None and not Path(config).is_file():
-        config = json.loads(config)
+        try:
+            config = parse_model_config(config)
+        except ValueError as err:  # '{bad': a message, not a JSONDecodeError traceback
+            raise SystemExit(f"error: {err}") from None
     model, info = load_model_or_exit(args.checkpoint, config=config)
     if args.out.suffix == ".onnx":
         return export_onnx_checked(model, args)

@@ -139,6 +139,7 @@ def prepare_run_dir(out_dir: str | os.PathLike, record: dict, *, resume: bool, o
                 + "\n  ".join(diff)
                 + "\nResume with the settings of run.json, or pass --overwrite (or another --out-dir)."
             )
+        _record_backends(before, record)
         _delete(out_dir, DERIVED_FILES)  # recomputed from the completed scores.csv at the end
     elif earlier:
         raise RunFolderError(
@@ -146,6 +147,19 @@ def prepare_run_dir(out_dir: str | os.PathLike, record: dict, *, resume: bool, o
             "to replace it, or choose another --out-dir"
         )
     write_json(out_dir / RUN_FILE, record)
+
+
+def _record_backends(before: dict, record: dict) -> None:
+    """A run resumed with another --backend (PyTorch and onnxruntime agree within 1e-5, so it may continue)
+    records both, in order: `backends` lists them and `backend` reads "onnx, then torch", instead of naming
+    only the last one as if every row came from it."""
+    backends = list(before.get("backends") or [before.get("backend")])
+    if record.get("backend") not in backends:
+        backends.append(record.get("backend"))
+    backends = [b for b in backends if b]
+    if len(backends) > 1:
+        record["backends"] = backends
+        record["backend"] = ", then ".join(backends)
 
 
 def _delete(out_dir: Path, names: tuple[str, ...]) -> None:

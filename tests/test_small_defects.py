@@ -1,17 +1,24 @@
 """Issue 22 item 12: small defects found by the second round of attacks, one test each (each seen failing
 before its fix, as the test's comment says)."""
 
+import io
+import json
 import shutil
 import struct
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 import antispoof.training.state as train_state
 import evaluate_custom
+import export
 import fine_tune_for
+from antispoof.audio.datasets import list_audio_files
 from antispoof.audio.decode import load_audio
+from antispoof.checkpoints.files import load_model, project_state
+from antispoof.runs import prepare_run_dir
 
 
 def test_a_killed_plot_write_leaves_no_temporary_file_behind(tmp_path):
@@ -54,3 +61,41 @@ def test_a_wav_whose_data_size_is_zero_is_read_to_its_end(tmp_path):
     y, info = load_audio(path, return_info=True)
     assert len(y) == len(x) and np.abs(y - x).max() < 1e-4
     assert "without the audio length" in info.note
+
+
+def test_a_config_larger_than_its_weights_is_refused_before_it_is_built(golden, tmp_path):
+    # Seen failing: every value within its cap, such a config was built in full (1.75 G parameters, 6.5 GB,
+    # for the issue's example; about 0.6 GB for this smaller one) and only then failed on the weights' shapes.
+    model, _ = load_model(golden / "aasist" / "AASIST-L.pth")
+    state = project_state(model)
+    state["config"] = {**state["config"], "gat_dims": [1024, 1024]}
+    torch.save(state, tmp_path / "wide.pt")
+    with pytest.raises(ValueError, match=r"describes a model of [\d,]+ values, but the file holds 86,270:"):
+        load_model(tmp_path / "wide.pt")
+
+
+def test_export_with_malformed_model_config_says_so(golden, tmp_path):
+    # Seen failing: json.JSONDecodeError traceback.
+    argv = [str(golden / "aasist" / "AASIST-L.pth"), str(tmp_path / "x.onnx"), "--model-config", "{bad"]
+    with pytest.raises(SystemExit, match="--model-config '{bad' is neither a JSON object nor a JSON file"):
+        export.main(export.parse_args(argv))
+
+
+def test_a_list_on_stdin_keeps_names_as_find_writes_them(tmp_path, monkeypatch):
+    # Seen failing: '#1.wav' was read as a comment and ' spaced.wav' lost its leading space.
+    for name in ("#1.wav", " spaced.wav", "plain.wav"):
+        (tmp_path / name).write_bytes(b"RIFF")
+    monkeypatch.chdir(tmp_path)
+    listing = "#1.wav\n spaced.wav\n# a comment\n\nplain.wav\n"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(listing.encode())))
+    assert list_audio_files(["-"]) == ["#1.wav", " spaced.wav", "plain.wav"]
+
+
+def test_resume_with_another_backend_records_both(tmp_path):
+    # Seen failing: run.json named only the new backend, although the earlier rows came from the other.
+    base = {"weights_sha256": "0" * 64, "config_sha256": "1" * 64, "policy": "head n=64600"}
+    prepare_run_dir(tmp_path, {**base, "backend": "onnx"}, resume=False, overwrite=False)
+    (tmp_path / "scores.csv").write_text("path\n")
+    prepare_run_dir(tmp_path, {**base, "backend": "torch"}, resume=True, overwrite=False)
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["backend"] == "onnx, then torch" and record["backends"] == ["onnx", "torch"]

@@ -129,7 +129,7 @@ def detect_format(root: str | os.PathLike) -> str:
 
 def list_audio_files(paths: Iterable[str | os.PathLike]) -> list[str]:
     """Expand files, folders (recursively, through links), glob patterns, list files (.txt/.lst, one path a
-    line) and "-" (such a list read from stdin).
+    line, # comments) and "-" (such a list read from stdin).
 
     Returns unique, normalised paths in the given order (folders sorted). A path that matches nothing raises
     FileNotFoundError, so a typo is not mistaken for an empty input.
@@ -215,9 +215,17 @@ def _matches(names: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
 
 
 def _listed_paths(text: str, base: Path) -> list[str]:
-    """The paths of a list (one a line, # comments), relative ones taken from `base`, normalised."""
-    lines = (line.strip() for line in text.splitlines())
-    return [str(base / line) for line in lines if line and not line.startswith("#")]
+    """The paths of a list (one a line), relative ones taken from `base`, normalised. A line that names an
+    existing file is taken as it is, even if it starts with "#" or has spaces around it (`find` writes
+    names verbatim); any other line is stripped, and skipped when it is then empty or a # comment."""
+    paths = []
+    for line in text.split("\n"):
+        line = line.removesuffix("\r")
+        if line and (base / line).exists():
+            paths.append(str(base / line))
+        elif line.strip() and not line.strip().startswith("#"):
+            paths.append(str(base / line.strip()))
+    return paths
 
 
 def walk_files(root: str | os.PathLike) -> list[Path]:

@@ -325,7 +325,27 @@ def _load_project(state: Mapping, arch, overrides, source: str) -> nn.Module:
         raise ValueError(f"{source}: the config must be a dict, got {describe(state['config'])}")
     config = {**state["config"], **overrides}
     _validate_config(found, config, source)
+    _check_model_size(found, config, weights, source)
     return build_and_load(NETWORKS[found], _make_config(found, config), weights, source)
+
+
+def _check_model_size(arch: str, config: Mapping, weights: Mapping[str, Tensor], source: str) -> None:
+    """Refuse a config that describes a larger model than the file's weights fill, before it is built: each
+    value within its cap can still multiply into gigabytes (AASIST with wide graph layers: 1.75 G
+    parameters). The model is built on the meta device (shapes only, no memory) and its state-dict entries
+    counted; loading with strict=True needs exactly the file's count anyway. (Networks that build_and_load
+    builds on the meta device allocate nothing before the comparison: no need.)"""
+    if getattr(NETWORKS[arch], "build_on_meta", True):
+        return
+    with torch.device("meta"):
+        model = NETWORKS[arch](_make_config(arch, config))
+    needed = sum(t.numel() for t in model.state_dict().values())
+    held = sum(t.numel() for t in weights.values())
+    if needed > held:
+        raise ValueError(
+            f"{source}: its config describes a model of {needed:,} values, but the file holds {held:,}: the "
+            "config does not belong to these weights"
+        )
 
 
 def _validate_calibration(cal: Any, source: str) -> None:
