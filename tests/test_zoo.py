@@ -271,6 +271,7 @@ ADF_SIZES_M = {
     "mms_1b": 965,
     "xlsr_1b": 965,
     "xlsr_2b": 2162,
+    "hubert_xl": 964,  # HuBERT X-Large (Hsu et al. 2021), without its pretraining-only label embeddings
 }
 
 

@@ -5,6 +5,8 @@ policy and score, and the checkpoint formats its authors publish); this module o
     aasist.py        clovaai AASIST / AASIST-L and the graph back end, the clovaai state dict
     antideepfake.py  NII AntiDeepfake (wav2vec 2.0 / MMS / XLS-R + mean + Linear), its releases
     sls.py           XLS-R + SLS, the authors' state dict
+    df_arena.py      DF Arena 1B / 500M (XLS-R + layer attention + Conformer), its pytorch_model.bin
+    xlsr_mamba.py    XLSR-Mamba (XLS-R + dual-column bidirectional Mamba), its model.safetensors
     wav2vec.py       the transformers wav2vec 2.0 front end the others share
     keymaps.py       fairseq -> transformers key names, sizes from tensors, fairseq pretraining checkpoints
     common.py        labels, InputPolicy, Format / Family, strict loading
@@ -24,7 +26,7 @@ from typing import Any
 
 from torch import nn
 
-from antispoof.networks import aasist, antideepfake, sls, ssl_aasist
+from antispoof.networks import aasist, antideepfake, df_arena, sls, ssl_aasist, xlsr_mamba
 from antispoof.networks.aasist import (
     AASIST,
     AASIST_PRESETS,
@@ -48,15 +50,25 @@ from antispoof.networks.common import (
     InputPolicy,
     make_config,
 )
+from antispoof.networks.df_arena import DF_ARENA_PRESETS, DFArena, DFArenaConfig
 from antispoof.networks.keymaps import FAIRSEQ_PRETRAIN, conv_frames
 from antispoof.networks.sls import SLS, SLSConfig
 from antispoof.networks.ssl_aasist import SSLAASIST, SSLAASISTConfig
 from antispoof.networks.wav2vec import FrontEndMixin, Wav2Vec2FrontEndConfig, new_wav2vec2, wav2vec2_config
+from antispoof.networks.xlsr_mamba import XLSRMamba, XLSRMambaConfig
 
 # Adding a detector: its file here, and one line in this tuple (its formats are tried in this order, after the
 # front-end formats, so a format that matches a subset of another's keys comes after it).
 FAMILIES: dict[str, Family] = {
-    f.arch: f for f in (ssl_aasist.FAMILY, aasist.FAMILY, antideepfake.FAMILY, sls.FAMILY)
+    f.arch: f
+    for f in (
+        xlsr_mamba.FAMILY,  # before ssl_aasist: the SSL-AASIST reference format matches a subset of its keys
+        ssl_aasist.FAMILY,
+        aasist.FAMILY,
+        antideepfake.FAMILY,
+        sls.FAMILY,
+        df_arena.FAMILY,
+    )
 }
 
 ARCHS = tuple(FAMILIES)
@@ -134,6 +146,11 @@ __all__ = [
     "AntiDeepfake",
     "conv_frames",
     "SLS",
+    "DFArena",
+    "DFArenaConfig",
+    "DF_ARENA_PRESETS",
+    "XLSRMamba",
+    "XLSRMambaConfig",
     "build_model",
     "REAL_INDEX",
     "FAKE_INDEX",

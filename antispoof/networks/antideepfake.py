@@ -45,6 +45,14 @@ ANTIDEEPFAKE_PRESETS = {
     "mms_1b": AntiDeepfakeConfig(hidden_size=1280, num_hidden_layers=48, intermediate_size=5120),
     "xlsr_1b": AntiDeepfakeConfig(hidden_size=1280, num_hidden_layers=48, intermediate_size=5120),
     "xlsr_2b": AntiDeepfakeConfig(hidden_size=1920, num_hidden_layers=48, intermediate_size=7680),
+    # models/HBT.py: fairseq HuBERT (hubert_xlarge_ll60k: layer-norm convs without bias, pre-LN layers).
+    "hubert_xl": AntiDeepfakeConfig(
+        hidden_size=1280,
+        num_hidden_layers=48,
+        intermediate_size=5120,
+        conv_bias=False,
+        frontend_type="hubert",
+    ),
 }
 
 

@@ -31,7 +31,7 @@ def conv_frames(n_samples: int, kernels: list[int], strides: list[int]) -> int:
 
 # Pretraining-only parts of a fairseq wav2vec 2.0 model, dropped on purpose: the contrastive-task heads and
 # mask_emb, the SpecAugment mask vector (unused with mask=False). Every other key must map.
-FAIRSEQ_PRETRAINING_ONLY = re.compile(r"(quantizer|project_q|final_proj)\..*|mask_emb")
+FAIRSEQ_PRETRAINING_ONLY = re.compile(r"(quantizer|project_q|final_proj)\..*|mask_emb|label_embs_concat")
 
 _FAIRSEQ_TO_HF = [
     (r"feature_extractor\.conv_layers\.(\d+)\.0\.(weight|bias)", r"feature_extractor.conv_layers.\1.conv.\2"),
@@ -311,6 +311,8 @@ def split_fairseq_frontend(
         raise ValueError(
             f"{source}: {arch} has an XLS-R front end, but these tensors hold a wav2vec 2.0 base one"
         )
+    # HuBERT (fairseq HubertModel) keeps its pretraining label embeddings; wav2vec 2.0 has none.
+    sizes["frontend_type"] = "hubert" if "label_embs_concat" in front else "wav2vec2"
     return fairseq_to_transformers(front), head, sizes
 
 
@@ -327,3 +329,57 @@ FAIRSEQ_PRETRAIN = Format(
     "xlsr2_300m.pt)",
     starts=("ssl_aasist", "sls", "antideepfake"),
 )
+
+
+def frontend_from_transformers_tensors(sd: Mapping[str, Tensor], source: str) -> tuple[dict, dict[str, Any]]:
+    """(tensors renamed to this torch's weight-norm names, front-end sizes and structure) of a transformers
+    Wav2Vec2Model / HubertModel state dict (no prefix), as DF Arena's pytorch_model.bin holds it. Older
+    transformers saved the positional conv's weight norm as weight_g / weight_v; `masked_spec_embed` (the
+    SpecAugment vector, pretraining only) is dropped."""
+    pos = "encoder.pos_conv_embed.conv."
+    renames = {
+        pos + "weight_g": pos + "parametrizations.weight.original0",
+        pos + "weight_v": pos + "parametrizations.weight.original1",
+    }
+    sd = {renames.get(k, k): v for k, v in sd.items() if k != "masked_spec_embed"}
+    convs = sorted(
+        int(m.group(1))
+        for k in sd
+        if (m := re.fullmatch(r"feature_extractor\.conv_layers\.(\d+)\.conv\.weight", k))
+    )
+    pos_v = sd.get("encoder.pos_conv_embed.conv.parametrizations.weight.original1")
+    if not convs or pos_v is None or "feature_projection.projection.weight" not in sd:
+        raise ValueError(
+            f"{source}: the front-end tensors are not a transformers wav2vec 2.0 / HuBERT model (conv "
+            "feature "
+            f"layers, feature_projection and a positional conv are needed); found {describe(sd)}"
+        )
+    hidden = sd["feature_projection.projection.weight"].shape[0]
+    layers = {
+        int(m.group(1))
+        for k in sd
+        if (m := re.fullmatch(r"encoder\.layers\.(\d+)\.final_layer_norm\.weight", k))
+    }
+    if all(f"feature_extractor.conv_layers.{i}.layer_norm.weight" in sd for i in convs):
+        norm = "layer"
+    elif "feature_extractor.conv_layers.0.layer_norm.weight" in sd:
+        norm = "group"
+    else:
+        raise ValueError(
+            f"{source}: the conv feature extractor has neither a LayerNorm in every layer nor a "
+            f"GroupNorm in layer 0; found {describe(sd)}"
+        )
+    sizes = {
+        "conv_dim": [sd[f"feature_extractor.conv_layers.{i}.conv.weight"].shape[0] for i in convs],
+        "conv_kernel": [sd[f"feature_extractor.conv_layers.{i}.conv.weight"].shape[2] for i in convs],
+        "hidden_size": hidden,
+        "num_hidden_layers": len(layers),
+        "intermediate_size": sd["encoder.layers.0.feed_forward.intermediate_dense.weight"].shape[0],
+        "num_conv_pos_embeddings": pos_v.shape[2],
+        "num_conv_pos_embedding_groups": hidden // pos_v.shape[1],
+        # As in every released model: layer-norm convs come with pre-LN layers, GroupNorm with post-LN.
+        "feat_extract_norm": norm,
+        "do_stable_layer_norm": norm == "layer",
+        "conv_bias": all(f"feature_extractor.conv_layers.{i}.conv.bias" in sd for i in convs),
+    }
+    return sd, sizes

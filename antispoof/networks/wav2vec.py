@@ -11,6 +11,8 @@ No fairseq. Two fairseq structures exist, and the tensors of a checkpoint tell t
 `Wav2Vec2FrontEndConfig` holds the front-end fields under transformers' names (fairseq names in the comments);
 each detector's config extends it. `FrontEndMixin` gives a detector freezing and gradient checkpointing of its
 front end, and `layer_outputs` returns every encoder layer's output (before the final LayerNorm).
+A HuBERT front end (`frontend_type="hubert"`, transformers' `HubertModel`) has the same tensors and the same
+computation in eval (no quantizer; fairseq's `label_embs_concat` / `final_proj` are pretraining-only).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Wav2Vec2FrontEndConfig:
     feat_extract_norm: str = "layer"  # extractor_mode: "layer" = layer_norm, "group" = default
     do_stable_layer_norm: bool = True  # layer_norm_first
     conv_bias: bool = True  # conv_bias
+    frontend_type: str = "wav2vec2"  # "wav2vec2" (Wav2Vec2Model) or "hubert" (HubertModel, e.g. HuBERT-XL)
     # Front-end dropout while fine-tuning: 0.0, as in the cfg of the fairseq large / XLS-R pretraining
     # checkpoints the references fine-tune from (wav2vec2_large_librivox.yaml, xlsr_53_56k.pt: dropout,
     # attention_dropout, activation_dropout, encoder_layerdrop, dropout_input all 0.0). Loading a fairseq
@@ -57,13 +60,20 @@ class Wav2Vec2FrontEndConfig:
     attn_implementation: str = "sdpa"  # "sdpa" or "eager"; both match the references within 1e-6
 
 
+FRONTEND_TYPES = ("wav2vec2", "hubert")
+
+
 def wav2vec2_config(cfg: Wav2Vec2FrontEndConfig):
-    """transformers `Wav2Vec2Config` of a front end described by `cfg`."""
-    from transformers import Wav2Vec2Config
+    """transformers `Wav2Vec2Config` (or `HubertConfig`) of a front end described by `cfg`."""
+    from transformers import HubertConfig, Wav2Vec2Config
 
     if cfg.feat_extract_norm not in ("layer", "group"):
         raise ValueError(f"feat_extract_norm must be 'layer' or 'group', not {cfg.feat_extract_norm!r}")
-    return Wav2Vec2Config(
+    if cfg.frontend_type not in FRONTEND_TYPES:
+        raise ValueError(f"frontend_type must be one of {FRONTEND_TYPES}, not {cfg.frontend_type!r}")
+    extra = {"feat_proj_layer_norm": True} if cfg.frontend_type == "hubert" else {}
+    return (HubertConfig if cfg.frontend_type == "hubert" else Wav2Vec2Config)(
+        **extra,
         conv_dim=list(cfg.conv_dim),
         conv_kernel=list(cfg.conv_kernel),
         conv_stride=list(cfg.conv_stride),
@@ -93,10 +103,10 @@ def wav2vec2_config(cfg: Wav2Vec2FrontEndConfig):
 
 
 def new_wav2vec2(cfg: Wav2Vec2FrontEndConfig) -> nn.Module:
-    """A transformers `Wav2Vec2Model` with random weights."""
-    from transformers import Wav2Vec2Model
+    """A transformers `Wav2Vec2Model` (or `HubertModel`) with random weights."""
+    from transformers import HubertModel, Wav2Vec2Model
 
-    return Wav2Vec2Model(wav2vec2_config(cfg))
+    return (HubertModel if cfg.frontend_type == "hubert" else Wav2Vec2Model)(wav2vec2_config(cfg))
 
 
 class FrontEndMixin:
@@ -146,6 +156,11 @@ class FrontEndMixin:
         with torch.no_grad() if self.config.freeze_frontend else contextlib.nullcontext():
             return layer_outputs(self.frontend, x)
 
+    def frontend_hidden_states(self, x: Tensor) -> list[Tensor]:
+        """(B, T) waveform -> L + 1 x (B, frames, hidden_size), as transformers 4.x's `hidden_states`."""
+        with torch.no_grad() if self.config.freeze_frontend else contextlib.nullcontext():
+            return hidden_states(self.frontend, x)
+
 
 def layer_outputs(hf_model: nn.Module, x: Tensor) -> list[Tensor]:
     """Every encoder layer's own output, L x (B, frames, D): in the pre-LN structure, before the final encoder
@@ -154,19 +169,8 @@ def layer_outputs(hf_model: nn.Module, x: Tensor) -> list[Tensor]:
     Taken with forward hooks on the layers, not from `hidden_states`: what transformers puts last in
     `hidden_states` differs between versions (post-LN in 4.x, the layer's own output in 5.x).
     """
-    captured: list[Tensor] = []
-
-    def keep(_module, _inputs, output):
-        # transformers 4.x layers return a tuple (hidden_states, attention weights?), 5.x a tensor.
-        captured.append(output[0] if isinstance(output, tuple) else output)
-
+    captured, _ = _run_capturing(hf_model, x)
     layers = hf_model.encoder.layers
-    handles = [layer.register_forward_hook(keep) for layer in layers]
-    try:
-        hf_model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
     # A layer skipped by LayerDrop (training only) leaves no output: then fewer than L entries.
     if len(captured) != len(layers):
         raise RuntimeError(
@@ -174,3 +178,38 @@ def layer_outputs(hf_model: nn.Module, x: Tensor) -> list[Tensor]:
             "which the layer-weighted heads cannot use; set layerdrop=0"
         )
     return captured
+
+
+def _run_capturing(hf_model: nn.Module, x: Tensor) -> tuple[list[Tensor], Tensor]:
+    """(every layer's own output, the model's last_hidden_state), from one forward pass."""
+    captured: list[Tensor] = []
+
+    def keep(_module, _inputs, output):
+        # transformers 4.x layers return a tuple (hidden_states, attention weights?), 5.x a tensor.
+        captured.append(output[0] if isinstance(output, tuple) else output)
+
+    handles = [layer.register_forward_hook(keep) for layer in hf_model.encoder.layers]
+    try:
+        last = hf_model(x).last_hidden_state
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured, last
+
+
+def hidden_states(hf_model: nn.Module, x: Tensor) -> list[Tensor]:
+    """L + 1 tensors (B, frames, D) as transformers 4.x returns `hidden_states` (the version the DF Arena
+    weights were trained with): the input of layer 0, the outputs of layers 1 .. L-1, then `last_hidden_state`
+    (after the final LayerNorm in the pre-LN structure). transformers 5 ends with the last layer's own output
+    instead, so the list is built with hooks, the same in every version."""
+    inputs: list[Tensor] = []
+    handle = hf_model.encoder.layers[0].register_forward_pre_hook(lambda _m, args: inputs.append(args[0]))
+    try:
+        outputs, last = _run_capturing(hf_model, x)
+    finally:
+        handle.remove()
+    if len(outputs) != len(hf_model.encoder.layers) or len(inputs) != 1:
+        raise RuntimeError(
+            "LayerDrop skipped a layer, which the layer-weighted heads cannot use; set layerdrop=0"
+        )
+    return [inputs[0], *outputs[:-1], last]
