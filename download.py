@@ -2,11 +2,13 @@
 
     python download.py aasist            # download (plain-URL entries) or print manual instructions
     python download.py --list            # the registry
+    python download.py --markdown        # the README's model zoo table, generated from the registry
 
 Every script's --checkpoint goes through `resolve_checkpoint`: a file path, or a registry name (la, df,
-xlsr-300m, aasist, aasist-l, antideepfake-<size>, sls-df; --list shows each with its training data,
-published EERs, input policy, size and license). Files live in pretrained/ (override with env
-SSL_AASIST_PRETRAINED_DIR).
+xlsr-300m, aasist, aasist-l, antideepfake-<size>[-nda], antideepfake-hubert-xl, sls-df,
+df-arena-<1b|500m|100m>, xlsr-mamba-<la|df>; --list shows each with its training data, published EERs,
+input policy, size, license, pinned revision and what was inferred). Files live in pretrained/ (override
+with env SSL_AASIST_PRETRAINED_DIR).
 Plain-URL checkpoints download themselves on first use; Hugging Face ones go through huggingface_hub into the
 user's Hugging Face cache (HF_ENDPOINT selects a mirror; downloads resume); Google Drive ones must be fetched
 by hand, and asking for one that is not there prints exactly what to download and where to put it.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint, sha256sum
+from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint, sha256sum, zoo_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("names", nargs="*", default=[], help=f"registry names: {', '.join(REGISTRY)}")
     p.add_argument("--list", action="store_true", help="list the registry and what is already present")
     p.add_argument("--verify", action="store_true", help="check size and sha256 of files already present")
+    p.add_argument(
+        "--markdown", action="store_true", help="print the README's model zoo table (from the registry)"
+    )
     return p.parse_args(argv)
 
 
@@ -49,10 +54,20 @@ def describe_entry(name: str, entry: dict) -> str:
                        ("checksum_note", "checksum"), ("also", "also")):  # fmt: skip
         if entry.get(key):
             lines.append(f"    {label}: {entry[key]}")
+    if entry.get("hf_repo"):
+        pin = entry.get("revision")
+        lines.append(
+            f"    revision: {pin or 'none pinned (no public metadata found): the newest is fetched'}"
+        )
+    if entry.get("inferred"):
+        lines.append(f"    inferred, not verified: {'; '.join(entry['inferred'])}")
     return "\n".join(lines)
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.markdown:
+        print(zoo_table())
+        return
     if args.list or not args.names:
         print("\n\n".join(describe_entry(name, entry) for name, entry in REGISTRY.items()))
         return

@@ -62,9 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cli.add_checkpoint(
         m,
         "la",
-        help="initial weights: registry name (la, df, aasist, aasist-l, antideepfake-*, sls-df), a "
-        "reference, clovaai, AntiDeepfake (.ckpt, .safetensors), SLS, fairseq or project checkpoint, or a "
-        "transformers XLS-R (new detector, random back end)",
+        help="initial weights: registry name (la, df, aasist, aasist-l, antideepfake-*, sls-df, df-arena-*, "
+        "xlsr-mamba-*), a reference, clovaai, AntiDeepfake (.ckpt, .safetensors), SLS, DF Arena, XLSR-Mamba, "
+        "fairseq or project checkpoint, or a transformers XLS-R (new detector, random back end)",
     )
     cli.add_model_config(m)
     m.add_argument("--freeze-frontend", action="store_true",

@@ -375,3 +375,28 @@ def test_df_arena_fine_tunes_with_a_frozen_front_end(audio_dir, tmp_path):
     old, new = before.state_dict(), after.state_dict()
     assert all(torch.equal(old[k], new[k]) for k in old if k.startswith("ssl_model."))
     assert not torch.equal(old["conformer.fc5.weight"], new["conformer.fc5.weight"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The registry is the one source of the README's zoo table
+# --------------------------------------------------------------------------------------------------
+
+
+def test_readme_zoo_table_is_the_registry():
+    from antispoof.checkpoints.registry import REGISTRY, zoo_table
+
+    readme = (DATA.parents[1] / "README.md").read_text()
+    assert zoo_table() in readme, "README zoo table out of date: paste `python download.py --markdown`"
+    for name, entry in REGISTRY.items():
+        assert entry["arch"] in M.ARCHS, name
+        if entry.get("detector"):
+            assert entry.get("zoo") and entry["published_eer"], name
+        if entry.get("hf_repo"):
+            assert "revision" in entry and (entry["revision"] or "no revision" in entry["checksum_note"]), (
+                name
+            )
+    corrected = {"w2v-small": "5.31", "w2v-large": "2.89", "xlsr-1b": "4.24", "mms-300m": "4.83",
+                 "mms-1b": "3.30", "xlsr-2b": "2.81"}  # fmt: skip
+    for size, eer in corrected.items():
+        assert f"In-the-Wild {eer} %" in REGISTRY[f"antideepfake-{size}"]["published_eer"], size
+    assert "11.22 %" in REGISTRY["la"]["published_eer"] and "10.5 %" not in REGISTRY["la"]["published_eer"]

@@ -113,6 +113,7 @@ def _from_hugging_face(name: str, entry: dict, download: bool) -> Path:
         path = hf_hub_download(
             repo,
             filename,
+            revision=entry.get("revision"),  # a pinned commit where public metadata gave one; None = main
             endpoint=endpoint,
             cache_dir=os.environ.get("HF_HUB_CACHE"),
             local_files_only=not download,
@@ -216,3 +217,22 @@ def download(
 
 
 _download = download  # resolve_checkpoint's `download` argument shadows the function's name
+
+
+ZOO_COLUMNS = ("model", "trained_on", "eer", "input_score", "size", "license", "download")
+ZOO_HEADER = (
+    "| name | model | trained on | published EER | input policy, score | size | license | download |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
+
+
+def zoo_table(registry: dict | None = None) -> str:
+    """The README's model zoo table: one row per registry detector with a `zoo` record (`download.py
+    --markdown` prints it; a test checks that the README holds exactly this)."""
+    registry = REGISTRY if registry is None else registry
+    rows = [
+        f"| `{name}` | " + " | ".join(entry["zoo"][c] for c in ZOO_COLUMNS) + " |"
+        for name, entry in registry.items()
+        if entry.get("zoo")
+    ]
+    return "\n".join([ZOO_HEADER, *rows])
