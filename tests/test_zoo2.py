@@ -400,3 +400,46 @@ def test_readme_zoo_table_is_the_registry():
     for size, eer in corrected.items():
         assert f"In-the-Wild {eer} %" in REGISTRY[f"antideepfake-{size}"]["published_eer"], size
     assert "11.22 %" in REGISTRY["la"]["published_eer"] and "10.5 %" not in REGISTRY["la"]["published_eer"]
+
+
+# --------------------------------------------------------------------------------------------------
+# score.py on audio files reproduces each reference's per-file score
+# --------------------------------------------------------------------------------------------------
+
+
+def _score_py(paths, checkpoint, capsys, *flags) -> dict:
+    import score
+
+    args = score.parse_args(
+        [*map(str, paths), "--checkpoint", str(checkpoint), "--model-config", json.dumps(TINY_HEADS), *flags]
+        + ["--output-format", "json", "--workers", "0", "--batch-size", "5", "--device", "cpu"]
+    )
+    assert score.main(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_score_py_reproduces_xlsr_mamba_scores(xm, golden, tmp_path, capsys):
+    """--reference-policy: the first 66,800 samples tiled (Dataset_eval), logits[:, 1] per file."""
+    import soundfile as sf
+
+    raws = _raw_inputs(golden, torch.load(XM / "inputs.pt", weights_only=True)["recipe"])
+    paths = [tmp_path / f"{i}.wav" for i in range(len(raws))]
+    for path, raw in zip(paths, raws, strict=True):
+        sf.write(path, raw.numpy(), 16000, "FLOAT")
+    out = _score_py(paths, XM / "model.safetensors", capsys, "--reference-policy")
+    assert out["policy"] == "head n=66800" and "logits[:, 1]" in out["score_definition"]
+    assert [f["score"] for f in out["files"]] == pytest.approx(xm[4]["score"].tolist(), abs=1e-4)
+
+
+def test_score_py_reproduces_antideepfake_hubert_scores(golden, audio_dir, tmp_path, capsys):
+    """The whole file, layer-normed, batch 1, softmax(logits)[:, 1] (antideepfake_tiny's 16 kHz inputs)."""
+    import soundfile as sf
+
+    inputs = torch.load(golden / "antideepfake_tiny" / "inputs.pt", weights_only=True)
+    real = audio_dir / "sample_custom" / "real"
+    sf.write(tmp_path / "noise.flac", inputs["raw"][3].numpy(), 16000, "PCM_16")
+    paths = [real / "328-129766-0000.flac", real / "1624-142933-0000.flac", tmp_path / "noise.flac"]
+    out = _score_py(paths, HBT / "model_state_dict.pt", capsys)
+    assert out["policy"] == "whole max_s=600 normalize"
+    expected = [torch.load(HBT / "outputs.pt", weights_only=True)["score_prob_real"][i] for i in (0, 1, 3)]
+    assert [f["score"] for f in out["files"]] == pytest.approx(expected, abs=1e-4)
