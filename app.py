@@ -19,7 +19,6 @@ duration and type (--max-mb, --max-seconds, data.AUDIO_EXTENSIONS); a refused fi
 """
 
 import argparse
-import html
 import os
 import re
 import threading
@@ -226,7 +225,6 @@ def format_probability(p: float) -> str:
     return f"= {p:.3f}"
 
 
-_CODE = re.compile(r"`([^`]*)`")
 HEADLINES = {
     "likely fake": "## Likely fake",
     "likely real": "## Likely real",
@@ -237,9 +235,9 @@ HEADLINES = {
 
 def verdict_markdown(
     row: dict, decision: Decision, bands: Bands | None, label: str, card: dict, extra: dict
-) -> str:
-    """Plain words first (the answer, one sentence, where, warnings, the detector's real-world error rate),
-    then a collapsed details block with the policy, rules and numbers. `extra`: duration_s, definition,
+) -> tuple[str, str]:
+    """(plain words: the answer, one sentence, where, warnings, the detector's real-world error rate;
+    details, shown collapsed: the policy, rules, numbers and model card). `extra`: duration_s, definition,
     warnings."""
     lines = [HEADLINES[row["answer"]], f"**{plain_sentence(row, bands)}**"]
     if row["answer"] == "uncalibrated":
@@ -264,10 +262,7 @@ def verdict_markdown(
         f"Binary verdict (as evaluation counts it): {row['verdict']}, {decision.describe()}",
         *[f"Model card: {line}" for line in card_lines(card)],
     ]
-    # One HTML block (Markdown inside <details> is not rendered reliably): escaped text, code in <code>.
-    items = "".join("<li>" + _CODE.sub(r"<code>\1</code>", html.escape(line)) + "</li>" for line in numbers)
-    lines.append(f"<details><summary>Details: how this answer was made</summary><ul>{items}</ul></details>")
-    return "\n\n".join(lines)
+    return "\n\n".join(lines), "\n".join(f"- {line}" for line in numbers)
 
 
 def api_result(row: dict, bands: Bands | None, label: str, name: str, extra: dict) -> dict:
@@ -304,8 +299,8 @@ def check_upload(
     max_seconds: float,
     mode: str = "whole clip",
 ) -> tuple:
-    """What the page shows for one upload: (status, answer markdown, timeline, waveform figure, JSON)."""
-    empty = ("", None, None, None)
+    """What the page shows for one upload: (status, answer, details, timeline, waveform figure, JSON)."""
+    empty = ("", "", None, None, None)
     try:
         check_limits(path, max_mb)
         # Decoded once, here: for the duration limit, the plots and scoring (evaluation's loader).
@@ -325,12 +320,13 @@ def check_upload(
     card = model_card(detector.choices[label])
     extra = {"duration_s": info.loaded_s, "definition": definition, "warnings": far_from_training(x)}
     status = f"Checked {Path(path).name}." + (f" Note: {row['note']}." if row["note"] else "")
-    text = verdict_markdown(row, decision, bands, label, card, extra)
+    text, details = verdict_markdown(row, decision, bands, label, card, extra)
     result = api_result(row, bands, label, Path(path).name, extra)
     result["rule"] = [public_message(line, detector) for line in rule_lines(decision, bands, label)]
     return (
         public_message(status, detector, path),
         public_message(text, detector, path),
+        public_message(details, detector, path),
         timeline_figure(row, decision, info.loaded_s),
         waveform_figure(x),
         result,
@@ -402,11 +398,13 @@ def build_app(
                     elem_id="status",
                 )
         verdict = gr.Markdown(elem_id="verdict")
+        with gr.Accordion("Details: how this answer was made", open=False, elem_id="details-block"):
+            details = gr.Markdown(elem_id="details")
         timeline = gr.Plot(label="Where the model hears a fake", elem_id="timeline")
         waveform = gr.Plot(label="Waveform and spectrogram", elem_id="waveform")
         result = gr.JSON(label="The answer as data (also what the API returns)", elem_id="result")
 
-        outputs = [status, verdict, timeline, waveform, result]
+        outputs = [status, verdict, details, timeline, waveform, result]
         inputs = [audio, checkpoint, policy]
         button.click(check, inputs, outputs, api_name="check")
         audio.upload(check, inputs, outputs, api_visibility="private")

@@ -150,9 +150,17 @@ def choose(page, label: str) -> None:
     page.get_by_role("option", name=label).click()
 
 
+def open_details(page):
+    """Open the collapsed details block (closed on every page load) and return its text's locator."""
+    details = page.locator("#details")
+    if not details.is_visible():
+        page.locator("#details-block").get_by_text("Details: how this answer was made").click()
+    return details
+
+
 def shoot(page, name: str, tmp_path) -> None:
-    """A full-page screenshot, copied to $APP_SCREENSHOT_DIR when set (for a person to look at)."""
-    page.locator("#verdict details").first.evaluate("d => d.open = true")  # show the details too
+    """A full-page screenshot with the details open, copied to $APP_SCREENSHOT_DIR when set (for a person)."""
+    open_details(page)
     shot = tmp_path / f"app_{name}.png"
     page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("APP_SCREENSHOT_DIR"):
@@ -192,7 +200,7 @@ def test_checkpoint_choice_is_used(page, audio_dir):
     choose(page, "aasist-l")
     upload(page, audio_dir / "sample_custom" / "real" / "118-121721-0000.flac")
     verdict = page.locator("#verdict")
-    expect(verdict).to_contain_text("Detector aasist-l", timeout=SCORE_TIMEOUT_MS)
+    expect(verdict).to_contain_text("About the detector aasist-l", timeout=SCORE_TIMEOUT_MS)
     expect(verdict).to_contain_text("No answer: this detector is not calibrated")
 
 
@@ -202,7 +210,8 @@ def test_real_recording_is_likely_real_with_its_provenance(page, audio_dir, tmp_
     verdict = page.locator("#verdict")
     expect(verdict).to_contain_text("Likely real", timeout=SCORE_TIMEOUT_MS)
     expect(verdict).to_contain_text("chance that it is fake at")
-    expect(verdict).to_contain_text("calibrated on sample_run (8 real and 8 fake files, Cllr")
+    expect(verdict).not_to_contain_text("logits")  # the jargon waits in the collapsed details
+    expect(open_details(page)).to_contain_text("calibrated on sample_run (8 real and 8 fake files, Cllr")
     expect(verdict).to_contain_text("wrong about 43 times in 100")  # the model card, in plain words
     expect(page.locator("#status")).to_contain_text("Checked 118-121721-0000.flac")
     # Both plots rendered (matplotlib figures arrive as images).
@@ -215,10 +224,9 @@ def test_real_recording_is_likely_real_with_its_provenance(page, audio_dir, tmp_
 def test_whole_clip_by_default_and_the_reference_policy_on_request(page, audio_dir):
     """A 6.2 s clip: every second of it by default (3 windows), the reference's first 4.04 s on request."""
     upload(page, audio_dir / "sample_custom" / "real" / "1183-124566-0000.flac")
-    verdict = page.locator("#verdict")
-    expect(verdict).to_contain_text(
-        "Input policy windows n=64600 hop=32300 file=min", timeout=SCORE_TIMEOUT_MS
-    )
+    expect(page.locator("#status")).to_contain_text("Checked 1183-124566-0000.flac", timeout=SCORE_TIMEOUT_MS)
+    verdict = open_details(page)
+    expect(verdict).to_contain_text("Input policy windows n=64600 hop=32300 file=min")
     expect(verdict).to_contain_text("3 window(s)")
     page.locator("#policy").get_by_label("first 4.04 s").check()
     page.locator("#check-button").click()

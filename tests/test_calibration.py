@@ -322,7 +322,7 @@ def test_sample_calibration_applied_by_score_py_and_app(sample_halves, golden, t
     row, decision, _, bands = detector.score(paths[0], "calibrated", "first 4.04 s")
     assert row["llr"] == pytest.approx(expected[paths[0]]["llr"], abs=1e-4) and decision.calibration == cal
     card = app.model_card(checkpoint)
-    text = app.verdict_markdown(
+    _, text = app.verdict_markdown(
         row, decision, bands, "calibrated", card, {"duration_s": 1.0, "definition": "", "warnings": []}
     )
     assert "llr = " in text and "Bayes decision" in text and "calibrated on" in text
