@@ -21,7 +21,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint, sha256sum, zoo_table
+from antispoof.checkpoints.registry import (
+    REGISTRY,
+    resolve_checkpoint,
+    sha256sum,
+    unverified_note,
+    zoo_table,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +51,9 @@ def describe_entry(name: str, entry: dict) -> str:
     else:
         how = "manual (Google Drive)" if entry.get("manual") else "auto (URL)"
     try:
-        present = "present" if resolve_checkpoint(name, download=False).exists() else "-"
+        path = resolve_checkpoint(name, download=False)
+        note = unverified_note(path) if path.exists() else ""
+        present = "-" if not path.exists() else f"present ({note})" if note else "present"
     except (FileNotFoundError, RuntimeError, ValueError):
         present = "-"
     lines = [f"{name:24s} {entry['arch']:13s} {how:60s} {present}", f"    {entry['description']}"]

@@ -237,3 +237,43 @@ def test_quick_start_runs_offline_from_a_fresh_copy(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "AUC 1.0000" in proc.stdout and "Downloading" not in proc.stderr
     assert (copy / "runs" / "sample_aasist" / "metrics.json").is_file()
+
+
+class NoLengthHandler(http.server.BaseHTTPRequestHandler):
+    """Serves server.body with no Content-Length, then closes: the end of the file and a cut transfer look
+    the same, as from a mirror that dropped the connection."""
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(self.server.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_download_nothing_can_check_is_recorded_and_said_unverified(tmp_path, monkeypatch, capsys):
+    """Issue 22 item 12 (seen failing before: a cut 'df' from a mirror without Content-Length was kept
+    silently and listed as present)."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoLengthHandler)
+    httpd.body = b"\x80\x02" + bytes(998)  # a fraction of a 1.2 GB checkpoint
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("SSL_AASIST_PRETRAINED_DIR", str(tmp_path))
+        monkeypatch.setenv("SSL_AASIST_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
+        path = D.resolve_checkpoint("df")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    err = capsys.readouterr().err
+    assert "is unverified" in err and "sent no length" in err and "1,000 bytes" in err
+    record = json.loads(D.download_record(path).read_text())
+    assert record["bytes"] == 1000 and record["verified"] is False and len(record["sha256"]) == 64
+    assert "present (unverified: no published size or checksum, no length sent)" in download.describe_entry(
+        "df", D.REGISTRY["df"]
+    )
+    with open(path, "ab") as f:  # changed (or cut again) since it was downloaded: said on use
+        f.write(b"more")
+    with pytest.warns(UserWarning, match="changed: 1,004 bytes, 1000 when downloaded"):
+        D.resolve_checkpoint("df")

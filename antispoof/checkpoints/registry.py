@@ -76,6 +76,8 @@ def resolve_checkpoint(spec: str, download: bool = True, mirror: str | None = No
     entry = REGISTRY[name]
     dest = pretrained_dir() / entry["filename"]
     if dest.exists():
+        if unverified_note(dest).startswith("changed"):
+            warnings.warn(f"{dest} {unverified_note(dest)}: it may be truncated", stacklevel=2)
         if entry.get("size") and dest.stat().st_size != entry["size"]:
             warnings.warn(
                 f"{dest} has {dest.stat().st_size:,} bytes, but the published {entry['filename']} has "
@@ -132,8 +134,10 @@ def _from_hugging_face(name: str, entry: dict, download: bool) -> Path:
     return Path(path)
 
 
-def _fetch(url: str, part: Path, size: int | None) -> None:
-    """One attempt: append to `part` from where it stops (HTTP Range); raises on any network error."""
+def _fetch(url: str, part: Path, size: int | None) -> bool:
+    """One attempt: append to `part` from where it stops (HTTP Range); raises on any network error. Returns
+    whether the server said how long the file is (Content-Length): without it, a cut connection looks like
+    the end of the file."""
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have > size:
         part.unlink()
@@ -145,7 +149,7 @@ def _fetch(url: str, part: Path, size: int | None) -> None:
         response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
     except urllib.error.HTTPError as err:
         if err.code == 416 and have and (size is None or have == size):
-            return  # the part file is already complete
+            return True  # the part file is already complete
         raise
     with response:
         if have and response.status != 206:  # the server ignored Range: start over
@@ -165,6 +169,7 @@ def _fetch(url: str, part: Path, size: int | None) -> None:
             got = f.tell()
         if expected is not None and got < expected:  # http.client returns b"" when the server hangs up early
             raise ConnectionError(f"connection closed after {got:,} of {expected:,} bytes")
+    return expected is not None
 
 
 def download(
@@ -181,9 +186,10 @@ def download(
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    length_known = False
     for attempt in range(retries + 1):
         try:
-            _fetch(url, part, size)
+            length_known = _fetch(url, part, size)
             break
         except urllib.error.HTTPError as err:
             raise RuntimeError(
@@ -212,8 +218,46 @@ def download(
                 f"{url}: sha256 {digest} does not match the expected {sha256}; the download was "
                 "deleted. The file on the server differs from the registered one."
             )
+    if size is None and sha256 is None:
+        _record_unverified(url, part, dest, length_known)
     os.replace(part, dest)
     return dest
+
+
+def download_record(dest: str | Path) -> Path:
+    """`<file>.download.json`: what was received for a file the registry publishes no size or sha256 for."""
+    return Path(str(dest) + ".download.json")
+
+
+def _record_unverified(url: str, part: Path, dest: Path, length_known: bool) -> None:
+    """Record the size and sha256 of a download nothing published can check (later runs compare the size),
+    and say so: without a Content-Length either, a mirror that cut the transfer short looks complete."""
+    got = part.stat().st_size
+    record = {"url": url, "bytes": got, "sha256": sha256sum(part), "content_length_sent": length_known,
+              "verified": False}  # fmt: skip
+    download_record(dest).write_text(json.dumps(record, indent=2) + "\n")
+    why = "" if length_known else " and the server sent no length, so a transfer cut short cannot be told"
+    print(
+        f"warning: {dest.name} is unverified: no size or checksum is published{why}; {got:,} bytes received "
+        f"(sha256 {record['sha256'][:16]}..., recorded in {download_record(dest).name}). Check it against "
+        "the source before trusting its scores.",
+        file=sys.stderr,
+    )
+
+
+def unverified_note(dest: str | Path) -> str:
+    """"" for a file with no download record; else why it is unverified, or that it changed since."""
+    try:
+        record = json.loads(download_record(dest).read_text())
+        now = Path(dest).stat().st_size
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(record, dict):
+        return ""
+    if now != record.get("bytes"):
+        return f"changed: {now:,} bytes, {record.get('bytes')} when downloaded"
+    sent = "" if record.get("content_length_sent") else ", no length sent"
+    return f"unverified: no published size or checksum{sent}"
 
 
 _download = download  # resolve_checkpoint's `download` argument shadows the function's name
