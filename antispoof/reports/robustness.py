@@ -51,17 +51,12 @@ def plot_robustness(runs: list[tuple[str, dict]], path: Path) -> None:
             clean = _get(conds, "clean", key) * scale
             if np.isfinite(clean):
                 ax.axvline(clean, color=color, ls="--", lw=0.9)
-            for yi, n in zip(offset, names, strict=True):
+            for yi, n in zip(offset, names, strict=True):  # the status, right of the actDCF panel
                 mark = STATUS_MARK.get(conds.get(n, {}).get("status", ""), "")
-                if mark:
-                    ax.annotate(
-                        mark,
-                        (np.nan_to_num(values[names.index(n)]), yi),
-                        xytext=(3, -3),
-                        textcoords="offset points",
-                        fontsize=7,
-                        color=color,
-                    )
+                if mark and key == "act_dcf":
+                    ax.annotate(mark, xy=(1.0, yi), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                                textcoords="offset points", va="center", fontsize=8, fontweight="bold",
+                                color=color, annotation_clip=False)  # fmt: skip
         if key == "act_dcf":
             ax.axvline(1.0, color="0.5", ls=":", lw=0.9)  # no better than always the same answer
         ax.set_xlabel(xlabel)
