@@ -31,6 +31,7 @@ import numpy as np
 import antispoof.reports.analysis as an
 import antispoof.reports.compare as cmp
 from antispoof.audio.decode import SAMPLE_RATE
+from antispoof.evaluation.metric_table import METRICS
 from antispoof.evaluation.metrics import polarity_message
 from antispoof.scoring.decision import DEFAULT_P_FAKE_THRESHOLD
 from antispoof.utils import atomic_write_text
@@ -151,16 +152,11 @@ def headline(run: an.Run) -> list[str]:
 
 def dcf_lines(m: dict) -> list[str]:
     """minDCF/actDCF/Cllr as metrics.json has them (none for runs that predate them), and what they mean."""
-    names = (
-        ("minDCF", "min_dcf", ""),
-        ("actDCF", "act_dcf", ""),
-        ("Cllr", "cllr", " bits"),
-        ("minCllr", "min_cllr", " bits"),
-    )
+    names = [x for x in METRICS if x.key in ("min_dcf", "act_dcf", "cllr", "min_cllr") and not x.calibrated]
     have = [
-        f"{name} {m[k]:.4f}{unit}{ci(m.get(f'{k}_ci95'), 1, '.4f')}"
-        for name, k, unit in names
-        if m.get(k) is not None
+        f"{x.label} {m[x.key]:.4f}{' ' + x.unit if x.unit else ''}{ci(m.get(f'{x.key}_ci95'), 1, '.4f')}"
+        for x in names
+        if m.get(x.key) is not None
     ]
     if not have:
         return []

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import antispoof.distributed as dist
 import evaluate_custom
+from antispoof.evaluation.metric_table import COUNTS, METRICS, compare_metrics
 from antispoof.reports.analysis import checkpoint_label
 from antispoof.utils import write_json
 
@@ -82,47 +83,23 @@ def load_baseline(run: Path, out_dir: Path) -> dict:
     return baseline
 
 
-COMPARED = ("auc", "eer", "eer_threshold", "n_real", "n_fake", "n_skipped")
+COMPARED = tuple(m.key for m in (*METRICS, *COUNTS) if not m.calibrated)  # numbers compare() reads
 
 
 def compare(before: dict, after: dict) -> tuple[str, list[dict]]:
-    """Side-by-side text table of two metrics.json dicts (the baseline's, this run's), and its rows."""
-
-    def pct(m, key):
-        return None if m.get(key) is None else 100 * m[key]
-
-    def ci(m, key, scale):
-        lo_hi = m.get(f"{key}_ci95")
-        return "" if not lo_hi else f" [{scale * lo_hi[0]:.3g}, {scale * lo_hi[1]:.3g}]"
-
-    specs = [
-        ("AUC", lambda m: m.get("auc"), lambda m: ci(m, "auc", 1), ".4f"),
-        ("EER (%)", lambda m: pct(m, "eer"), lambda m: ci(m, "eer", 100), ".2f"),
-        ("EER threshold", lambda m: m.get("eer_threshold"), lambda m: "", ".3f"),
-        ("minDCF", lambda m: m.get("min_dcf"), lambda m: ci(m, "min_dcf", 1), ".4f"),
-        ("minCllr (bits)", lambda m: m.get("min_cllr"), lambda m: "", ".4f"),
-        # actDCF and Cllr read the score as an LLR: raw (as it comes) and calibrated (when one applies)
-        ("actDCF raw", lambda m: m.get("act_dcf"), lambda m: ci(m, "act_dcf", 1), ".4f"),
-        ("actDCF calib.", lambda m: (m.get("calibrated") or {}).get("act_dcf"), lambda m: "", ".4f"),
-        ("Cllr raw", lambda m: m.get("cllr"), lambda m: ci(m, "cllr", 1), ".4f"),
-        ("Cllr calib.", lambda m: (m.get("calibrated") or {}).get("cllr"), lambda m: "", ".4f"),
-        ("real files", lambda m: m.get("n_real"), lambda m: "", "d"),
-        ("fake files", lambda m: m.get("n_fake"), lambda m: "", "d"),
-        ("skipped files", lambda m: m.get("n_skipped"), lambda m: "", "d"),
-    ]
-    rows, lines = [], []
+    """Side-by-side text table of two metrics.json dicts (the baseline's, this run's), and its rows
+    (`metric_table.compare_metrics`, the comparison analyse.py's report makes too)."""
+    rows = compare_metrics(before, after)
     # Columns named by checkpoint: the baseline is not always the LA model, nor the new run FoR's.
     names = [checkpoint_label(m.get("checkpoint"))[-27:] for m in (before, after)]
-    header = f"{'':16}{names[0]:>28}{names[1]:>28}{'change':>12}"
-    lines += [header, "-" * len(header)]
-    for name, get, interval, spec in specs:
-        a, b = get(before), get(after)
-        change = None if a is None or b is None else b - a
-        rows.append({"metric": name, "before": a, "after": b, "change": change})
-        cell_a = "n/a" if a is None else f"{a:{spec}}{interval(before)}"
-        cell_b = "n/a" if b is None else f"{b:{spec}}{interval(after)}"
-        cell_c = "" if change is None else f"{change:+{spec}}"
-        lines.append(f"{name:16}{cell_a:>28}{cell_b:>28}{cell_c:>12}")
+    header = f"{'':20}{names[0]:>28}{names[1]:>28}{'change':>12}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        spec = r["spec"]
+        ci_a, ci_b = (f" [{c[0]:.3g}, {c[1]:.3g}]" if c else "" for c in (r["ci_before"], r["ci_after"]))
+        mark = {True: " better", False: " worse", None: ""}[r["improved"]]
+        cells = (f"{r['before']:{spec}}{ci_a}", f"{r['after']:{spec}}{ci_b}", f"{r['change']:+{spec}}{mark}")
+        lines.append(f"{r['metric']:20}{cells[0]:>28}{cells[1]:>28}{cells[2]:>12}")
     lines.append(f"checkpoints: {before.get('checkpoint')} -> {after.get('checkpoint')}")
     if before.get("data") != after.get("data") or before.get("n_files") != after.get("n_files"):
         lines.append(
@@ -130,11 +107,11 @@ def compare(before: dict, after: dict) -> tuple[str, list[dict]]:
             f"vs {after.get('data')}, {after.get('n_files')} files): not a like-for-like comparison"
         )
     lines.append(
-        "positive class = real; higher score = more real; a lower EER, minDCF, actDCF, Cllr and a higher AUC "
-        "are better; 'calib.' = on the calibrated llr (n/a: no calibration applied), 'raw' = the score read "
-        "as an llr"
+        "positive class = real; higher score = more real; 'better'/'worse' by each metric's direction (a "
+        "higher AUC, a lower EER, minDCF, actDCF, Cllr); 'calibrated' = on the calibrated llr (absent: no "
+        "calibration applied); actDCF and Cllr without it read the raw score as an llr"
     )
-    return "\n".join(lines), rows
+    return "\n".join(lines), [{k: v for k, v in r.items() if k != "spec"} for r in rows]
 
 
 if __name__ == "__main__":

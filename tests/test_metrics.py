@@ -229,3 +229,23 @@ def test_init_wandb_offline_and_disabled(tmp_path):
     finally:
         run.finish()
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_one_metric_table_and_one_comparison():
+    """metric_table: metrics.json holds every metric the table lists, and compare_metrics judges each change
+    by the metric's own direction (a higher AUC and a lower EER are better; a threshold is neither)."""
+    from antispoof.evaluation.metric_table import METRIC_KEYS, compare_metrics
+
+    rng = np.random.default_rng(0)
+    labels = ["real"] * 30 + ["fake"] * 30
+    before = compute_metrics(labels, np.r_[rng.normal(1, 1, 30), rng.normal(-1, 1, 30)], n_bootstrap=20)
+    after = compute_metrics(labels, np.r_[rng.normal(2, 1, 30), rng.normal(-2, 1, 30)], n_bootstrap=20)
+    assert set(METRIC_KEYS) <= set(before)
+    rows = {r["key"]: r for r in compare_metrics(before, after)}
+    assert rows["auc"]["improved"] is True and rows["auc"]["change"] > 0
+    assert rows["eer"]["improved"] is True and rows["eer"]["before"] == 100 * before["eer"]  # printed in %
+    assert rows["eer_threshold"]["improved"] is None and rows["n_real"]["change"] == 0
+    assert rows["n_real"]["improved"] is None and isinstance(rows["n_real"]["before"], int)
+    worse = {r["key"]: r for r in compare_metrics(after, before)}
+    assert worse["auc"]["improved"] is False and worse["min_dcf"]["improved"] is False
+    assert isinstance(rows["auc"]["overlap"], bool)

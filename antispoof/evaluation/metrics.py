@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from antispoof.evaluation.metric_table import METRIC_KEYS
 from antispoof.evaluation.thresholds import RULE, error_rates
 
 POSITIVE_CLASS = "real (bona fide)"
@@ -235,7 +236,7 @@ def compute_metrics(
     y = np.array([lab == "real" for lab in labels], dtype=np.int64)
     s = np.asarray(scores, dtype=np.float64)
     real, fake = s[y == 1], s[y == 0]
-    metrics: dict = {key: None for key in ("auc", "eer", "eer_threshold", *DCF_KEYS, "min_cllr")}
+    metrics: dict = {key: None for key in (*METRIC_KEYS, "min_dcf_threshold")}  # metric_table's list
     metrics.update({f"{key}_ci95": None for key in CI_KEYS})
     metrics.update(
         n_real=int(len(real)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from antispoof.evaluation.metric_table import METRICS, compare_metrics
 from antispoof.evaluation.metrics import compute_auc
 from antispoof.reports.analysis import (
     ATTRIBUTES,
@@ -22,39 +23,11 @@ from antispoof.reports.analysis import (
     error_rates,
 )
 
-METRIC_ROWS = (  # (name, metrics.json key, scale, format)
-    ("AUC", "auc", 1, ".4f"),
-    ("EER (%)", "eer", 100, ".2f"),
-    ("EER threshold", "eer_threshold", 1, ".3f"),
-    ("minDCF", "min_dcf", 1, ".4f"),
-    ("actDCF", "act_dcf", 1, ".4f"),
-    ("Cllr (bits)", "cllr", 1, ".4f"),
-    ("min Cllr (bits)", "min_cllr", 1, ".4f"),
-)
-
 
 def metric_changes(before: Run, after: Run) -> list[dict]:
-    """Each metric both runs have: before, after, change, 95 % intervals and whether they overlap (None when
-    a run has no interval), then the errors per 100 files at each run's own operating threshold."""
-    out = []
-    for name, key, scale, spec in METRIC_ROWS:
-        a, b = before.metrics.get(key), after.metrics.get(key)
-        if a is not None and b is not None:
-            ci_a, ci_b = before.metrics.get(f"{key}_ci95"), after.metrics.get(f"{key}_ci95")
-            overlap = None if not (ci_a and ci_b) else ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1]
-            ci_a, ci_b = (ci and [scale * v for v in ci] for ci in (ci_a, ci_b))
-            out.append(
-                dict(
-                    metric=name,
-                    before=a * scale,
-                    after=b * scale,
-                    change=(b - a) * scale,
-                    ci_before=ci_a,
-                    ci_after=ci_b,
-                    overlap=overlap,
-                    spec=spec,
-                )
-            )
+    """Each metric both runs have (`metric_table.compare_metrics`: before, after, change, 95 % intervals and
+    whether they overlap), then the errors per 100 files at each run's own operating threshold."""
+    out = compare_metrics(before.metrics, after.metrics, METRICS)
     rates = [error_rates(run.labels, run.verdict_real()) for run in (before, after)]
     for k, name in enumerate(("false accepts / 100 fakes", "false rejects / 100 reals")):
         a, b = rates[0][k], rates[1][k]

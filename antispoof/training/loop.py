@@ -42,6 +42,7 @@ import antispoof.audio.datasets as data
 import antispoof.cli as cli
 import antispoof.distributed as distributed
 import antispoof.evaluation.calibration as calib
+import antispoof.evaluation.metric_table as metric_table
 import antispoof.evaluation.metrics as metrics
 import antispoof.runs as runs
 import antispoof.scoring.core as scoring
@@ -478,8 +479,9 @@ def fit(args: argparse.Namespace) -> dict:
         if distributed.is_main():
             history.save(run_dir)
             if trainer.wandb_run is not None:
+                test = history.test
                 trainer.wandb_run.summary.update(
-                    {"test/auc": history.test["auc"], "test/eer": history.test["eer"]}
+                    {f"test/{k}": test[k] for k in metric_table.SUMMARY_KEYS if test.get(k) is not None}
                 )
     if trainer.wandb_run is not None:
         trainer.wandb_run.finish()
@@ -532,7 +534,7 @@ def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_di
         extra={**provenance,
                "calibration": calib.summary(calibration, str(best_path)) if calibration else None},
     )  # fmt: skip
-    keep = ("auc", "eer", "eer_threshold", "min_dcf", "act_dcf", "cllr", "n_real", "n_fake", "n_skipped")
+    keep = metric_table.SUMMARY_KEYS
     return {**provenance, **{k: m.get(k) for k in keep}, "calibrated": m.get("calibrated")}
 
 
