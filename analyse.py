@@ -323,7 +323,7 @@ def render(run: an.Run, before: an.Run | None, attrs: dict, found: dict, figures
             f"{c['alone_auc']:.3f}{' **!**' if c['warning'] else ''}",
             c["direction"],
             num(c["stratified_auc"], ".3f"),
-            f"{100 * c['pairs_within']:.0f} %",
+            f"{c['pairs']['pairs']:,} ({c['pairs']['real']} real, {c['pairs']['fake']} fake files)",
         ]
         for c in found["confounds"]
     ]

@@ -376,3 +376,31 @@ def test_damaged_run_files_and_audio_that_is_not_the_scored_file(tmp_path, clean
     (tmp_path / "run" / "metrics.json").write_text("{not json")
     with pytest.raises(SystemExit, match="metrics.json cannot be read as JSON"):
         run_analyse(tmp_path / "run")
+
+
+def test_a_non_monotone_attribute_is_caught_binned_and_pairs_are_counted(tmp_path):
+    """Issue 22 item 2 (seen failing before: trailing silence that only fakes have in a middle range was
+    tested as a monotone score, AUC ~0.5, and warned of nothing; pairs were printed as a rounded share)."""
+    rng = np.random.default_rng(1)
+    files = []
+    for i in range(N):
+        for label, silence in (("real", 0.0 if i % 2 else 1.0), ("fake", 0.1)):
+            x = np.r_[tone(0.8, 0.3, i, 16000), np.zeros(int(silence * 16000), np.float32)]
+            path = write_audio(tmp_path / label / f"{label}_{i}.flac", x, 16000)
+            files.append((path, label, float(rng.normal()), None))
+    write_run(tmp_path / "run", files)
+    found = run_analyse(tmp_path / "run")
+    trail = next(c for c in found["confounds"] if c["key"] == "trail_silence_s")
+    assert trail["warning"] and trail["alone_auc"] == pytest.approx(1.0)
+    assert "binned" in trail["direction"] and "optimistic" in trail["direction"]
+    # The format test's 7 + 7 pairs that share a format are counted, and said to be too few.
+    files = []
+    for label, n_flac in (("real", N - 1), ("fake", 1)):
+        for i in range(N):
+            ext, sr = ("flac", 16000) if i < n_flac else ("mp3", 24000)
+            path = write_audio(tmp_path / "f" / label / f"{i}.{ext}", tone(0.6 + 0.1 * i, 0.3, i, sr), sr)
+            files.append((path, label, 3.0 if i < n_flac else 0.0, None))
+    write_run(tmp_path / "run2", files)
+    fmt = next(c for c in run_analyse(tmp_path / "run2")["confounds"] if c["key"] == "format")
+    assert "14 real/fake pairs (8 real and 8 fake files) share a value" in fmt["message"]
+    assert "not evidence either way" in fmt["message"]
