@@ -77,8 +77,10 @@ def condition_metrics(
 
 
 def flips(clean: dict[str, dict], cond_rows: list[dict]) -> dict:
-    """How many verdicts differ from clean's, over the files scored under both; by direction."""
+    """How many verdicts differ from clean's, over the files scored under both; by direction (flip_rate None
+    when there are no verdicts)."""
     pairs = [(clean[r["path"]], r) for r in cond_rows if r["status"] == "ok" and r["path"] in clean]
+    pairs = [(a, b) for a, b in pairs if a.get("verdict") and b.get("verdict")]  # none without a calibration
     real_to_fake = sum(a["verdict"] == "real" and b["verdict"] == "fake" for a, b in pairs)
     fake_to_real = sum(a["verdict"] == "fake" and b["verdict"] == "real" for a, b in pairs)
     n = len(pairs)

@@ -29,7 +29,6 @@ from antispoof.evaluation import robustness
 from antispoof.evaluation.metrics import ASVSPOOF5, LLR_NOTE, POSITIVE_CLASS, SCORE_DIRECTION, OperatingPoint
 from antispoof.networks import InputPolicy
 from antispoof.reports import robustness as report
-from antispoof.scoring.core import score_definition
 from antispoof.scoring.decision import Decision, add_verdicts
 from antispoof.scoring.scorefile import read_scores, write_scores
 from antispoof.scoring.setup import Scorer
@@ -71,11 +70,10 @@ def stress(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir) if cache_dir is not None else battery_cache.default_cache_dir()
-    policy, kind, info = scorer.policy, scorer.kind, scorer.info
     start = time.perf_counter()
 
-    paths = [i.path for i in items]
-    prepared = battery_cache.prepare(paths, conditions, cache_dir, seed=seed, workers=encode_workers)
+    prepared = battery_cache.prepare([i.path for i in items], conditions, cache_dir, seed=seed,
+                                     workers=encode_workers)  # fmt: skip
     prepare_s = time.perf_counter() - start
     n_computed = sum(p.computed for p in prepared.values())
     n_conditioned = len(items) * (len(conditions) - 1)  # clean is the files themselves
@@ -83,26 +81,8 @@ def stress(
         f"conditions ready in {prepare_s:.1f} s: {n_computed} computed, {n_conditioned - n_computed} reused "
         f"from {cache_dir}"
     )
-
-    # Each distinct audio file is scored once (files of identical content share their conditioned audio).
-    to_score: dict[str, Item] = {}
-    for item in items:
-        for c in conditions:
-            p = prepared[(item.path, c.name)].path
-            if p is not None:
-                to_score.setdefault(p, Item(p, item.label, item.group))
-    score_start = time.perf_counter()
-    scored = scorer.score(list(to_score.values()), desc="scoring conditions", progress=progress)
-    score_s = time.perf_counter() - score_start
-    by_audio = {r["path"]: r for r in scored}
-
-    rows = []
-    for c in conditions:
-        for item in items:
-            done = prepared[(item.path, c.name)]
-            row = dict(by_audio[done.path]) if done.path else _unscored_row(done.reason, policy, kind)
-            row.update(path=item.path, label=item.label, group=item.group, condition=c.name)
-            rows.append(row)
+    rows = _score_conditions(scorer, items, conditions, prepared, progress)
+    score_s = time.perf_counter() - start - prepare_s
 
     if calibration is None:
         calibration, calibration_source = _fit_on_clean(rows, scorer, op)
@@ -111,47 +91,15 @@ def stress(
         add_verdicts(rows, decision)
     write_scores(out_dir / "scores.csv", rows)
     rows = read_scores(out_dir / "scores.csv")  # metrics come from the score file, as written
+    for row in rows:
+        row["verdict"] = None  # the verdict is not a column: the same rule gives it back
     if decision:
-        add_verdicts(rows, decision)  # the verdict is not a column: the same rule gives it back
-    else:
-        for row in rows:
-            row["verdict"] = None
+        add_verdicts(rows, decision)
 
-    names = [c.name for c in conditions]
-    per_condition = robustness.condition_metrics(rows, names, n_bootstrap=n_bootstrap, op=op)
-    for c in conditions:
-        per_condition[c.name] = {"family": c.family, "description": c.description, **per_condition[c.name]}
-    version, _ = cond.ffmpeg_info()
-    result = {
-        "battery": {
-            "name": cond.BATTERY_NAME,
-            "version": cond.BATTERY_VERSION,
-            "seed": seed,
-            "ffmpeg": version or "ffmpeg not found",
-            "conditions": [c.as_dict() for c in conditions],
-        },
-        "skipped_conditions": dict(skipped_conditions or {}),
-        "checkpoint": info.get("source"),
-        "arch": info.get("arch"),
-        "weights_sha256": scorer.weights_sha256(),
-        "n_files": len(items),
-        "positive_class": POSITIVE_CLASS,
-        "score_direction": SCORE_DIRECTION,
-        "policy": policy.describe(),
-        "score_kind": kind,
-        "score_definition": score_definition(policy, kind),
-        "operating_point": op.as_dict(),
-        "calibration": _calibration_record(calibration, calibration_source),
-        "verdict_rule": decision.describe() if decision else "none (no calibration could be fitted)",
-        "metrics_note": "act_dcf and cllr are those of the calibrated llr, the calibration held fixed; "
-        "raw_score holds them for the raw score. " + LLR_NOTE,
-        "status_rule": robustness.STATUS_RULE,
-        "conditions": per_condition,
-        "worst_files": robustness.worst_files(rows),
-        "most_flipped_files": robustness.most_flipped(rows),
-        **(extra or {}),
-    }
-    report.plot_robustness([(info.get("arch") or "detector", result)], out_dir / "robustness.png")
+    result = _result(scorer, items, conditions, rows, seed, n_bootstrap, op, calibration, calibration_source,
+                     decision)  # fmt: skip
+    result.update(skipped_conditions=dict(skipped_conditions or {}), **(extra or {}))
+    report.plot_robustness([(scorer.info.get("arch") or "detector", result)], out_dir / "robustness.png")
     if keep_audio:
         result["kept_audio"] = _keep_audio(prepared, items, conditions, out_dir / "audio")
     result["seconds"] = {
@@ -162,6 +110,66 @@ def stress(
     write_json(out_dir / "robustness.json", result)
     atomic_write_text(out_dir / "report.md", "# Stress test report\n\n" + report.markdown_section(result))
     return result
+
+
+def _score_conditions(scorer: Scorer, items: list[Item], conditions, prepared, progress: bool) -> list[dict]:
+    """One score_items call over every conditioned file; one row per (condition, file), in that order, with
+    the original path and the `condition`; a file without audio under a condition gets the reason."""
+    to_score: dict[str, Item] = {}  # files of identical content share their conditioned audio: scored once
+    for item in items:
+        for c in conditions:
+            p = prepared[(item.path, c.name)].path
+            if p is not None:
+                to_score.setdefault(p, Item(p, item.label, item.group))
+    scored = scorer.score(list(to_score.values()), desc="scoring conditions", progress=progress)
+    by_audio = {r["path"]: r for r in scored}
+    rows = []
+    for c in conditions:
+        for item in items:
+            done = prepared[(item.path, c.name)]
+            if done.path:
+                row = dict(by_audio[done.path])
+            else:
+                row = _unscored_row(done.reason, scorer.policy, scorer.kind)
+            row.update(path=item.path, label=item.label, group=item.group, condition=c.name)
+            rows.append(row)
+    return rows
+
+
+def _result(scorer, items, conditions, rows, seed, n_bootstrap, op, calibration, source, decision) -> dict:
+    """robustness.json's content (without timings): the battery, the detector, the per-condition metrics."""
+    per_condition = robustness.condition_metrics(rows, [c.name for c in conditions], n_bootstrap=n_bootstrap,
+                                                 op=op)  # fmt: skip
+    for c in conditions:
+        per_condition[c.name] = {"family": c.family, "description": c.description, **per_condition[c.name]}
+    version, _ = cond.ffmpeg_info()
+    return {
+        "battery": {
+            "name": cond.BATTERY_NAME,
+            "version": cond.BATTERY_VERSION,
+            "seed": seed,
+            "ffmpeg": version or "ffmpeg not found",
+            "conditions": [c.as_dict() for c in conditions],
+        },
+        "checkpoint": scorer.info.get("source"),
+        "arch": scorer.info.get("arch"),
+        "weights_sha256": scorer.weights_sha256(),
+        "n_files": len(items),
+        "positive_class": POSITIVE_CLASS,
+        "score_direction": SCORE_DIRECTION,
+        "policy": scorer.policy.describe(),
+        "score_kind": scorer.kind,
+        "score_definition": scorer.definition,
+        "operating_point": op.as_dict(),
+        "calibration": _calibration_record(calibration, source),
+        "verdict_rule": decision.describe() if decision else "none (no calibration could be fitted)",
+        "metrics_note": "act_dcf and cllr are those of the calibrated llr, the calibration held fixed; "
+        "raw_score holds them for the raw score. " + LLR_NOTE,
+        "status_rule": robustness.STATUS_RULE,
+        "conditions": per_condition,
+        "worst_files": robustness.worst_files(rows),
+        "most_flipped_files": robustness.most_flipped(rows),
+    }
 
 
 def _unscored_row(reason: str, policy: InputPolicy, kind: str) -> dict:
