@@ -120,6 +120,8 @@ def init_wandb(project: str, run_dir: str | os.PathLike, config: dict, mode: str
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # quiet: no run summary and history table printed after the result (25 lines at the end of a run)
+    kwargs.setdefault("settings", wandb.Settings(quiet=True))
     return wandb.init(project=project, dir=str(run_dir), config=config, mode=mode, **kwargs)
 
 __all__ = [

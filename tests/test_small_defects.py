@@ -19,6 +19,7 @@ from antispoof.audio.datasets import list_audio_files
 from antispoof.audio.decode import load_audio
 from antispoof.checkpoints.files import load_model, project_state
 from antispoof.runs import prepare_run_dir
+from antispoof.utils import init_wandb
 
 
 def test_a_killed_plot_write_leaves_no_temporary_file_behind(tmp_path):
@@ -99,3 +100,24 @@ def test_resume_with_another_backend_records_both(tmp_path):
     prepare_run_dir(tmp_path, {**base, "backend": "torch"}, resume=True, overwrite=False)
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["backend"] == "onnx, then torch" and record["backends"] == ["onnx", "torch"]
+
+
+def test_fine_tuning_on_a_small_machine(tmp_path):
+    """Issue 22 item 4 (seen failing before: --workers defaulted to 4 on 2 cores; 'Training 240 files' while
+    each epoch trained on 238; no ETA for the whole run; wandb printed its summary after the result)."""
+    import os
+
+    import antispoof.training.loop as loop
+    from antispoof.scoring.core import default_workers
+
+    args = fine_tune_for.parse_args(["--data", str(tmp_path), "--out-dir", str(tmp_path / "run")])
+    assert args.workers == default_workers() == max(0, min(8, (os.cpu_count() or 1) - 1))
+    assert loop.dropped_note(240, 238, 14)[0].startswith("  each epoch trains on 238 of the 240 training")
+    assert loop.dropped_note(240, 240, 14) == []
+    eta = loop.run_eta(per_epoch_s=120, epochs_left=3, test_s=30)
+    assert eta == "run ETA: about 6.5 min left (3 epoch(s) of about 2.0 min and the test split (~0.5 min))"
+    run = init_wandb("p", tmp_path, {}, mode="offline")
+    try:
+        assert run.settings.quiet
+    finally:
+        run.finish()

@@ -271,7 +271,6 @@ class Trainer:
         weight = self.class_weight.cpu() if self.class_weight is not None else None
         return validation_metrics(rows, weight)
 
-
     def validation_record(self, model: nn.Module, epoch: int) -> dict:
         """validation/run.json: which weights scored validation/scores.csv. They are this epoch's: last.pt's
         after the epoch, best.pt's only if the epoch was the best; calibrate.py refuses to fit them for other
@@ -443,17 +442,20 @@ def fit(args: argparse.Namespace) -> dict:
                       step=int(state.get("step", 0)))  # fmt: skip
     if distributed.is_main():
         trainer.wandb_run = start_wandb(args, run_dir, state.get("wandb_id"), info)
-        print(
-            describe_run(args, info, (train_items, val_items, test_items), device, amp_dtype, steps_per_epoch)
-        )
+        n_train = min(len(sampler), len(train_loader) * args.batch_size) * distributed.world_size()
+        print(describe_run(args, info, (train_items, val_items, test_items), device, amp_dtype,
+                           steps_per_epoch, n_train))  # fmt: skip
     best_eer = history.best["val_eer"] if history.best else math.inf
 
-    for epoch in range(int(state.get("epoch", 0)), args.epochs):
+    first_epoch, started = int(state.get("epoch", 0)), time.monotonic()
+    for epoch in range(first_epoch, args.epochs):
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
         n_train = min(len(sampler), len(train_loader) * args.batch_size) * distributed.world_size()
         train_stats = trainer.train_epoch(train_loader, epoch, n_train)
+        val_started = time.monotonic()
         val = trainer.validate(val_items, epoch)
+        val_s = time.monotonic() - val_started
         if distributed.is_main():
             row = {"epoch": epoch + 1, "step": trainer.step, **train_stats, **val, "lr": trainer.current_lr()}
             history.epochs.append(row)
@@ -472,6 +474,10 @@ def fit(args: argparse.Namespace) -> dict:
             save_epoch(run_dir, model, calibration, training_state, history, improved)
             log_epoch(trainer.wandb_run, row, trainer.step)
             print(epoch_line(row, args.epochs, improved))
+            done = epoch + 1 - first_epoch
+            per_epoch = (time.monotonic() - started) / done
+            n_test = len(test_items) if test_items else 0
+            print(run_eta(per_epoch, args.epochs - epoch - 1, val_s * n_test / max(1, len(val_items))))
         distributed.barrier()
 
     if test_items is not None and history.test is None:
@@ -560,7 +566,28 @@ def epoch_line(row: dict, epochs: int, improved: bool) -> str:
     )
 
 
-def describe_run(args, info: dict, splits: tuple, device, amp_dtype, steps_per_epoch: int) -> str:
+def run_eta(per_epoch_s: float, epochs_left: int, test_s: float) -> str:
+    """What is left of the whole run, from the epochs so far: the remaining epochs (training + validation)
+    and the test split, scored once at the end (estimated from validation's files per second)."""
+    left = per_epoch_s * epochs_left + test_s
+    parts = [f"{epochs_left} epoch(s) of about {per_epoch_s / 60:.1f} min"] if epochs_left else []
+    parts += [f"the test split (~{test_s / 60:.1f} min)"] if test_s else []
+    return f"run ETA: about {left / 60:.1f} min left" + (f" ({' and '.join(parts)})" if parts else "")
+
+
+def dropped_note(n_files: int, n_train: int | None, batch_size: int) -> list[str]:
+    """The files an epoch leaves out (the last batch would be partial: DataLoader's drop_last), if any."""
+    if n_train is None or n_train >= n_files:
+        return []
+    return [
+        f"  each epoch trains on {n_train} of the {n_files} training files: the last {n_files - n_train} do "
+        f"not fill a batch of {batch_size} and are left out (other files each epoch, by the shuffle)"
+    ]
+
+
+def describe_run(
+    args, info: dict, splits: tuple, device, amp_dtype, steps_per_epoch: int, n_train: int | None = None
+) -> str:
     def counts(items):
         n_real = sum(it.label == "real" for it in items)
         return f"{len(items)} files ({n_real} real, {len(items) - n_real} fake)"
@@ -575,6 +602,7 @@ def describe_run(args, info: dict, splits: tuple, device, amp_dtype, steps_per_e
         f"Model: {info['arch']} from {info['source']} ({info['format']})",
         f"Training {counts(train_items)}; validation {counts(val_items)}"
         + (f"; test {counts(test_items)}" if test_items else ""),
+        *dropped_note(len(train_items), n_train, args.batch_size),
         f"Device {device}, {precision}, {distributed.world_size()} process(es), "
         f"{steps_per_epoch} optimizer steps per epoch",
         f"Labels: index {REAL_INDEX} = real, {FAKE_INDEX} = fake (model.LABEL_TO_INDEX); "
