@@ -135,6 +135,7 @@ def main(args: argparse.Namespace) -> dict:
             window=args.window,
             hop_s=args.hop,
             max_seconds=args.max_duration,
+            whole_clip=args.whole_clip,
             amp=args.amp,
             backend=args.backend,
             batch_size=args.batch_size,
