@@ -200,7 +200,8 @@ def write_figures(run: an.Run, before: an.Run | None, attrs: dict, found: dict) 
                 mine if label == "fake" else fake,
             )
         )
-    plots.plot_score_panels(panels, run.threshold, run.folder / "report_scores.png")
+    subject = plots.subject(run.metrics)  # the model and the data, in every figure's title
+    plots.plot_score_panels(panels, run.threshold, run.folder / "report_scores.png", subject)
     out["scores"] = "report_scores.png"
     durations = np.array([attrs[r["path"]].get("duration_s") or np.nan for r in run.rows], dtype=np.float64)
     known = np.isfinite(durations) & (durations > 0)
@@ -208,15 +209,16 @@ def write_figures(run: an.Run, before: an.Run | None, attrs: dict, found: dict) 
         path = run.folder / "report_duration.png"
         plots.plot_score_vs_duration(
             durations[known], run.scores[known], run.labels[known], run.threshold, path,
-            input_seconds=_head_seconds(run.metrics.get("policy")),
+            input_seconds=_head_seconds(run.metrics.get("policy")), subject=plots.subject(run.metrics),
         )  # fmt: skip
         out["duration"] = path.name
     if before is not None and len(found["pair"]["paths"]):
         pair = found["pair"]
         path = run.folder / "report_change.png"
         plots.plot_before_after(
-            pair["before"], pair["after"], pair["label_after"], (before.threshold, run.threshold), path
-        )
+            pair["before"], pair["after"], pair["label_after"], (before.threshold, run.threshold), path,
+            subject=f"{before.name} -> {run.name} on {plots.subject(run.metrics).split(' on ', 1)[-1]}",
+        )  # fmt: skip
         out["change"] = path.name
     return out
 

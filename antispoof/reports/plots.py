@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 import antispoof.evaluation.calibration as calibration  # noqa: E402
@@ -33,7 +33,10 @@ def save_all(rows: list[dict], out_dir: str | os.PathLike, metrics: dict) -> lis
         return []
     out_dir = Path(out_dir)
     frr, far, _ = det_curve(real, fake)
-    title = f"AUC {metrics['auc']:.4f}, EER {100 * metrics['eer']:.2f} % ({len(real)} real, {len(fake)} fake)"
+    title = (
+        f"{subject(metrics)}\nAUC {metrics['auc']:.4f}, EER {100 * metrics['eer']:.2f} % ({len(real)} real, "
+        f"{len(fake)} fake)"
+    )
     op = OperatingPoint(**{k: metrics["operating_point"][k] for k in ("p_spoof", "c_miss", "c_fa")})
     calibrated = all(r.get("llr") is not None for r in rows)
     if calibrated:  # the actual decisions are made on the calibrated LLR
@@ -50,8 +53,17 @@ def save_all(rows: list[dict], out_dir: str | os.PathLike, metrics: dict) -> lis
     labels = np.array([r["label"] == "fake" for r in rows])
     raw_p_fake = np.array([r["p_fake"] for r in rows])
     llr = np.array([r["llr"] for r in rows]) if calibrated else None
-    plot_reliability(labels, raw_p_fake, llr, out_dir / "reliability.png")
+    plot_reliability(labels, raw_p_fake, llr, out_dir / "reliability.png", subject(metrics))
     return list(PLOT_FILES)
+
+
+def subject(metrics: dict) -> str:
+    """"AASIST.pth on sample_custom": which model scored which data, for every figure's title."""
+    model = Path(str(metrics.get("checkpoint") or "?"))
+    if model.name in ("best.pt", "last.pt") and model.parent.name:
+        model = Path(model.parent.name) / model.name
+    data = Path(str(metrics.get("data") or "?")).name or str(metrics.get("data"))
+    return f"{model.as_posix() if model.parent.name else model.name} on {data}"
 
 
 def plot_roc(frr: np.ndarray, far: np.ndarray, metrics: dict, title: str, path: Path) -> None:
@@ -69,8 +81,8 @@ def plot_roc(frr: np.ndarray, far: np.ndarray, metrics: dict, title: str, path: 
     ax.set(
         xlabel="false positive rate (fake accepted as real)",
         ylabel="true positive rate (real accepted)",
-        xlim=(0, 1),
-        ylim=(0, 1),
+        xlim=(-0.01, 1),
+        ylim=(0, 1.02),  # a perfect ROC runs along y = 1: above the frame, not hidden under it
         title=title,
     )
     ax.title.set_fontsize(9)
@@ -133,37 +145,43 @@ def plot_det(
     _save(fig, path)
 
 
-def plot_reliability(is_fake: np.ndarray, raw_p_fake: np.ndarray, llr: np.ndarray | None, path: Path) -> None:
-    """Reliability diagram: predicted p_fake (10 bins) against the observed fraction of fake files.
+def plot_reliability(
+    is_fake: np.ndarray, raw_p_fake: np.ndarray, llr: np.ndarray | None, path: Path, subject: str = ""
+) -> None:
+    """Reliability diagram: predicted p_fake (binned) against the observed fraction of fake files.
 
     The calibrated p_fake is the posterior at this data set's own share of fakes (what the observed fraction
     estimates); the raw softmax p_fake is drawn beside it. On the diagonal = the probabilities mean what they
-    say. Marker area ~ files in the bin.
+    say. Bins: 10, fewer for few files (about 20 files a bin, at least 3), so that a point is not one or two
+    files. Marker area ~ files in the bin, as the legend says.
     """
+    n_bins = reliability_bins(len(is_fake))
     share = float(np.mean(is_fake))
     series = [("raw softmax p_fake", raw_p_fake, "tab:gray", "o")]
     if llr is not None and 0 < share < 1:
         series.append(
             (f"calibrated p_fake (prior {share:.2f})", calibration.p_fake(llr, share), "tab:blue", "s")
         )
-    edges = np.linspace(0, 1, 11)
+    edges = np.linspace(0, 1, n_bins + 1)
     fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
     ax.plot([0, 1], [0, 1], ls=":", color="0.5", label="perfect calibration")
     for name, p, color, marker in series:
-        which = np.clip(np.digitize(p, edges[1:-1]), 0, 9)  # bin index 0..9
-        counts = np.bincount(which, minlength=10)
+        which = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)  # bin index
+        counts = np.bincount(which, minlength=n_bins)
         used = counts > 0
-        mean_p = np.bincount(which, weights=p, minlength=10)[used] / counts[used]
-        observed = np.bincount(which, weights=is_fake.astype(float), minlength=10)[used] / counts[used]
+        mean_p = np.bincount(which, weights=p, minlength=n_bins)[used] / counts[used]
+        observed = np.bincount(which, weights=is_fake.astype(float), minlength=n_bins)[used] / counts[used]
         ax.plot(mean_p, observed, "-", color=color, lw=1)
         ax.scatter(mean_p, observed, s=20 + 200 * counts[used] / counts.max(), color=color, marker=marker,
                    alpha=0.7, label=name)  # fmt: skip
     note = "" if llr is not None else " (no calibration: fit one with calibrate.py)"
     ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel="predicted p_fake (bin mean)")
-    ax.set(ylabel="observed fraction of fake files", title=f"Reliability, {len(is_fake)} files{note}")
+    head = f"{subject}\n" if subject else ""
+    ax.set(ylabel="observed fraction of fake files", title=f"{head}Reliability, {len(is_fake)} files{note}")
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8, title=f"{n_bins} bins; marker area ~ files in the bin",
+              title_fontsize=7)  # fmt: skip
     _save(fig, path)
 
 
@@ -184,15 +202,16 @@ def plot_hist(real: np.ndarray, fake: np.ndarray, metrics: dict, title: str, pat
     )
     ax.set(xlabel="score = real-class logit (higher = more real)", ylabel="files", title=title)
     ax.title.set_fontsize(9)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # beside the bars, never over them
     _save(fig, path)
 
 
-def plot_loss_curves(steps: list[dict], epochs: list[dict], path: Path) -> None:
-    """Train loss per step and per epoch, validation loss per epoch; validation AUC and EER per epoch.
+def plot_loss_curves(steps: list[dict], epochs: list[dict], path: Path, subject: str = "") -> None:
+    """Train loss per step and per epoch, validation loss per epoch; validation AUC and EER (in %, as the
+    console prints it, on its own axis) per epoch; whole-epoch ticks.
 
     `steps` / `epochs` are history.json's lists (step: epoch, loss; epoch: epoch, train_loss, val_loss,
-    val_auc, val_eer).
+    val_auc, val_eer). `subject`: the model and data, for the title.
     """
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
     if steps:
@@ -204,16 +223,24 @@ def plot_loss_curves(steps: list[dict], epochs: list[dict], path: Path) -> None:
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     ax_loss.legend()
     ax_metric.plot(ep, [e["val_auc"] for e in epochs], "o-", color="tab:green", label="val AUC")
-    ax_metric.plot(ep, [e["val_eer"] for e in epochs], "s-", color="tab:red", label="val EER")
-    ax_metric.set(xlabel="epoch", ylim=(-0.02, 1.02), title="Validation (positive = real)")
-    ax_metric.legend()
+    ax_metric.set(xlabel="epoch", ylabel="AUC", ylim=(-0.02, 1.02), title="Validation (positive = real)")
+    ax_eer = ax_metric.twinx()
+    ax_eer.plot(ep, [100 * e["val_eer"] for e in epochs], "s-", color="tab:red", label="val EER (%)")
+    ax_eer.set(ylabel="EER (%)", ylim=(-2, 102))
+    handles = ax_metric.get_legend_handles_labels()[0] + ax_eer.get_legend_handles_labels()[0]
+    ax_metric.legend(handles=handles, loc="center right")
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    if subject:
+        fig.suptitle(subject, fontsize=10)
     fig.tight_layout()
     _save(fig, path)
 
 
-def plot_score_panels(panels: list[tuple[str, np.ndarray, np.ndarray]], threshold: float, path: Path) -> None:
+def plot_score_panels(
+    panels: list[tuple[str, np.ndarray, np.ndarray]], threshold: float, path: Path, subject: str = ""
+) -> None:
     """Score histograms per class, one panel per (title, real scores, fake scores), with the operating
     threshold dashed: the analysis report's "all files" panel, then one per group."""
     cols = min(3, len(panels))
@@ -230,6 +257,9 @@ def plot_score_panels(panels: list[tuple[str, np.ndarray, np.ndarray]], threshol
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     fig.supxlabel(f"score (higher = more real); dashed: threshold {threshold:.3f}", fontsize=9)
+    fig.supylabel("files", fontsize=9)
+    if subject:
+        fig.suptitle(subject, fontsize=10)
     _save(fig, path)
 
 
@@ -240,6 +270,7 @@ def plot_score_vs_duration(
     threshold: float,
     path: Path,
     input_seconds: float | None = None,
+    subject: str = "",
 ) -> None:
     """Each file's score against its duration (labels 1 = real), log time axis, with the threshold and, when
     the model sees a fixed head of each file, that length (`input_seconds`; None: windows or whole files)."""
@@ -251,8 +282,9 @@ def plot_score_vs_duration(
     if input_seconds is not None:
         ax.axvline(input_seconds, color="0.6", ls=":", lw=1, label=f"{input_seconds:.2f} s model input")
     ax.set(
-        xscale="log", xlabel="duration (s)", ylabel="score (higher = more real)", title="Score vs duration"
-    )
+        xscale="log", xlabel="duration (s)", ylabel="score (higher = more real)",
+        title=f"{subject}\nScore vs duration" if subject else "Score vs duration",
+    )  # fmt: skip
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))  # 2, 3, 4 s rather than 2 x 10^0
     ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.legend(fontsize=7)
@@ -260,7 +292,12 @@ def plot_score_vs_duration(
 
 
 def plot_before_after(
-    before: np.ndarray, after: np.ndarray, labels: np.ndarray, thresholds: tuple[float, float], path: Path
+    before: np.ndarray,
+    after: np.ndarray,
+    labels: np.ndarray,
+    thresholds: tuple[float, float],
+    path: Path,
+    subject: str = "",
 ) -> None:
     """Per-file score in two runs (labels 1 = real, as in the later run), with each run's threshold: files in
     the off-diagonal quadrants changed verdict."""
@@ -281,10 +318,15 @@ def plot_before_after(
     ax.set(
         xlabel="score before (higher = more real)",
         ylabel="score after",
-        title="Per-file score, before vs after",
+        title=f"{subject}\nPer-file score, before vs after" if subject else "Per-file score, before vs after",
     )
     ax.legend(fontsize=7)
     _save(fig, path)
+
+
+def reliability_bins(n_files: int) -> int:
+    """Bins of the reliability diagram: about 20 files a bin, between 3 and 10."""
+    return int(np.clip(n_files // 20, 3, 10))
 
 
 def _save(fig, path: Path) -> None:

@@ -44,6 +44,7 @@ import antispoof.distributed as distributed
 import antispoof.evaluation.calibration as calib
 import antispoof.evaluation.metric_table as metric_table
 import antispoof.evaluation.metrics as metrics
+import antispoof.reports.plots as plots
 import antispoof.runs as runs
 import antispoof.scoring.core as scoring
 import antispoof.scoring.scorefile as scorefile
@@ -404,6 +405,7 @@ def fit(args: argparse.Namespace) -> dict:
     # A new run starts from --checkpoint; a resumed one from its own last.pt (weights and training state).
     model, info, state = load_initial_model(args, last_path if args.resume else args.checkpoint)
     history = History.from_dict(state.get("history"))
+    history.subject = plots.subject({"checkpoint": args.checkpoint, "data": args.data})
     if distributed.is_main():
         if args.resume:
             warn_changed_flags(state.get("args", {}), vars(args))

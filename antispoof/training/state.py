@@ -53,6 +53,7 @@ class History:
     )  # {"epoch", "train_loss", "val_loss", "val_auc", "val_eer", ...}
     best: dict | None = None  # {"epoch", "val_eer", "val_auc", "val_threshold", "weights_sha256"}
     test: dict | None = None
+    subject: str = ""  # "la on for-norm": the model and data, for the figure's title (not in history.json)
 
     def as_dict(self) -> dict:
         return {
@@ -71,7 +72,7 @@ class History:
 
     def save(self, run_dir: Path) -> None:
         utils.write_json(run_dir / "history.json", self.as_dict())
-        plots.plot_loss_curves(self.steps, self.epochs, run_dir / "loss_curves.png")
+        plots.plot_loss_curves(self.steps, self.epochs, run_dir / "loss_curves.png", self.subject)
 
 
 # ----------------------------------------------------------------------------------------------------
