@@ -554,10 +554,12 @@ def start_wandb(args: argparse.Namespace, run_dir: Path, wandb_id: str | None, i
 
 
 def log_epoch(wandb_run, row: dict, step: int) -> None:
+    """An epoch's wandb row: the losses, and the validation metrics of metric_table that the row holds."""
     if wandb_run is not None:
-        wandb_run.log({"epoch": row["epoch"], "train/epoch_loss": row["train_loss"],
-                       "val/loss": row["val_loss"], "val/auc": row["val_auc"], "val/eer": row["val_eer"],
-                       "train/clips_per_s": row["clips_per_s"]}, step=step)  # fmt: skip
+        scores = {f"val/{m.key}": row[f"val_{m.key}"] for m in metric_table.METRICS if f"val_{m.key}" in row}
+        losses = {"train/epoch_loss": row["train_loss"], "val/loss": row["val_loss"]}
+        wandb_run.log({"epoch": row["epoch"], **losses, **scores, "train/clips_per_s": row["clips_per_s"]},
+                      step=step)  # fmt: skip
 
 
 def epoch_line(row: dict, epochs: int, improved: bool) -> str:
