@@ -123,6 +123,7 @@ def test_calibration_and_resume_refuse_another_config(golden, audio_dir, tmp_pat
     assert len(json.loads(calibrate_file(checkpoint).read_text())["config_sha256"]) == 64
     other = ["--model-config", json.dumps(OTHER_POOLS)]
     argv = [str(data / "real" / "118-121721-0000.flac"), "--checkpoint", str(checkpoint), "--workers", "0"]
+    argv += ["--reference-policy"]  # the policy the run (and so the calibration) scored under
     capsys.readouterr()
     assert score.main(score.parse_args([*argv, "--backend", "torch"])) == 0
     assert score.main(score.parse_args([*argv, "--backend", "torch", *other])) == 2
