@@ -151,6 +151,25 @@ def test_df_arena_hidden_states_end_with_the_final_layer_norm(dfa):
     assert (states[-1] - last_layer).abs().max() > 1e-2
 
 
+def test_df_arena_with_a_hubert_base_front_end_loads_from_its_tensors(tmp_path):
+    """DF Arena 100M's front end is not public (the RAPTOR paper's compact models are HuBERT / WavLM). A
+    transformers HubertModel of the base structure without the feature-projection LayerNorm (GroupNorm conv 0,
+    post-LN layers, no conv bias) is read from the tensors alone: structure, type and outputs round-trip."""
+    cfg = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 32,
+           "conv_dim": [16] * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4,
+           "feat_extract_norm": "group", "do_stable_layer_norm": False, "conv_bias": False,
+           "frontend_type": "hubert", "feat_proj_layer_norm": False, "conformer_blocks": 1}  # fmt: skip
+    torch.manual_seed(0)
+    built = M.build_model("df_arena", cfg).eval()
+    torch.save({f"backbone.{k}": v for k, v in built.state_dict().items()}, tmp_path / "pytorch_model.bin")
+    model, info = C.load_model(tmp_path / "pytorch_model.bin", config=TINY_HEADS)
+    assert info["format"] == "df_arena" and type(model.ssl_model).__name__ == "HubertModel"
+    assert {k: getattr(model.config, k) for k in cfg} == cfg
+    x = torch.randn(2, 16000)
+    with torch.no_grad():
+        assert_close(model(x), built(x))
+
+
 # Published sizes: the Speech Anti-Spoofing Arena's model pages (SpeechAntiSpoofingBenchmarks/DF_Arena_*).
 DF_ARENA_SIZES_M = {"df-arena-500m": 436, "df-arena-1b": 1148}
 

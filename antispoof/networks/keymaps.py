@@ -382,4 +382,6 @@ def frontend_from_transformers_tensors(sd: Mapping[str, Tensor], source: str) ->
         "do_stable_layer_norm": norm == "layer",
         "conv_bias": all(f"feature_extractor.conv_layers.{i}.conv.bias" in sd for i in convs),
     }
+    if "feature_projection.layer_norm.weight" not in sd:  # only transformers' HubertModel can lack it
+        sizes |= {"frontend_type": "hubert", "feat_proj_layer_norm": False}
     return sd, sizes

@@ -45,6 +45,7 @@ class Wav2Vec2FrontEndConfig:
     do_stable_layer_norm: bool = True  # layer_norm_first
     conv_bias: bool = True  # conv_bias
     frontend_type: str = "wav2vec2"  # "wav2vec2" (Wav2Vec2Model) or "hubert" (HubertModel, e.g. HuBERT-XL)
+    feat_proj_layer_norm: bool = True  # the LayerNorm before the feature projection; only HuBERT may lack it
     # Front-end dropout while fine-tuning: 0.0, as in the cfg of the fairseq large / XLS-R pretraining
     # checkpoints the references fine-tune from (wav2vec2_large_librivox.yaml, xlsr_53_56k.pt: dropout,
     # attention_dropout, activation_dropout, encoder_layerdrop, dropout_input all 0.0). Loading a fairseq
@@ -71,7 +72,11 @@ def wav2vec2_config(cfg: Wav2Vec2FrontEndConfig):
         raise ValueError(f"feat_extract_norm must be 'layer' or 'group', not {cfg.feat_extract_norm!r}")
     if cfg.frontend_type not in FRONTEND_TYPES:
         raise ValueError(f"frontend_type must be one of {FRONTEND_TYPES}, not {cfg.frontend_type!r}")
-    extra = {"feat_proj_layer_norm": True} if cfg.frontend_type == "hubert" else {}
+    if not cfg.feat_proj_layer_norm and cfg.frontend_type != "hubert":
+        raise ValueError(
+            "feat_proj_layer_norm=False exists only in the HuBERT front end (frontend_type='hubert')"
+        )
+    extra = {"feat_proj_layer_norm": cfg.feat_proj_layer_norm} if cfg.frontend_type == "hubert" else {}
     return (HubertConfig if cfg.frontend_type == "hubert" else Wav2Vec2Config)(
         **extra,
         conv_dim=list(cfg.conv_dim),
