@@ -276,7 +276,6 @@ def api_result(row: dict, bands: Bands | None, label: str, name: str, extra: dic
         "p_fake",
         "llr",
         "policy",
-        "verdict",
     )
     windows = [{k: w[k] for k in ("start", "end", "score", "p_fake", "leans_fake")} for w in row["windows"]]
     return {
@@ -288,6 +287,8 @@ def api_result(row: dict, bands: Bands | None, label: str, name: str, extra: dic
         "duration_s": extra["duration_s"],
         "warnings": extra["warnings"],
         "windows": windows,
+        # The binary verdict only where it means something: an uncalibrated detector answers nothing.
+        "verdict": row["verdict"] if bands is not None else None,
     }
 
 
