@@ -284,6 +284,7 @@ def test_an_uncalibrated_detector_gives_no_real_or_fake_headline(page, spliced_c
     expect(verdict).to_contain_text("python calibrate.py --run")
     headline = verdict.locator("h2").inner_text()
     assert not re.search(r"\b(REAL|FAKE|Likely)\b", headline), headline
+    expect(page.locator("#result")).to_contain_text('"verdict": null')  # nor in the API's JSON
     assert no_server_paths(page.locator("body").inner_text())
     shoot(page, "uncalibrated", tmp_path)
 
