@@ -94,3 +94,14 @@ def test_accuracy_columns_compare_with_the_naive_scores():
     assert B._accuracy([3.0, 2.0, -1.0, -2.0, 0.0], labels) == {"eer": 0.0, "auc": 1.0}
     assert B._accuracy([3.0, -1.5, -1.0, -2.0, 0.0], labels) == {"eer": 0.5, "auc": 0.75}
     assert B._accuracy([1.0, 2.0], ["real", "real"]) == {"eer": None, "auc": None}
+
+
+def test_backend_auto_picks_onnxruntime_only_where_it_measured_faster(tiny):
+    from antispoof.networks import build_model
+    from antispoof.scoring.onnx_backend import ONNX_FASTER_ON_CPU, resolve_backend
+
+    cpu = torch.device("cpu")
+    assert ONNX_FASTER_ON_CPU == ("aasist",)  # AASIST and AASIST-L (README, Performance)
+    assert resolve_backend(build_model("aasist-l"), "auto", cpu) == "onnx"
+    assert resolve_backend(build_model("aasist-l"), "auto", cpu, amp="bf16") == "torch"
+    assert resolve_backend(tiny, "auto", cpu) == "torch"  # SSL-AASIST: a one-off export of minutes, opt-in
