@@ -126,7 +126,7 @@ def test_condition_column_is_optional_in_scores_csv(tmp_path):
     row = {"path": "a.wav", "label": "real", "score": 1.5, "status": "ok", "n_windows": 1, "windows": []}
     write_scores(tmp_path / "plain.csv", [row])
     assert (tmp_path / "plain.csv").read_text().splitlines()[0] == ",".join(CSV_COLUMNS)  # unchanged header
-    assert read_scores(tmp_path / "plain.csv")[0]["condition"] is None  # old files read as before
+    assert "condition" not in read_scores(tmp_path / "plain.csv")[0]  # old files read as before
     write_scores(tmp_path / "stress.csv", [{**row, "condition": "mp3_32k"}])
     assert (tmp_path / "stress.csv").read_text().splitlines()[0].endswith(",condition")
     assert read_scores(tmp_path / "stress.csv")[0]["condition"] == "mp3_32k"

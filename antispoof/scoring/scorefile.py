@@ -5,7 +5,8 @@ score, higher = more real), p_fake (softmax probability of fake), logit_fake, lo
 status ("ok" or the reason the file was skipped), duration_s, scored_s, n_windows, note, group, policy (the
 input policy, `InputPolicy.describe()`), score_kind and windows (JSON, only when a file has several).
 Optional columns (`OPTIONAL_COLUMNS`) come last, only in files whose rows have them: `condition` (the stress
-test's channel condition, stress.py: one row per file and condition). Files without them read back as None.
+test's channel condition, stress.py: one row per file and condition). Rows of files without them have no
+such key, so they read back exactly as written.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def read_scores(path: str | os.PathLike) -> list[dict]:
 
 
 def _typed_row(raw: dict) -> dict:
-    row = {k: (raw.get(k) or None) for k in CSV_COLUMNS + OPTIONAL_COLUMNS}
+    row = {k: (raw.get(k) or None) for k in CSV_COLUMNS}
+    row.update({k: raw[k] or None for k in OPTIONAL_COLUMNS if k in raw})  # only files that have them
     for k in ("score", "p_fake", "llr", "logit_fake", "logit_real", "duration_s", "scored_s"):
         row[k] = float(row[k]) if row[k] is not None else None
     row["n_windows"] = int(row["n_windows"] or 0)
