@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+import antispoof.cli as cli
 import antispoof.reports.analysis as an
 import antispoof.reports.compare as cmp
 from antispoof.audio.decode import SAMPLE_RATE
@@ -37,12 +38,8 @@ from antispoof.scoring.decision import DEFAULT_P_FAKE_THRESHOLD
 from antispoof.utils import atomic_write_text
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Flag defaults in --help, and the module docstring as written."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = cli.parser(__doc__)
     p.add_argument("run", type=Path, help="run folder with scores.csv and metrics.json (evaluate_custom.py)")
     p.add_argument("--compare", type=Path, default=None, help="an earlier run folder to compare with")
     p.add_argument(

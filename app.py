@@ -32,7 +32,6 @@ from matplotlib import mlab  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402  (not pyplot: no global state shared by Gradio's threads)
 
 import antispoof.cli as cli  # noqa: E402
-import antispoof.evaluation.calibration as calibration  # noqa: E402
 from antispoof.audio.conditions import far_from_training  # noqa: E402
 from antispoof.audio.datasets import AUDIO_EXTENSIONS, Item  # noqa: E402
 from antispoof.audio.decode import SAMPLE_RATE, AudioError, is_silent, load_audio  # noqa: E402
@@ -434,7 +433,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=SINGLE_RECORDING_PRIOR,
         help="chance that a recording is fake before listening, for the calibrated answer (0.5: even odds)",
     )
-    calibration.add_operating_point_args(parser)
+    cli.add_operating_point(parser)
     parser.add_argument("--max-mb", type=float, default=DEFAULT_MAX_MB, help="largest upload accepted")
     parser.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="longest clip accepted"
@@ -463,7 +462,7 @@ def main(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {err}") from None
     given = {Path(spec).name if Path(spec).exists() else spec for spec in args.checkpoint}
     configs = {label: model_config for label in given if model_config}
-    detector = Detector(choices, args.device, configs, calibration.operating_point(args), args.fake_prior)
+    detector = Detector(choices, args.device, configs, cli.operating_point(args), args.fake_prior)
     mode = "windows (mean)" if args.window else "whole clip" if args.whole_clip else "first 4.04 s"
     demo = build_app(detector, default, args.max_mb, args.max_seconds, mode, why)
     demo.queue(default_concurrency_limit=1)

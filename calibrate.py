@@ -23,22 +23,19 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import antispoof.cli as cli
 import antispoof.evaluation.calibration as calibration
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Flag defaults in --help, and the module docstring as written."""
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = cli.parser(__doc__)
     p.add_argument("--run", type=Path, required=True, help="evaluation run folder (holds scores.csv)")
     p.add_argument(
         "--checkpoint",
         default=None,
         help="checkpoint the run was scored with (default: the one the run records)",
     )
-    calibration.add_operating_point_args(p)
+    cli.add_operating_point(p)
     p.add_argument(
         "--fit-prior",
         type=float,
@@ -179,7 +176,7 @@ def main(args: argparse.Namespace) -> dict:
     checkpoint = args.checkpoint or record.get("checkpoint") or metrics_checkpoint(args.run)
     if not checkpoint:
         sys.exit(f"error: {args.run}/run.json does not record its checkpoint: pass --checkpoint")
-    op = calibration.operating_point(args)
+    op = cli.operating_point(args)
     model, info = load_model_or_exit(checkpoint, map_location="cpu")
     sha = check_scored_by(record, args.run, str(checkpoint), model, policy)
     real = [r["score"] for r in rows if r["label"] == "real"]

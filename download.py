@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import antispoof.cli as cli
 from antispoof.checkpoints.registry import (
     REGISTRY,
     resolve_checkpoint,
@@ -31,10 +32,7 @@ from antispoof.checkpoints.registry import (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-        pass
-
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
+    p = cli.parser(__doc__)
     p.add_argument("names", nargs="*", default=[], help=f"registry names: {', '.join(REGISTRY)}")
     p.add_argument("--list", action="store_true", help="list the registry and what is already present")
     p.add_argument("--verify", action="store_true", help="check size and sha256 of files already present")

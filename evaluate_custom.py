@@ -37,7 +37,6 @@ from pathlib import Path
 
 import antispoof.cli as cli
 import antispoof.distributed as dist
-import antispoof.evaluation.calibration as calibration
 import antispoof.scoring.scorefile as scorefile
 from antispoof.audio.datasets import load_dataset
 from antispoof.checkpoints.files import parse_model_config
@@ -87,7 +86,7 @@ def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
         "--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals (0 = off)"
     )
     cli.add_wandb(p, default="disabled", project="ssl-aasist-eval")
-    calibration.add_operating_point_args(p)
+    cli.add_operating_point(p)
     p.add_argument(
         "--no-calibration", action="store_true", help="ignore the checkpoint's calibration: raw scores only"
     )
@@ -160,7 +159,7 @@ def main(args: argparse.Namespace) -> dict:
             resume=args.resume,
             overwrite=args.overwrite,
             use_calibration=not args.no_calibration,
-            op=calibration.operating_point(args),
+            op=cli.operating_point(args),
             on_start=start_logging,
             policy_origin=policy_origin(args),
             n_bootstrap=args.bootstrap,

@@ -27,6 +27,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import antispoof.cli as cli
 from antispoof.checkpoints.files import (
     load_model_or_exit,
     parse_model_config,
@@ -38,10 +39,7 @@ DEFAULT_CHECK_DATA = Path(__file__).resolve().parent / "data" / "sample"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-        pass
-
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=Formatter)
+    p = cli.parser(__doc__)
     p.add_argument("checkpoint", help="a checkpoint file or registry name")
     p.add_argument(
         "out", type=Path, help="the .safetensors (its .json goes beside it) or .onnx file to write"

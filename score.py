@@ -51,7 +51,6 @@ import sys
 from pathlib import Path
 
 import antispoof.cli as cli
-import antispoof.evaluation.calibration as calibration
 from antispoof.audio.conditions import far_from_training
 from antispoof.audio.datasets import Item, list_audio_files, load_dataset, unique_files
 from antispoof.audio.decode import AudioError, load_audio
@@ -299,7 +298,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=SINGLE_RECORDING_PRIOR,
         help="chance that a recording is fake before listening, for the calibrated answer (0.5: even odds)",
     )
-    calibration.add_operating_point_args(parser)
+    cli.add_operating_point(parser)
     parser.add_argument(
         "--no-calibration", action="store_true", help="ignore the checkpoint's calibration (no answer then)"
     )
@@ -364,7 +363,7 @@ def main(args: argparse.Namespace) -> int:
         )
     try:
         decision = scorer.decide(
-            args.threshold, op=calibration.operating_point(args), use_calibration=not args.no_calibration
+            args.threshold, op=cli.operating_point(args), use_calibration=not args.no_calibration
         )
     except ValueError as err:
         print(f"error: {args.checkpoint}: {err}", file=sys.stderr)

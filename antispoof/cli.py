@@ -15,10 +15,11 @@ another meaning.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from antispoof.audio.datasets import FORMATS
-from antispoof.scoring.core import AMP_CHOICES, default_workers
-from antispoof.scoring.onnx_backend import BACKENDS
+from antispoof.constants import AMP_CHOICES, BACKENDS, default_workers
+from antispoof.evaluation.metrics import ASVSPOOF5, OperatingPoint
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -165,3 +166,29 @@ def settings_text(args: argparse.Namespace) -> str:
             lines.append(" ")
         lines[-1] += " " + part
     return "\n".join(lines)
+
+
+def add_operating_point(p) -> None:
+    """--prior and --cost: the operating point of every script that makes or judges decisions."""
+    p.add_argument(
+        "--prior",
+        type=float,
+        default=ASVSPOOF5.p_spoof,
+        help="prior probability that a file is fake (ASVspoof 5: 0.05)",
+    )
+    p.add_argument(
+        "--cost",
+        type=float,
+        nargs=2,
+        default=(ASVSPOOF5.c_miss, ASVSPOOF5.c_fa),
+        metavar=("C_MISS", "C_FA"),
+        help="cost of calling a real file fake, and of calling a fake file real (ASVspoof 5: 1 10)",
+    )
+
+
+def operating_point(args: argparse.Namespace) -> OperatingPoint:
+    """The OperatingPoint of --prior / --cost; exits with the reason when they are invalid."""
+    try:
+        return OperatingPoint(args.prior, *args.cost)
+    except ValueError as err:
+        sys.exit(f"error: {err}")

@@ -1,5 +1,16 @@
-"""Audio constants every layer shares (the networks too, which import no audio code)."""
+"""Constants every layer shares (the networks too, which import no audio code), and the command line's
+choices, kept here so that `--help` needs no torch."""
+
+import os
 
 SAMPLE_RATE = 16000
 NB_SAMP = 64600  # ~4.04 s: the fixed model input length of the reference
 DEFAULT_HOP = NB_SAMP // 2  # window hop for long files: 50 % overlap
+
+AMP_CHOICES = ("auto", "bf16", "fp16", "fp32")  # autocast: auto = bf16 on CUDA, fp32 elsewhere
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")  # what runs the model when scoring (onnx_backend.py)
+
+
+def default_workers() -> int:
+    """Decoding worker processes: one core is left for the main process, at most 8."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))

@@ -9,13 +9,21 @@ import random
 import secrets
 import sys
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that need it: the JSON and file helpers serve torch-free callers
+# (calibrate.py, analyse.py, the scripts' --help).
 
 
 def set_seed(seed: int) -> None:
     """Seed python, numpy and torch (all devices)."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -23,6 +31,8 @@ def set_seed(seed: int) -> None:
 
 def seed_worker(worker_id: int) -> None:
     """DataLoader `worker_init_fn`: derive python/numpy seeds from the worker's torch seed."""
+    import torch
+
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -38,6 +48,8 @@ def raw_names_on_stdio() -> None:
 
 def pick_device(name: str = "auto") -> torch.device:
     """ "auto" = cuda if available, else mps, else cpu; otherwise the named device (checked to exist)."""
+    import torch
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

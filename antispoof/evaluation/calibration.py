@@ -21,12 +21,10 @@ any other.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -295,29 +293,3 @@ def summary(cal: dict, where: str, op: OperatingPoint = ASVSPOOF5) -> dict:
         "llr": cal["llr"],
         "decision": op.describe(),
     }
-
-
-def add_operating_point_args(p: argparse.ArgumentParser) -> None:
-    """--prior and --cost, shared by every script that makes or judges decisions."""
-    p.add_argument(
-        "--prior",
-        type=float,
-        default=ASVSPOOF5.p_spoof,
-        help="prior probability that a file is fake (ASVspoof 5: 0.05)",
-    )
-    p.add_argument(
-        "--cost",
-        type=float,
-        nargs=2,
-        default=(ASVSPOOF5.c_miss, ASVSPOOF5.c_fa),
-        metavar=("C_MISS", "C_FA"),
-        help="cost of calling a real file fake, and of calling a fake file real (ASVspoof 5: 1 10)",
-    )
-
-
-def operating_point(args: argparse.Namespace) -> OperatingPoint:
-    """The OperatingPoint of --prior / --cost; exits with the reason when they are invalid."""
-    try:
-        return OperatingPoint(args.prior, *args.cost)
-    except ValueError as err:
-        sys.exit(f"error: {err}")

@@ -51,12 +51,12 @@ import antispoof.distributed as dist
 from antispoof.audio.datasets import Item
 from antispoof.audio.decode import SAMPLE_RATE, AudioError, AudioInfo, is_silent, load_audio, pad_or_crop
 from antispoof.audio.decode import windows as cut_windows
+from antispoof.constants import AMP_CHOICES, default_workers  # noqa: F401 (AMP_CHOICES: re-exported)
 from antispoof.networks import FAKE_INDEX, REAL_INDEX, REFERENCE_HEAD, InputPolicy
 from antispoof.scoring.onnx_backend import scoring_model
 from antispoof.scoring.scorefile import ScoreWriter
 from antispoof.utils import seed_worker
 
-AMP_CHOICES = ("auto", "bf16", "fp16", "fp32")
 # model.score_kind -> what `score` is (index 1 = real in every model here).
 SCORE_KINDS = {
     "logit_real": "logits[:, 1], the real-class logit",
@@ -133,11 +133,6 @@ def default_batch_size(device: str | torch.device) -> int:
     """Model inputs per forward pass: 64 on CUDA (near the bf16 throughput plateau), 4 elsewhere (CPU
     inference gains nothing from larger batches, and AASIST's activations take ~0.3 GB per clip)."""
     return 64 if torch.device(device).type == "cuda" else 4
-
-
-def default_workers() -> int:
-    """Decoding worker processes: one core is left for the main process, at most 8."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 class AudioFiles(Dataset):

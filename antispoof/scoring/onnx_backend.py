@@ -30,10 +30,10 @@ from antispoof.audio.datasets import load_dataset
 from antispoof.audio.decode import NB_SAMP, SAMPLE_RATE, load_audio, pad_or_crop
 from antispoof.checkpoints.files import config_sha256, weights_sha256
 from antispoof.checkpoints.registry import pretrained_dir
+from antispoof.constants import BACKENDS
 from antispoof.networks import REFERENCE_HEAD
 
 OPSET = 17
-BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 # `--backend auto` runs these architectures in onnxruntime on a CPU because there it measured faster than
 # PyTorch fp32 in the same benchmark_scoring.py run (README, Performance): AASIST and AASIST-L, exported in
 # seconds. Full-size SSL-AASIST also measured faster in onnxruntime fp32 (1.4x PyTorch's batch-4 pipeline,
