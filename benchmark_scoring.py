@@ -162,7 +162,7 @@ def main(args: argparse.Namespace) -> dict:
     if args.arm is not None:  # a child: one arm, timed when the parent asks
         benchmark.serve(lambda: arm_setup(args))
         return {}
-    items = load_dataset(args.data, format=args.format)
+    items = load_dataset(args.data, format=args.layout)
     with tempfile.TemporaryDirectory() as tmp:
         paths, labels = _file_list(items, args.files, Path(tmp))
         file_list = Path(tmp) / "files.txt"

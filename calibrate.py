@@ -2,7 +2,7 @@
 where every script finds it.
 
     python evaluate_custom.py --data data/my_val --checkpoint aasist --out-dir runs/my_val   # score first
-    python calibrate.py --run runs/my_val                      # fit, write <checkpoint>.calibration.json
+    python calibrate.py runs/my_val                            # fit, write <checkpoint>.calibration.json
 
 The run's scores.csv gives the scores, labels and scoring policy; the checkpoint is the run's (or
 --checkpoint). The calibration is written beside the checkpoint file (`<file>.calibration.json`) and, for
@@ -29,7 +29,7 @@ import antispoof.evaluation.calibration as calibration
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = cli.parser(__doc__)
-    p.add_argument("--run", type=Path, required=True, help="evaluation run folder (holds scores.csv)")
+    cli.add_run(p, help="evaluation run folder (holds scores.csv)")
     p.add_argument(
         "--checkpoint",
         default=None,
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="prior of a fake used to weight the classes in the fit (default: the effective prior of "
         "--prior/--cost, 0.345 for ASVspoof 5)",
     )
-    return p.parse_args(argv)
+    return cli.parse_run(p, argv)
 
 
 MIN_FILES_PER_CLASS = 30  # below this a fitted map mostly reflects the smoothing and the few files drawn

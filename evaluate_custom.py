@@ -33,78 +33,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import antispoof.cli as cli
-import antispoof.distributed as dist
-import antispoof.scoring.scorefile as scorefile
-from antispoof.audio.datasets import load_dataset
-from antispoof.checkpoints.files import parse_model_config
-from antispoof.runs import RunFolderError
-from antispoof.scoring.evaluate import evaluate_run
-from antispoof.scoring.setup import Scorer
-from antispoof.utils import atomic_write_text, init_wandb, raw_names_on_stdio, set_seed, write_json
 
 DEFAULT_CHECKPOINT = "la"  # registry name of the reference LA_model.pth (see pretrained/README.md)
 
 
 def build_parser(description: str = __doc__) -> argparse.ArgumentParser:
-    p = cli.parser(description)
-    cli.add_data(p)
-    p.add_argument(
-        "--split",
-        default=None,
-        help="FoR: training|validation|testing (default testing); ASVspoof 2019: train|dev|eval; "
-        "ASVspoof 2021: the phase (default eval)",
-    )
-    cli.add_checkpoint(p, DEFAULT_CHECKPOINT)
-    cli.add_model_config(p)
-    p.add_argument(
-        "--out-dir", type=Path, required=True, help="run folder for scores.csv, metrics.json, plots"
-    )
-    cli.add_policy(p)
-    cli.add_compute(p)
-    p.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile the model (batches are padded to --batch-size, so it compiles once)",
-    )
-    cli.add_backend(p)
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="finish the run in --out-dir: keep its rows, score the rest (refused if run.json's checkpoint "
-        "weights or scoring settings differ)",
-    )
-    p.add_argument(
-        "--overwrite", action="store_true", help="delete the earlier run in --out-dir first, then start anew"
-    )
-    p.add_argument(
-        "--limit", type=int, default=None, help="score only N files, spread over the dataset (smoke runs)"
-    )
-    p.add_argument(
-        "--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals (0 = off)"
-    )
-    cli.add_wandb(p, default="disabled", project="ssl-aasist-eval")
-    cli.add_operating_point(p)
-    p.add_argument(
-        "--no-calibration", action="store_true", help="ignore the checkpoint's calibration: raw scores only"
-    )
-    p.add_argument(
-        "--score-file",
-        type=Path,
-        default=None,
-        help="also write an ASVspoof 5 score file (filename<TAB>cm-score; the calibrated llr when a "
-        "calibration applies, else the raw score)",
-    )
-    return p
-
-
-def policy_origin(args: argparse.Namespace) -> str:
-    """Why this input policy: the flag that chose it, or the model's reference policy."""
-    if args.whole_clip:
-        return "--whole-clip"
-    return "--window" if args.window else "the model's reference policy, as published numbers are made"
+    return cli.evaluation_parser(description, DEFAULT_CHECKPOINT)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -113,70 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> dict:
     """Run the evaluation; returns the metrics (rank 0) or {} (other torchrun ranks)."""
-    raw_names_on_stdio()
-    dist.init()
-    set_seed(args.seed)
-    try:
-        items = load_dataset(args.data, format=args.format, split=args.split)
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f"error: {err}")
-    if args.limit is not None and args.limit < len(items):
-        step = len(items) / args.limit  # spread over the list, so both classes are in a smoke run
-        items = [items[int(k * step)] for k in range(args.limit)]
-    try:
-        model_config = parse_model_config(args.model_config)
-    except ValueError as err:
-        sys.exit(f"error: {err}")
-    try:
-        scorer = Scorer.load(
-            args.checkpoint,
-            device=args.device,
-            model_config=model_config,
-            map_location="cpu",  # moved to the device when scoring starts
-            window=args.window,
-            hop_s=args.hop,
-            max_seconds=args.max_duration,
-            whole_clip=args.whole_clip,
-            amp=args.amp,
-            backend=args.backend,
-            batch_size=args.batch_size,
-            workers=args.workers,
-        )
-    except (OSError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
-        sys.exit(f"error: cannot load checkpoint {args.checkpoint}: {err}")
-
-    def start_logging():  # once the run folder is accepted: the flags beside the scores, and wandb
-        write_json(args.out_dir / "args.json", vars(args))
-        return init_wandb(args.wandb_project, args.out_dir, vars(args), mode=args.wandb)
-
-    try:
-        metrics = evaluate_run(
-            scorer,
-            items,
-            args.out_dir,
-            checkpoint=args.checkpoint,
-            data={"data": str(args.data), "format": args.format, "split": args.split, "limit": args.limit},
-            resume=args.resume,
-            overwrite=args.overwrite,
-            use_calibration=not args.no_calibration,
-            op=cli.operating_point(args),
-            on_start=start_logging,
-            policy_origin=policy_origin(args),
-            n_bootstrap=args.bootstrap,
-            compile=args.compile,
-        )
-    except RunFolderError as err:
-        sys.exit(f"error: {err}")
-    if args.score_file is not None and dist.is_main():
-        rows = scorefile.read_scores(args.out_dir / "scores.csv")
-        calibrated = metrics.get("calibration") is not None
-        atomic_write_text(args.score_file, scorefile.asvspoof5_score_file(rows, use_llr=calibrated))
-        what = "calibrated llr" if calibrated else "raw score (no calibration applies)"
-        print(f"wrote {args.score_file} (ASVspoof 5 score file, cm-score = {what})")
-    dist.cleanup()
-    return metrics
+    return cli.run_evaluation(args)
 
 
 if __name__ == "__main__":
+    import antispoof.distributed as dist
+
     result = main(parse_args())
     sys.exit(1 if dist.is_main() and result.get("auc") is None else 0)

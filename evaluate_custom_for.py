@@ -18,8 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+import antispoof.cli as cli
 import antispoof.distributed as dist
-import evaluate_custom
 from antispoof.evaluation.metric_table import COUNTS, METRICS, compare_metrics
 from antispoof.reports.analysis import checkpoint_label
 from antispoof.utils import write_json
@@ -28,8 +28,7 @@ FOR_CHECKPOINT = "runs/fine_tune_for/best.pt"  # fine_tune_for.py's default run 
 
 
 def build_parser():
-    p = evaluate_custom.build_parser(__doc__)
-    p.set_defaults(checkpoint=FOR_CHECKPOINT)
+    p = cli.evaluation_parser(__doc__, FOR_CHECKPOINT)
     p.add_argument(
         "--compare", type=Path, default=None, help="run folder of the LA evaluation to compare with"
     )
@@ -47,17 +46,20 @@ def main(args) -> dict:
         sys.exit(
             f"error: {FOR_CHECKPOINT} not found: fine-tune first (fine_tune_for.py) or pass --checkpoint"
         )
-    metrics = evaluate_custom.main(args)
+    metrics = cli.run_evaluation(args)
     if baseline is not None and dist.is_main():
         table, rows = compare(baseline, metrics)
         print(table)
         comparison = {"baseline": str(args.compare), "run": str(args.out_dir), "rows": rows}
         write_json(args.out_dir / "comparison.json", comparison)
         if metrics.get("auc") is not None and (args.compare / "scores.csv").is_file():
-            import analyse  # the analysis a reviewer would do: OUT_DIR/report.md with the change diagnosed
+            # The analysis a reviewer would do (analyse.py): OUT_DIR/report.md with the change diagnosed.
+            from antispoof.reports.report import write_report
 
-            argv = [str(args.out_dir), "--compare", str(args.compare), "--workers", str(max(1, args.workers))]
-            analyse.main(analyse.parse_args(argv))
+            try:
+                write_report(args.out_dir, args.compare, workers=max(1, args.workers))
+            except (FileNotFoundError, ValueError) as err:
+                sys.exit(f"error: {err}")
     return metrics
 
 

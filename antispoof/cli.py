@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from antispoof.audio.datasets import FORMATS
 from antispoof.constants import AMP_CHOICES, BACKENDS, default_workers
@@ -40,11 +41,28 @@ def add_data(
     help: str = "dataset folder, or a CSV file (path,label) / In-the-Wild meta.csv",
     default: str | None = None,
 ) -> None:
-    """--data (required unless given a `default`) and --format."""
+    """--data (required unless given a `default`) and --layout (its old name --format still works, with a
+    note: "format" also names checkpoint, output and export formats)."""
     p.add_argument("--data", required=default is None, default=default, help=help)
+    layouts = ("auto", *FORMATS)
     p.add_argument(
-        "--format", default="auto", choices=("auto", *FORMATS), help="dataset layout (see data.py)"
+        "--layout", default="auto", choices=layouts, help="dataset layout (antispoof/audio/datasets.py)"
     )
+    p.add_argument(
+        "--format", dest="layout", choices=layouts, action=_Renamed, new="--layout", help=argparse.SUPPRESS
+    )
+
+
+class _Renamed(argparse.Action):
+    """A flag's old name: accepted, with a note naming the new one."""
+
+    def __init__(self, *args, new: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"note: {option_string} is now {self.new} (the old name still works, for now)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def add_checkpoint(p, default: str | None, help: str = "checkpoint file or registry name") -> None:
@@ -151,23 +169,6 @@ def add_wandb(p, default: str, project: str) -> None:
     p.add_argument("--wandb-project", default=project, help="wandb project")
 
 
-def settings_text(args: argparse.Namespace) -> str:
-    """The effective settings as flags, for the log; flags a --recipe filled in are marked with *."""
-    marked = set(getattr(args, "from_recipe", ()))
-    parts = []
-    for key, value in sorted(vars(args).items()):
-        if key == "from_recipe":
-            continue
-        shown = " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
-        parts.append(f"--{key.replace('_', '-')} {shown}{'*' if key in marked else ''}")
-    lines = [f"Settings{f' (* = from --recipe {args.recipe})' if marked else ''}:"]
-    for part in parts:  # wrapped at 110 columns, never inside a flag
-        if len(lines[-1]) + 1 + len(part) > 110:
-            lines.append(" ")
-        lines[-1] += " " + part
-    return "\n".join(lines)
-
-
 def add_operating_point(p) -> None:
     """--prior and --cost: the operating point of every script that makes or judges decisions."""
     p.add_argument(
@@ -192,3 +193,167 @@ def operating_point(args: argparse.Namespace) -> OperatingPoint:
         return OperatingPoint(args.prior, *args.cost)
     except ValueError as err:
         sys.exit(f"error: {err}")
+
+
+def add_run(p, help: str) -> None:
+    """A run folder, given either way: `SCRIPT RUN` or `SCRIPT --run RUN` (analyse.py and calibrate.py)."""
+    p.add_argument("run", type=Path, nargs="?", default=None, help=help)
+    p.add_argument(
+        "--run", type=Path, dest="run_flag", default=None, metavar="RUN", help="the same, as a flag"
+    )
+
+
+def parse_run(p: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a parser that has `add_run`: exactly one run folder, in `args.run`."""
+    args = p.parse_args(argv)
+    if (args.run is None) == (args.run_flag is None):
+        p.error("give the run folder once: RUN or --run RUN")
+    args.run = args.run if args.run is not None else args.run_flag
+    del args.run_flag
+    return args
+
+
+def add_overwrite(p) -> None:
+    p.add_argument(
+        "--overwrite", action="store_true", help="delete the earlier run in --out-dir first, then start anew"
+    )
+
+
+def add_limit(p) -> None:
+    p.add_argument(
+        "--limit", type=int, default=None, help="use only N files, spread over the dataset (smoke runs)"
+    )
+
+
+def add_calibration_flags(p, no_calibration: str) -> None:
+    """--no-calibration and --score-file (the ASVspoof 5 score file: the llr when calibrated)."""
+    p.add_argument("--no-calibration", action="store_true", help=no_calibration)
+    p.add_argument(
+        "--score-file",
+        type=Path,
+        default=None,
+        help="also write an ASVspoof 5 score file (filename<TAB>cm-score; the calibrated llr when a "
+        "calibration applies, else the raw score)",
+    )
+
+
+def evaluation_parser(description: str | None, checkpoint: str) -> argparse.ArgumentParser:
+    """The flags of evaluate_custom.py and evaluate_custom_for.py (`run_evaluation`); `checkpoint`: the
+    default --checkpoint."""
+    p = parser(description)
+    add_data(p)
+    p.add_argument(
+        "--split",
+        default=None,
+        help="FoR: training|validation|testing (default testing); ASVspoof 2019: train|dev|eval; "
+        "ASVspoof 2021: the phase (default eval)",
+    )
+    add_checkpoint(p, checkpoint)
+    add_model_config(p)
+    p.add_argument(
+        "--out-dir", type=Path, required=True, help="run folder for scores.csv, metrics.json, plots"
+    )
+    add_policy(p)
+    add_compute(p)
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (batches are padded to --batch-size, so it compiles once)",
+    )
+    add_backend(p)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the run in --out-dir: keep its rows, score the rest (refused if run.json's checkpoint "
+        "weights or scoring settings differ)",
+    )
+    add_overwrite(p)
+    add_limit(p)
+    p.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals (0 = off)"
+    )
+    add_wandb(p, default="disabled", project="ssl-aasist-eval")
+    add_operating_point(p)
+    add_calibration_flags(p, no_calibration="ignore the checkpoint's calibration: raw scores only")
+    return p
+
+
+def policy_origin(args: argparse.Namespace) -> str:
+    """Why this input policy: the flag that chose it, or the model's reference policy."""
+    if args.whole_clip:
+        return "--whole-clip"
+    return "--window" if args.window else "the model's reference policy, as published numbers are made"
+
+
+def run_evaluation(args: argparse.Namespace) -> dict:
+    """evaluate_custom.py: score a labelled set into a run folder (`evaluation_parser`'s flags); returns the
+    metrics (rank 0) or {} (other torchrun ranks). Every refusal ends the run with its message."""
+    import antispoof.distributed as dist
+    import antispoof.scoring.scorefile as scorefile
+    from antispoof.audio.datasets import load_dataset, spread
+    from antispoof.checkpoints.files import parse_model_config
+    from antispoof.runs import RunFolderError
+    from antispoof.scoring.evaluate import evaluate_run
+    from antispoof.scoring.setup import Scorer
+    from antispoof.utils import atomic_write_text, init_wandb, raw_names_on_stdio, set_seed, write_json
+
+    raw_names_on_stdio()
+    dist.init()
+    set_seed(args.seed)
+    try:
+        items = load_dataset(args.data, format=args.layout, split=args.split)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    items = spread(items, args.limit)
+    try:
+        model_config = parse_model_config(args.model_config)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    try:
+        scorer = Scorer.load(
+            args.checkpoint,
+            device=args.device,
+            model_config=model_config,
+            map_location="cpu",  # moved to the device when scoring starts
+            window=args.window,
+            hop_s=args.hop,
+            max_seconds=args.max_duration,
+            whole_clip=args.whole_clip,
+            amp=args.amp,
+            backend=args.backend,
+            batch_size=args.batch_size,
+            workers=args.workers,
+        )
+    except (OSError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
+        sys.exit(f"error: cannot load checkpoint {args.checkpoint}: {err}")
+
+    def start_logging():  # once the run folder is accepted: the flags beside the scores, and wandb
+        write_json(args.out_dir / "args.json", vars(args))
+        return init_wandb(args.wandb_project, args.out_dir, vars(args), mode=args.wandb)
+
+    try:
+        metrics = evaluate_run(
+            scorer,
+            items,
+            args.out_dir,
+            checkpoint=args.checkpoint,
+            data={"data": str(args.data), "layout": args.layout, "split": args.split, "limit": args.limit},
+            resume=args.resume,
+            overwrite=args.overwrite,
+            use_calibration=not args.no_calibration,
+            op=operating_point(args),
+            on_start=start_logging,
+            policy_origin=policy_origin(args),
+            n_bootstrap=args.bootstrap,
+            compile=args.compile,
+        )
+    except RunFolderError as err:
+        sys.exit(f"error: {err}")
+    if args.score_file is not None and dist.is_main():
+        rows = scorefile.read_scores(args.out_dir / "scores.csv")
+        calibrated = metrics.get("calibration") is not None
+        atomic_write_text(args.score_file, scorefile.asvspoof5_score_file(rows, use_llr=calibrated))
+        what = "calibrated llr" if calibrated else "raw score (no calibration applies)"
+        print(f"wrote {args.score_file} (ASVspoof 5 score file, cm-score = {what})")
+    dist.cleanup()
+    return metrics

@@ -17,6 +17,7 @@ import analyse
 import antispoof.audio.decode as audio
 import antispoof.reports.analysis as analysis
 from antispoof.evaluation.metrics import metrics_from_rows
+from antispoof.reports.report import head_seconds
 from antispoof.runs import REPORT_FILES
 from antispoof.scoring.scorefile import CSV_COLUMNS, ScoreWriter
 from antispoof.utils import write_json
@@ -298,10 +299,10 @@ def test_moved_audio_is_found_under_data(tmp_path):
 def test_duration_plot_marks_the_model_input_only_under_a_head_policy():
     """The score-vs-duration figure draws "N s model input" for a head policy only: under windows or whole
     files the model sees all of each file, and a 4.04 s line would mislead."""
-    assert analyse._head_seconds("head n=64600") == pytest.approx(4.0375)
-    assert analyse._head_seconds("head n=32000") == pytest.approx(2.0)
+    assert head_seconds("head n=64600") == pytest.approx(4.0375)
+    assert head_seconds("head n=32000") == pytest.approx(2.0)
     for policy in ("windows n=64600 hop=32300", "whole max_s=600 normalize", None, ""):
-        assert analyse._head_seconds(policy) is None
+        assert head_seconds(policy) is None
 
 
 def read_metrics(run: Path) -> dict:

@@ -1,7 +1,7 @@
 """Dataset layouts -> a list of `Item(path, label)`, shared by evaluation, fine-tuning and scoring.
 
 Labels are the strings "real" (bona fide) and "fake" (spoof); the model's class indices come from
-`model.LABEL_TO_INDEX`. Formats (`--format`, or "auto" to detect from the folder):
+`model.LABEL_TO_INDEX`. Layouts (`--layout`, or "auto" to detect from the folder):
 
 - `folder`: any folder where each file sits under a directory named `real/` or `fake/` (any depth, any
   case; the nearest such directory wins).
@@ -123,7 +123,7 @@ def detect_format(root: str | os.PathLike) -> str:
     raise ValueError(
         f"cannot tell the dataset layout of {root}: expected real/ and fake/ folders, FoR "
         "training|validation|testing folders, an ASVspoof protocol or keys file, or meta.csv "
-        f"(In-the-Wild). Name it with --format ({', '.join(FORMATS)})."
+        f"(In-the-Wild). Name it with --layout, formerly --format ({', '.join(FORMATS)})."
     )
 
 
@@ -422,3 +422,11 @@ def _read_columns(path: Path, min_columns: int) -> list[list[str]]:
             raise ValueError(f"{path}:{n}: expected at least {min_columns} columns, got {line!r}")
         rows.append(fields)
     return rows
+
+
+def spread(items: list[Item], limit: int | None) -> list[Item]:
+    """At most `limit` items, spread evenly over the list (so a smoke run has both classes); all if None."""
+    if limit is None or limit >= len(items):
+        return items
+    step = len(items) / limit
+    return [items[int(k * step)] for k in range(limit)]
