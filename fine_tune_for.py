@@ -5,20 +5,20 @@
     torchrun --nproc_per_node 4 fine_tune_for.py --data DIR --out-dir RUN # DDP, one process per GPU
 
 DIR holds training/, validation/ and testing/, each with real/ and fake/ (FoR: for-norm, for-2sec, ...);
-other layouts via --format and the --*-split names (ASVspoof 2019: --train-split train --val-split dev
+other layouts via --layout and the --*-split names (ASVspoof 2019: --train-split train --val-split dev
 --test-split eval). The defaults reproduce the original FoR run (5 epochs, Adam lr 5e-5, cross-entropy, from
 the pretrained LA checkpoint); `--recipe reference` switches the unset flags to SSL_Anti-spoofing's recipe
 (Adam lr 1e-6, weight decay 1e-4, weighted cross-entropy 0.1 fake / 0.9 real, RawBoost 1+2, batch 14); the
 run prints the settings it used, marking those the recipe filled.
 
-RUN receives: best.pt (the epoch of lowest validation EER: weights, config and its validation EER threshold
-as calibration; this is the file to keep or share), last.pt (the latest epoch with the whole training state
-for --resume); every --checkpoint flag of this project accepts both. Also args.json (the effective settings),
-validation/scores.csv (the latest epoch's validation scores, scored as evaluate_custom.py scores),
-history.json (per-step train loss, per-epoch train/val loss, val AUC/EER), loss_curves.png, test/ (scores.csv,
-metrics.json and plots of best.pt, as evaluate_custom.py writes), skipped_files.tsv (only when some files
-could not be read) and the wandb run (offline unless logged in; `wandb sync RUN/wandb/offline-run-*`
-uploads it).
+RUN receives: best.pt (the epoch of lowest validation EER: weights, config and a calibration, the score ->
+LLR map fitted on that epoch's validation scores; this is the file to keep or share), last.pt (the latest
+epoch with the whole training state for --resume); every --checkpoint flag of this project accepts both.
+Also args.json (the effective settings), validation/scores.csv (the latest epoch's validation scores, scored
+as evaluate_custom.py scores), history.json (per-step train loss, per-epoch train/val loss, val AUC/EER),
+loss_curves.png, test/ (scores.csv, metrics.json and plots of best.pt, as evaluate_custom.py writes),
+skipped_files.tsv (only when some files could not be read) and the wandb run (offline unless logged in;
+`wandb sync RUN/wandb/offline-run-*` uploads it). From Python: antispoof.training.loop.fit(TrainConfig(...)).
 
 Labels: output index 1 = real, 0 = fake (model.LABEL_TO_INDEX); validation and test scores are the model's
 reference score under its input policy (SSL-AASIST, AASIST: logits[:, 1] of the first 4.04 s).
@@ -29,24 +29,19 @@ from __future__ import annotations
 import argparse
 
 import antispoof.cli as cli
-import antispoof.training.loop as training
 from antispoof.audio.rawboost import ALGOS
 from antispoof.training.augment import AUGMENT_FAMILIES
-from antispoof.utils import raw_names_on_stdio
-
-
-def recipe_values(name: str) -> dict:
-    """The flag values a recipe sets ("reference" takes "original"'s where it names none, e.g. epochs)."""
-    return {**training.RECIPES["original"], **training.RECIPES[name]}
+from antispoof.training.config import RECIPES, TrainConfig, recipe_values
 
 
 def recipe_help(key: str, text: str) -> str:
     """Help text naming each recipe's value: --help shows what --recipe would set, whatever is given."""
-    values = ", ".join(f"{name} {recipe_values(name)[key]}" for name in sorted(training.RECIPES))
+    values = ", ".join(f"{name} {recipe_values(name)[key]}" for name in sorted(RECIPES))
     return f"{text} (default from --recipe: {values})"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """The flags as a TrainConfig (recipe settings not given filled from --recipe)."""
     p = cli.parser(__doc__)
     io = p.add_argument_group("data and run folder")
     cli.add_data(io, help="dataset root (FoR: holds training|validation|testing)")
@@ -57,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out-dir", default="runs/fine_tune_for", help="run folder (checkpoints, history, test/)"
     )
     io.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its last.pt")
+    cli.add_overwrite(io)
+    cli.add_limit(io)
 
     m = p.add_argument_group("model")
     cli.add_checkpoint(
@@ -75,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     o.add_argument(
         "--recipe",
         default="original",
-        choices=sorted(training.RECIPES),
+        choices=sorted(RECIPES),
         help="fills the flags marked 'default from --recipe' that are not given: 'original' (the FoR run) or "
         "'reference' (SSL_Anti-spoofing); the run prints the settings it used and stores them in args.json",
     )
@@ -123,16 +120,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cli.add_wandb(r, default="auto", project="ssl-aasist-for")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    args = p.parse_args(argv)
-    args.from_recipe = sorted(k for k in recipe_values(args.recipe) if not hasattr(args, k))
-    for key in args.from_recipe:
-        setattr(args, key, recipe_values(args.recipe)[key])
-    return args
+    given = vars(p.parse_args(argv))  # a recipe flag left out is absent (SUPPRESS): the recipe fills it
+    return TrainConfig.with_recipe(**given)
 
 
-def main(args: argparse.Namespace) -> dict:
+def main(config: TrainConfig) -> dict:
+    from antispoof.training.loop import fit  # here: --help needs no torch
+    from antispoof.utils import raw_names_on_stdio
+
     raw_names_on_stdio()  # warnings name unreadable files, whatever bytes their names hold
-    return training.fit(args)
+    return fit(config)
 
 
 if __name__ == "__main__":

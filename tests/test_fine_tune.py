@@ -18,7 +18,6 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-import antispoof.cli as cli
 import antispoof.evaluation.calibration as calibration
 import antispoof.training.data as train_data
 import antispoof.training.loop as training
@@ -31,6 +30,7 @@ from antispoof.evaluation.metrics import compute_metrics
 from antispoof.networks import FAKE_INDEX, REAL_INDEX, build_model
 from antispoof.scoring.core import score_items
 from antispoof.scoring.scorefile import read_scores
+from antispoof.training.config import settings_text
 
 REPO = Path(__file__).resolve().parents[1]
 # The learnable toy setting: frozen tiny front end, the back end trained with a high rate, 1 step per epoch.
@@ -528,7 +528,7 @@ def test_recipe_is_shown_in_help_and_the_settings_it_filled_are_marked(capsys):
     args = fine_tune_for.parse_args(["--data", "d", "--recipe", "reference", "--lr", "1e-3"])
     assert (args.lr, args.weight_decay, args.loss, args.rawboost) == (1e-3, 1e-4, "weighted-ce", 5)
     assert args.from_recipe == ["batch_size", "epochs", "loss", "rawboost", "weight_decay"]  # not lr: given
-    settings = " ".join(cli.settings_text(args).split())
+    settings = " ".join(settings_text(args).split())
     assert "(* = from --recipe reference)" in settings
     assert "--weight-decay 0.0001*" in settings and "--lr 0.001 " in settings
 

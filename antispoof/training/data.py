@@ -7,7 +7,6 @@ one would. Targets come from `model.LABEL_TO_INDEX` only (index 1 = real, 0 = fa
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from antispoof.audio.decode import MAX_DURATION_S, NB_SAMP, SAMPLE_RATE, AudioEr
 from antispoof.audio.rawboost import RawBoostConfig, apply_rawboost
 from antispoof.networks import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
 from antispoof.training.augment import ChannelAugment
+from antispoof.training.config import TrainConfig
 
 MAX_SUBSTITUTIONS = 16  # unreadable training files in a row before giving up on a batch slot
 
@@ -152,21 +152,21 @@ def collate_clips(batch: list[dict]) -> dict:
     }
 
 
-def build_loaders(args: argparse.Namespace, train_items: list) -> tuple:
+def build_loaders(config: TrainConfig, train_items: list) -> tuple:
     """(training dataset, its sampler, training loader)."""
     augment = None
-    if getattr(args, "augment", None):
-        augment = ChannelAugment.build(args.augment, args.augment_prob, seed=args.seed)
+    if config.augment:
+        augment = ChannelAugment.build(config.augment, config.augment_prob, seed=config.seed)
         print(f"channel augmentation: {augment.describe()}")
     train_set = ClipDataset(
-        train_items, crop=args.crop, rawboost=args.rawboost, augment=augment, seed=args.seed
+        train_items, crop=config.crop, rawboost=config.rawboost, augment=augment, seed=config.seed
     )
     # Shuffled by (seed, epoch) through set_epoch, identically with or without torchrun.
     sampler = DistributedSampler(train_set, num_replicas=distributed.world_size(), rank=distributed.rank(),
-                                 shuffle=True, seed=args.seed)  # fmt: skip
-    common = {"num_workers": args.workers, "collate_fn": collate_clips, "worker_init_fn": utils.seed_worker,
+                                 shuffle=True, seed=config.seed)  # fmt: skip
+    common = {"num_workers": config.workers, "collate_fn": collate_clips, "worker_init_fn": utils.seed_worker,
               "pin_memory": torch.cuda.is_available()}  # fmt: skip
     # Drop the last partial batch, as the reference does, unless the split is smaller than one batch.
-    drop_last = len(sampler) >= args.batch_size
-    train_loader = DataLoader(train_set, args.batch_size, sampler=sampler, drop_last=drop_last, **common)
+    drop_last = len(sampler) >= config.batch_size
+    train_loader = DataLoader(train_set, config.batch_size, sampler=sampler, drop_last=drop_last, **common)
     return train_set, sampler, train_loader

@@ -2,7 +2,7 @@
 
 The clips it trains on come from train_data.py; what a run keeps on disk (last.pt, best.pt, history.json),
 written so that a kill at any instant leaves a consistent run folder, from train_state.py.
-`fit(args)` runs one experiment in `args.out_dir` (the run folder):
+`fit(config)` runs one experiment in `config.out_dir` (the run folder):
 
     for each epoch:  train (shuffled by epoch, optional RawBoost, bf16 autocast on CUDA, DDP under torchrun)
                      -> validate through scoring.score_items (loss, AUC, EER; positive class = real)
@@ -21,7 +21,6 @@ Label convention (model.py): index 1 = real (bona fide), index 0 = fake (spoof).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -32,14 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
+import torch.distributed as torch_dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import antispoof.audio.datasets as data
-import antispoof.cli as cli
 import antispoof.distributed as distributed
 import antispoof.evaluation.calibration as calib
 import antispoof.evaluation.metric_table as metric_table
@@ -58,9 +56,11 @@ from antispoof.checkpoints.files import (
 )
 from antispoof.networks import FAKE_INDEX, LABEL_TO_INDEX, REAL_INDEX
 from antispoof.scoring.setup import Scorer
+from antispoof.training.config import RECIPES, TrainConfig, settings_text  # noqa: F401 (RECIPES: re-exported)
 from antispoof.training.data import MAX_SUBSTITUTIONS, build_loaders, check_label_convention, load_split
 from antispoof.training.state import (
     History,
+    clear_run,
     clear_unfinished,
     recover,
     rng_state,
@@ -68,16 +68,6 @@ from antispoof.training.state import (
     set_rng_state,
     warn_changed_flags,
 )
-
-# Presets for flags the user did not give (see fine_tune_for.py --recipe).
-RECIPES = {
-    # The original FoR fine-tuning run: 5 epochs of plain cross-entropy at lr 5e-5.
-    "original": {"epochs": 5, "lr": 5e-5, "weight_decay": 0.0, "loss": "ce", "batch_size": 14, "rawboost": 0},
-    # SSL_Anti-spoofing's training recipe (main_SSL_LA.py): Adam lr 1e-6, weight decay 1e-4, batch 14,
-    # class-weighted cross-entropy (0.1 fake, 0.9 real) and RawBoost series 1+2. The epoch count is --epochs.
-    "reference": {"lr": 1e-6, "weight_decay": 1e-4, "loss": "weighted-ce", "batch_size": 14, "rawboost": 5},
-}
-
 
 # ----------------------------------------------------------------------------------------------------
 # Loss
@@ -98,12 +88,12 @@ def class_weights(fake_weight: float, real_weight: float) -> Tensor:
 
 def mean_over_ranks(value: float) -> float:
     """The mean of `value` over the torchrun processes (the value itself in a plain run)."""
-    if not dist.is_initialized():
+    if not torch_dist.is_initialized():
         return value
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    device = torch.device("cuda", torch.cuda.current_device()) if torch_dist.get_backend() == "nccl" else None
     t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return float(t.item()) / dist.get_world_size()
+    torch_dist.all_reduce(t)
+    return float(t.item()) / torch_dist.get_world_size()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -121,10 +111,10 @@ def lr_lambda(step: int, warmup_steps: int, total_steps: int, schedule: str) -> 
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def make_optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[args.optimizer]
-    return cls(params, lr=args.lr, weight_decay=args.weight_decay)
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -144,7 +134,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 class Trainer:
     """What an epoch needs; built by `fit`. Under torchrun `model` is DDP-wrapped."""
 
-    args: argparse.Namespace
+    config: TrainConfig
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
@@ -165,7 +155,7 @@ class Trainer:
 
     def progress(self, total: int, desc: str) -> tqdm:
         return tqdm(total=total, unit="clip", desc=desc, dynamic_ncols=True,
-                    disable=not distributed.is_main() or self.args.quiet)  # fmt: skip
+                    disable=not distributed.is_main() or self.config.quiet)  # fmt: skip
 
     def report_skipped(self, skipped: list) -> None:
         """Warn once about each unreadable file and add it to RUN/skipped_files.tsv (path, reason)."""
@@ -180,11 +170,11 @@ class Trainer:
 
     def train_epoch(self, loader: DataLoader, epoch: int, n_clips: int) -> dict:
         """One pass over the training loader; returns {"train_loss", "clips_per_s", "train_time_s"}."""
-        model, accum, world = self.model, self.args.grad_accum, distributed.world_size()
+        model, accum, world = self.model, self.config.grad_accum, distributed.world_size()
         model.train()
         n_batches = len(loader)
         total_loss, total_clips, group_loss = 0.0, 0, 0.0
-        bar = self.progress(n_clips, f"epoch {epoch + 1}/{self.args.epochs} train")
+        bar = self.progress(n_clips, f"epoch {epoch + 1}/{self.config.epochs} train")
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(loader):
@@ -225,10 +215,10 @@ class Trainer:
         }
 
     def optimizer_step(self) -> None:
-        if self.args.clip_grad > 0:
+        if self.config.clip_grad > 0:
             if self.scaler:
                 self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.args.clip_grad)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -260,9 +250,9 @@ class Trainer:
             self.model.module if isinstance(self.model, nn.parallel.DistributedDataParallel) else self.model
         )
         rows = scoring.score_items(
-            model, items, batch_size=self.args.eval_batch_size or self.args.batch_size,
-            workers=self.args.workers, device=self.device, amp=self.args.amp,
-            progress=not self.args.quiet, desc=f"epoch {epoch + 1}/{self.args.epochs} validation",
+            model, items, batch_size=self.config.eval_batch_size or self.config.batch_size,
+            workers=self.config.workers, device=self.device, amp=self.config.amp,
+            progress=not self.config.quiet, desc=f"epoch {epoch + 1}/{self.config.epochs} validation",
         )  # fmt: skip
         if not distributed.is_main():
             return None
@@ -282,10 +272,10 @@ class Trainer:
             "policy": policy.describe(),
             "max_duration_s": None if policy.mode == "head" else policy.max_seconds,
             "score_kind": scoring.score_kind(model),
-            "precision": scoring.precision(self.device, self.args.amp),
+            "precision": scoring.precision(self.device, self.config.amp),
             "backend": "torch",
         }
-        data = {"data": str(self.args.data), "format": self.args.format, "split": "validation"}
+        data = {"data": str(self.config.data), "layout": self.config.layout, "split": "validation"}
         checkpoint, info = str(self.run_dir / "last.pt"), {"arch": model.arch}
         record = runs.run_record(model, info, checkpoint=checkpoint, settings=settings, data=data)
         record["checkpoint_file_sha256"] = None  # the last.pt on disk is the previous epoch's until saved
@@ -334,15 +324,15 @@ def validation_metrics(rows: list[dict], weight: Tensor | None = None) -> dict:
 # ----------------------------------------------------------------------------------------------------
 
 
-def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn.Module, dict, dict]:
+def load_initial_model(config: TrainConfig, source: str | Path) -> tuple[nn.Module, dict, dict]:
     """(model, info, training state): from --checkpoint for a new run (empty state), or from the run's own
     last.pt for --resume (its weights and its "training" state, read once). --model-config overrides apply,
     then --freeze-frontend / --gradient-checkpointing."""
     overrides = None
-    if args.model_config:
-        text = args.model_config
+    if config.model_config:
+        text = config.model_config
         overrides = json.loads(Path(text).read_text() if Path(text).is_file() else text)
-    if args.resume:
+    if config.resume:
         try:
             contents = read_checkpoint(source)
             model, info = model_from_checkpoint(contents, str(source), config=overrides)
@@ -353,7 +343,7 @@ def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn
         (model, info), state = load_model_or_exit(source, config=overrides), {}
     for flag, method in (("freeze_frontend", "set_frontend_frozen"),
                          ("gradient_checkpointing", "set_gradient_checkpointing")):  # fmt: skip
-        if getattr(args, flag):
+        if getattr(config, flag):
             if not hasattr(model, method):
                 name = flag.replace("_", "-")
                 raise SystemExit(f"error: --{name} applies to SSL-AASIST; {info['arch']} has no wav2vec 2.0 "
@@ -362,60 +352,73 @@ def load_initial_model(args: argparse.Namespace, source: str | Path) -> tuple[nn
     return model, info, state
 
 
-def fit(args: argparse.Namespace) -> dict:
+def open_run(config: TrainConfig) -> tuple[TrainConfig, Path, tuple[list, list, list | None]]:
+    """The run folder and the (training, validation, test) items, checked before anything is loaded: a run
+    already in the folder is refused unless --resume (continue it) or --overwrite (delete it first); the
+    splits must not share files. Returns the config (resume turned off when there is nothing to continue)."""
+    if config.grad_accum < 1 or config.batch_size < 1 or config.epochs < 1:
+        raise SystemExit("error: --epochs, --batch-size and --grad-accum must be at least 1")
+    if config.resume and config.overwrite:
+        raise SystemExit("error: --resume and --overwrite contradict each other: pass one of them")
+    try:
+        run_dir = runs.make_run_dir(config.out_dir)  # before any data is read: a file there is refused first
+    except runs.RunFolderError as err:
+        raise SystemExit(f"error: {err}") from None
+    last_path = run_dir / "last.pt"
+    if last_path.exists() and config.overwrite and distributed.is_main():
+        clear_run(run_dir)
+    elif last_path.exists() and not config.resume:
+        raise SystemExit(f"error: {run_dir} already holds a run (last.pt): pass --resume to continue it, "
+                         "--overwrite to replace it, or choose another --out-dir")  # fmt: skip
+    if config.resume and not last_path.exists():  # killed before its first epoch ended: nothing to continue
+        print(f"note: --resume: {last_path} does not exist yet; starting the run from --checkpoint")
+        config = config.replace(resume=False)
+    splits = [("training", config.train_split), ("validation", config.val_split)]
+    splits += [("test", config.test_split)] if config.test_split != "none" else []
+    items = [data.spread(load_split(config.data, config.layout, name, role), config.limit)
+             for role, name in splits]  # fmt: skip
+    train_items = items[0]
+    for role, other in zip(("validation", "test"), items[1:], strict=False):
+        shared = {it.path for it in train_items} & {it.path for it in other}
+        if shared:
+            raise SystemExit(
+                f"error: the training and {role} splits share {len(shared)} files (e.g. "
+                f"{sorted(shared)[0]}): {config.data} has no separate splits in layout {config.layout!r}: "
+                "use training|validation|testing folders (FoR) or train/dev/eval protocols (ASVspoof)"
+            )
+    return config, run_dir, (items[0], items[1], items[2] if len(items) > 2 else None)
+
+
+def fit(config: TrainConfig) -> dict:
     """Train, validate every epoch, keep last.pt / best.pt, then score the test split once with best.pt.
 
     Returns the history (history.json's content) on rank 0 and {} on the other ranks.
     """
     check_label_convention()
-    if args.grad_accum < 1 or args.batch_size < 1 or args.epochs < 1:
-        raise SystemExit("error: --epochs, --batch-size and --grad-accum must be at least 1")
-    try:
-        run_dir = runs.make_run_dir(args.out_dir)  # before any data is read: a file there is refused first
-    except runs.RunFolderError as err:
-        raise SystemExit(f"error: {err}") from None
+    config, run_dir, (train_items, val_items, test_items) = open_run(config)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if last_path.exists() and not args.resume:
-        raise SystemExit(f"error: {run_dir} already holds a run (last.pt): pass --resume to continue it, or "
-                         "choose another --out-dir")  # fmt: skip
-    if args.resume and not last_path.exists():  # killed before its first epoch ended: nothing to continue
-        print(f"note: --resume: {last_path} does not exist yet; starting the run from --checkpoint")
-        args.resume = False
-    train_items = load_split(args.data, args.format, args.train_split, "training")
-    val_items = load_split(args.data, args.format, args.val_split, "validation")
-    test_items = None
-    if args.test_split != "none":
-        test_items = load_split(args.data, args.format, args.test_split, "test")
-    for role, items in (("validation", val_items), ("test", test_items or [])):
-        shared = {it.path for it in train_items} & {it.path for it in items}
-        if shared:
-            raise SystemExit(
-                f"error: the training and {role} splits share {len(shared)} files (e.g. "
-                f"{sorted(shared)[0]}): {args.data} has no separate splits in format {args.format!r}; use a "
-                "layout with training|validation|testing folders (FoR) or train/dev/eval protocols (ASVspoof)"
-            )
 
     distributed.init()
-    device = distributed.device(args.device)
+    device = distributed.device(config.device)
     run_dir.mkdir(parents=True, exist_ok=True)
     if distributed.is_main():  # the effective settings, recipe included (also in last.pt)
-        utils.write_json(run_dir / "args.json", vars(args))
-    utils.set_seed(args.seed)
+        utils.write_json(run_dir / "args.json", config.as_dict())
+    utils.set_seed(config.seed)
 
     # A new run starts from --checkpoint; a resumed one from its own last.pt (weights and training state).
-    model, info, state = load_initial_model(args, last_path if args.resume else args.checkpoint)
+    model, info, state = load_initial_model(config, last_path if config.resume else config.checkpoint)
     history = History.from_dict(state.get("history"))
-    history.subject = plots.subject({"checkpoint": args.checkpoint, "data": args.data})
+    history.subject = plots.subject({"checkpoint": config.checkpoint, "data": config.data})
     if distributed.is_main():
-        if args.resume:
-            warn_changed_flags(state.get("args", {}), vars(args))
+        if config.resume:
+            warn_changed_flags(TrainConfig.from_saved(state.get("args", {})).as_dict(), config.as_dict())
             recover(run_dir, history)  # finish or undo what a kill interrupted
         else:
             clear_unfinished(run_dir)
     history.test = distributed.broadcast(history.test)
     model.to(device)
-    amp_dtype = autocast_dtype(args.amp, device)
-    if dist.is_initialized():
+    amp_dtype = autocast_dtype(config.amp, device)
+    if torch_dist.is_initialized():
         # Every trainable parameter gets a gradient each step (the unused bn1 of the reference quirk takes
         # none), so DDP skips its unused-parameter search, unless layerdrop skips whole encoder layers.
         layerdrop = getattr(model.config, "layerdrop", 0.0)
@@ -424,36 +427,36 @@ def fit(args: argparse.Namespace) -> dict:
             find_unused_parameters=layerdrop > 0,
         )  # fmt: skip
 
-    train_set, sampler, train_loader = build_loaders(args, train_items)
-    steps_per_epoch = math.ceil(len(train_loader) / args.grad_accum)
-    total_steps = steps_per_epoch * args.epochs
-    optimizer = make_optimizer(model, args)
+    train_set, sampler, train_loader = build_loaders(config, train_items)
+    steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_lambda(s, args.warmup_steps, total_steps, args.schedule)
+        optimizer, lambda s: lr_lambda(s, config.warmup_steps, total_steps, config.schedule)
     )
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    weight = class_weights(*args.class_weights).to(device) if args.loss == "weighted-ce" else None
+    weight = class_weights(*config.class_weights).to(device) if config.loss == "weighted-ce" else None
 
-    if args.resume:
+    if config.resume:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-    trainer = Trainer(args, model, optimizer, scheduler, scaler, weight, device, amp_dtype, run_dir, history,
-                      step=int(state.get("step", 0)))  # fmt: skip
+    trainer = Trainer(config, model, optimizer, scheduler, scaler, weight, device, amp_dtype, run_dir,
+                      history, step=int(state.get("step", 0)))  # fmt: skip
     if distributed.is_main():
-        trainer.wandb_run = start_wandb(args, run_dir, state.get("wandb_id"), info)
-        n_train = min(len(sampler), len(train_loader) * args.batch_size) * distributed.world_size()
-        print(describe_run(args, info, (train_items, val_items, test_items), device, amp_dtype,
+        trainer.wandb_run = start_wandb(config, run_dir, state.get("wandb_id"), info)
+        n_train = min(len(sampler), len(train_loader) * config.batch_size) * distributed.world_size()
+        print(describe_run(config, info, (train_items, val_items, test_items), device, amp_dtype,
                            steps_per_epoch, n_train))  # fmt: skip
     best_eer = history.best["val_eer"] if history.best else math.inf
 
     first_epoch, started = int(state.get("epoch", 0)), time.monotonic()
-    for epoch in range(first_epoch, args.epochs):
+    for epoch in range(first_epoch, config.epochs):
         sampler.set_epoch(epoch)
         train_set.set_epoch(epoch)
-        n_train = min(len(sampler), len(train_loader) * args.batch_size) * distributed.world_size()
+        n_train = min(len(sampler), len(train_loader) * config.batch_size) * distributed.world_size()
         train_stats = trainer.train_epoch(train_loader, epoch, n_train)
         val_started = time.monotonic()
         val = trainer.validate(val_items, epoch)
@@ -470,20 +473,20 @@ def fit(args: argparse.Namespace) -> dict:
             training_state = {
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler else None, "epoch": epoch + 1, "step": trainer.step,
-                "rng": rng_state(), "args": vars(args),
+                "rng": rng_state(), "args": config.as_dict(),
                 "wandb_id": trainer.wandb_run.id if trainer.wandb_run is not None else None,
             }  # fmt: skip
             save_epoch(run_dir, model, calibration, training_state, history, improved)
             log_epoch(trainer.wandb_run, row, trainer.step)
-            print(epoch_line(row, args.epochs, improved))
+            print(epoch_line(row, config.epochs, improved))
             done = epoch + 1 - first_epoch
             per_epoch = (time.monotonic() - started) / done
             n_test = len(test_items) if test_items else 0
-            print(run_eta(per_epoch, args.epochs - epoch - 1, val_s * n_test / max(1, len(val_items))))
+            print(run_eta(per_epoch, config.epochs - epoch - 1, val_s * n_test / max(1, len(val_items))))
         distributed.barrier()
 
     if test_items is not None and history.test is None:
-        history.test = score_test(args, best_path, history.best, test_items, run_dir, device)
+        history.test = score_test(config, best_path, history.best, test_items, run_dir, device)
         if distributed.is_main():
             history.save(run_dir)
             if trainer.wandb_run is not None:
@@ -515,7 +518,7 @@ def validation_calibration(model: nn.Module, val: dict, epoch: int) -> dict | No
         return None
 
 
-def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_dir: Path, device) -> dict:
+def score_test(config, best_path: Path, best: dict, items: list[data.Item], run_dir: Path, device) -> dict:
     """Score the test split once with best.pt through the evaluation pipeline (RUN/test/scores.csv, ...).
 
     `best`: history's record of the best epoch (rank 0's; its epoch and weights_sha256 go into metrics.json).
@@ -526,8 +529,8 @@ def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_di
     distributed.barrier()
     # The validation split's calibration, fitted for these very weights when best.pt was written.
     scorer = Scorer.load(
-        best_path, device=device, backend="torch", amp=args.amp, workers=args.workers,
-        batch_size=args.eval_batch_size or args.batch_size,
+        best_path, device=device, backend="torch", amp=config.amp, workers=config.workers,
+        batch_size=config.eval_batch_size or config.batch_size,
     )  # fmt: skip
     calibration = scorer.info["calibration"]
     if distributed.is_main():
@@ -538,7 +541,7 @@ def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_di
         "weights_sha256": best["weights_sha256"],
     }
     m = scorer.evaluate(
-        items, run_dir / "test", calibration=calibration, progress=not args.quiet,
+        items, run_dir / "test", calibration=calibration, progress=not config.quiet,
         extra={**provenance,
                "calibration": calib.summary(calibration, str(best_path)) if calibration else None},
     )  # fmt: skip
@@ -546,11 +549,11 @@ def score_test(args, best_path: Path, best: dict, items: list[data.Item], run_di
     return {**provenance, **{k: m.get(k) for k in keep}, "calibrated": m.get("calibrated")}
 
 
-def start_wandb(args: argparse.Namespace, run_dir: Path, wandb_id: str | None, info: dict):
+def start_wandb(config: TrainConfig, run_dir: Path, wandb_id: str | None, info: dict):
     """The wandb run of rank 0 (offline unless logged in); a resumed run continues its wandb run id."""
-    config = {**vars(args), "init_format": info.get("format"), "arch": info.get("arch")}
+    logged = {**config.as_dict(), "init_format": info.get("format"), "arch": info.get("arch")}
     kwargs = {"id": wandb_id, "resume": "allow"} if wandb_id else {}
-    return utils.init_wandb(args.wandb_project, run_dir, config, mode=args.wandb, **kwargs)
+    return utils.init_wandb(config.wandb_project, run_dir, logged, mode=config.wandb, **kwargs)
 
 
 def log_epoch(wandb_run, row: dict, step: int) -> None:
@@ -590,7 +593,7 @@ def dropped_note(n_files: int, n_train: int | None, batch_size: int) -> list[str
 
 
 def describe_run(
-    args, info: dict, splits: tuple, device, amp_dtype, steps_per_epoch: int, n_train: int | None = None
+    config, info: dict, splits: tuple, device, amp_dtype, steps_per_epoch: int, n_train: int | None = None
 ) -> str:
     def counts(items):
         n_real = sum(it.label == "real" for it in items)
@@ -598,18 +601,17 @@ def describe_run(
 
     train_items, val_items, test_items = splits
     precision = "fp32" if amp_dtype is None else f"{str(amp_dtype).removeprefix('torch.')} autocast"
-    weights = (
-        f" (fake {args.class_weights[0]}, real {args.class_weights[1]})" if args.loss == "weighted-ce" else ""
-    )
+    fake_w, real_w = config.class_weights
+    weights = f" (fake {fake_w}, real {real_w})" if config.loss == "weighted-ce" else ""
     return "\n".join([
-        f"Run folder: {args.out_dir}" + (" (resumed)" if args.resume else ""),
+        f"Run folder: {config.out_dir}" + (" (resumed)" if config.resume else ""),
         f"Model: {info['arch']} from {info['source']} ({info['format']})",
         f"Training {counts(train_items)}; validation {counts(val_items)}"
         + (f"; test {counts(test_items)}" if test_items else ""),
-        *dropped_note(len(train_items), n_train, args.batch_size),
+        *dropped_note(len(train_items), n_train, config.batch_size),
         f"Device {device}, {precision}, {distributed.world_size()} process(es), "
         f"{steps_per_epoch} optimizer steps per epoch",
         f"Labels: index {REAL_INDEX} = real, {FAKE_INDEX} = fake (model.LABEL_TO_INDEX); "
-        f"loss {args.loss}{weights}",
-        cli.settings_text(args) + f"\n  (stored in {args.out_dir}/args.json)",
+        f"loss {config.loss}{weights}",
+        settings_text(config) + f"\n  (stored in {config.out_dir}/args.json)",
     ])  # fmt: skip

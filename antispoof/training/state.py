@@ -40,7 +40,7 @@ from antispoof.checkpoints.files import (
 # Flags that may change between a run and its --resume without changing the result.
 RESUME_FREE_FLAGS = {"resume", "epochs", "workers", "device", "wandb", "wandb_project", "quiet",
                      "eval_batch_size", "test_split", "out_dir", "data", "checkpoint",
-                     "from_recipe"}  # fmt: skip
+                     "from_recipe", "overwrite"}  # fmt: skip
 
 
 @dataclass
@@ -176,6 +176,17 @@ def _read_history_json(run_dir: Path) -> dict:
         return json.loads((run_dir / "history.json").read_text())
     except (OSError, ValueError):  # missing, or cut by hand: the test split is scored again
         return {}
+
+
+def clear_run(run_dir: Path) -> None:
+    """--overwrite: delete what an earlier run wrote in RUN (its checkpoints, settings, history, curves,
+    validation/ and test/ scores); other files in the folder, and its wandb logs, are left alone."""
+    for name in ("last.pt", "best.pt", "best.pt.staged", "args.json", "history.json", "loss_curves.png",
+                 "skipped_files.tsv"):  # fmt: skip
+        (run_dir / name).unlink(missing_ok=True)
+    for folder in ("validation", "test"):
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
+    _remove_temporary_files(run_dir)
 
 
 def clear_unfinished(run_dir: Path) -> None:
