@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 import antispoof.utils as utils
 from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint
-from antispoof.networks import ARCHS, FAMILIES, NETWORKS, PUBLISHED, _canonical_arch, _make_config, detect
+from antispoof.networks import ARCHS, FAMILIES, NETWORKS, PUBLISHED, canonical_arch, config_for, detect
 from antispoof.networks.common import build_and_load, describe, short_list
 from antispoof.networks.keymaps import config_from_transformers, new_detector
 from antispoof.networks.wav2vec import wav2vec2_config
@@ -299,7 +299,7 @@ def _tensors(obj: Any, name: str = ""):
 
 
 def _check_arch(requested: str | None, found: str, source: str) -> None:
-    if requested is not None and _canonical_arch(requested)[0] != found:
+    if requested is not None and canonical_arch(requested)[0] != found:
         raise ValueError(f"{source} holds a model of arch {found!r}, but arch={requested!r} was asked for")
 
 
@@ -326,7 +326,7 @@ def _load_project(state: Mapping, arch, overrides, source: str) -> nn.Module:
     config = {**state["config"], **overrides}
     _validate_config(found, config, source)
     _check_model_size(found, config, weights, source)
-    return build_and_load(NETWORKS[found], _make_config(found, config), weights, source)
+    return build_and_load(NETWORKS[found], config_for(found, config), weights, source)
 
 
 def _check_model_size(arch: str, config: Mapping, weights: Mapping[str, Tensor], source: str) -> None:
@@ -338,7 +338,7 @@ def _check_model_size(arch: str, config: Mapping, weights: Mapping[str, Tensor],
     if getattr(NETWORKS[arch], "build_on_meta", True):
         return
     with torch.device("meta"):
-        model = NETWORKS[arch](_make_config(arch, config))
+        model = NETWORKS[arch](config_for(arch, config))
     needed = sum(t.numel() for t in model.state_dict().values())
     held = sum(t.numel() for t in weights.values())
     if needed > held:
@@ -376,9 +376,9 @@ _MAX_OTHER = 10**7  # sample counts (600 s at 16 kHz), rates
 def _validate_config(arch: str, config: Mapping, source: str) -> None:
     """Types, ranges and sizes of a stored config, checked against the defaults' types before anything is
     built (a string where a list belongs, a negative kernel, a NaN temperature, an absurd size)."""
-    defaults = asdict(_make_config(arch))
+    defaults = asdict(config_for(arch))
     for key, value in config.items():
-        if key in defaults:  # unknown keys: _make_config names them
+        if key in defaults:  # unknown keys: config_for names them
             _check_value(key, value, defaults[key], source, key)
 
 
@@ -528,7 +528,7 @@ def load_transformers(name_or_dir: str, overrides, source: str) -> nn.Module:
 
     sizes = config_from_transformers(Wav2Vec2Config.from_pretrained(name_or_dir))
     hf_model, info = Wav2Vec2Model.from_pretrained(
-        name_or_dir, config=wav2vec2_config(_make_config("ssl_aasist", sizes)), output_loading_info=True
+        name_or_dir, config=wav2vec2_config(config_for("ssl_aasist", sizes)), output_loading_info=True
     )
     if info["missing_keys"] or info.get("mismatched_keys"):
         raise ValueError(
@@ -564,8 +564,8 @@ def _model_from_checkpoint(contents: Mapping, source: str, arch: str | None, ove
     fmt = detect(contents)
     if fmt is None:
         raise ValueError(f"{source} holds {describe(contents)}; {_EXPECTED}")
-    if arch is not None and _canonical_arch(arch)[0] in fmt.starts:  # a front end for a new detector
-        model = fmt.load(contents, overrides, source, arch=_canonical_arch(arch)[0])
+    if arch is not None and canonical_arch(arch)[0] in fmt.starts:  # a front end for a new detector
+        model = fmt.load(contents, overrides, source, arch=canonical_arch(arch)[0])
     else:
         _check_arch(arch, fmt.arch, source)
         model = fmt.load(contents, overrides, source)

@@ -87,7 +87,7 @@ def detect(state: Mapping) -> Format | None:
     return next((f for f in FORMATS if f.matches(state)), None)
 
 
-def _make_config(arch: str, config: Any = None, base: Any = None):
+def config_for(arch: str, config: Any = None, base: Any = None):
     """A config dataclass for `arch` from None / dataclass / dict / JSON path, applied over `base`."""
     try:
         return make_config(_CONFIG_CLASSES[arch], config, base)
@@ -104,7 +104,7 @@ def _presets() -> dict[str, tuple[str, Any]]:
     }
 
 
-def _canonical_arch(arch: str) -> tuple[str, Any]:
+def canonical_arch(arch: str) -> tuple[str, Any]:
     """(arch, preset config or None) from a name: an arch, or a family's preset such as 'aasist-l' or
     'antideepfake-<size>'."""
     name = arch.lower().replace("-", "_")
@@ -125,8 +125,8 @@ def build_model(arch: str, config: Any = None) -> nn.Module:
 
     config: None (defaults), a config dataclass, a dict of its fields, or a path to a JSON file of them.
     """
-    arch, preset = _canonical_arch(arch)
-    cfg = _make_config(arch, config, base=replace(preset) if preset else None)
+    arch, preset = canonical_arch(arch)
+    cfg = config_for(arch, config, base=replace(preset) if preset else None)
     return NETWORKS[arch](cfg)
 
 

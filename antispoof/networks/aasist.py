@@ -183,13 +183,13 @@ class Residual_block(nn.Module):
         return self.mp(out + identity)
 
 
-def _residual_encoder(filts: list, time_pool: int) -> nn.Sequential:
+def residual_encoder(filts: list, time_pool: int) -> nn.Sequential:
     # Each block wrapped in its own Sequential: checkpoint keys are encoder.{i}.0.*
     specs = [(filts[1], True), (filts[2], False), (filts[3], False)] + [(filts[4], False)] * 3
     return nn.Sequential(*(nn.Sequential(Residual_block(f, first, time_pool)) for f, first in specs))
 
 
-class _GraphBackEnd(nn.Module):
+class GraphBackEnd(nn.Module):
     """Graph part shared by AASIST and SSL-AASIST: spectral/temporal GAT, two heterogeneous GAT branches."""
 
     def _init_graph(self, n_spectral_nodes: int, node_dim: int, gat_dims, pool_ratios, temperatures) -> None:
@@ -271,7 +271,7 @@ def sinc_filterbank(n_filters: int, kernel_size: int, sample_rate: int = 16000) 
     return torch.from_numpy(np.hamming(kernel_size).astype(np.float32) * band_pass)
 
 
-class AASIST(_GraphBackEnd):
+class AASIST(GraphBackEnd):
     """clovaai AASIST / AASIST-L on raw 16 kHz waveform. forward: (B, T) -> logits (B, 2)."""
 
     arch = "aasist"
@@ -289,7 +289,7 @@ class AASIST(_GraphBackEnd):
         )
         self.first_bn = nn.BatchNorm2d(1)
         self.selu = nn.SELU()
-        self.encoder = _residual_encoder(filts, time_pool=3)
+        self.encoder = residual_encoder(filts, time_pool=3)
         # The (3, 3) max-pool after the sinc layer turns filts[0] = 70 filters into 23 spectral nodes.
         self._init_graph(filts[0] // 3, filts[-1][-1], cfg.gat_dims, cfg.pool_ratios, cfg.temperatures)
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from antispoof.networks.aasist import _GraphBackEnd, _residual_encoder, backend_sizes
+from antispoof.networks.aasist import GraphBackEnd, backend_sizes, residual_encoder
 from antispoof.networks.common import (
     REFERENCE_HEAD,
     Family,
@@ -55,7 +55,7 @@ class SSLAASISTConfig(Wav2Vec2FrontEndConfig):
 # --------------------------------------------------------------------------------------------------
 
 
-class SSLAASIST(FrontEndMixin, _GraphBackEnd):
+class SSLAASIST(FrontEndMixin, GraphBackEnd):
     """wav2vec 2.0 (XLS-R) front end + AASIST back end. forward: 16 kHz waveform (B, T) -> logits (B, 2)."""
 
     arch = "ssl_aasist"
@@ -73,7 +73,7 @@ class SSLAASIST(FrontEndMixin, _GraphBackEnd):
         self.first_bn = nn.BatchNorm2d(1)
         self.first_bn1 = nn.BatchNorm2d(c)
         self.selu = nn.SELU()
-        self.encoder = _residual_encoder(filts, time_pool=1)
+        self.encoder = residual_encoder(filts, time_pool=1)
         self.attention = nn.Sequential(
             nn.Conv2d(c, cfg.attention_channels, kernel_size=1),
             nn.SELU(),

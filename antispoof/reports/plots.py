@@ -87,7 +87,7 @@ def plot_roc(frr: np.ndarray, far: np.ndarray, metrics: dict, title: str, path: 
     )
     ax.title.set_fontsize(9)
     ax.legend(loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_det(
@@ -142,7 +142,7 @@ def plot_det(
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8, title=f"Pspoof {op.p_spoof:g}, Cmiss {op.c_miss:g}, "
               f"Cfa {op.c_fa:g}", title_fontsize=7)  # fmt: skip
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_reliability(
@@ -182,7 +182,7 @@ def plot_reliability(
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, title=f"{n_bins} bins; marker area ~ files in the bin",
               title_fontsize=7)  # fmt: skip
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_hist(real: np.ndarray, fake: np.ndarray, metrics: dict, title: str, path: Path) -> None:
@@ -203,7 +203,7 @@ def plot_hist(real: np.ndarray, fake: np.ndarray, metrics: dict, title: str, pat
     ax.set(xlabel="score = real-class logit (higher = more real)", ylabel="files", title=title)
     ax.title.set_fontsize(9)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # beside the bars, never over them
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_loss_curves(steps: list[dict], epochs: list[dict], path: Path, subject: str = "") -> None:
@@ -235,7 +235,7 @@ def plot_loss_curves(steps: list[dict], epochs: list[dict], path: Path, subject:
     if subject:
         fig.suptitle(subject, fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_score_panels(
@@ -260,7 +260,7 @@ def plot_score_panels(
     fig.supylabel("files", fontsize=9)
     if subject:
         fig.suptitle(subject, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_score_vs_duration(
@@ -288,7 +288,7 @@ def plot_score_vs_duration(
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))  # 2, 3, 4 s rather than 2 x 10^0
     ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_before_after(
@@ -321,7 +321,7 @@ def plot_before_after(
         title=f"{subject}\nPer-file score, before vs after" if subject else "Per-file score, before vs after",
     )
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def reliability_bins(n_files: int) -> int:
@@ -329,7 +329,7 @@ def reliability_bins(n_files: int) -> int:
     return int(np.clip(n_files // 20, 3, 10))
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     """Write the figure atomically (a temporary file, then os.replace): a reader never sees half a PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")

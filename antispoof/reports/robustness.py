@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from antispoof.reports.plots import _save, plt
+from antispoof.reports.plots import plt, save_figure
 
 STATUS_MARK = {"broken": "x", "degraded": "!", "holds": "", "reference": "", "unscored": "?"}
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
@@ -70,7 +70,7 @@ def plot_robustness(runs: list[tuple[str, dict]], path: Path) -> None:
         f"{first['n_files']} files): dashed = clean, x = broken, ! = degraded",
         fontsize=9,
     )
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _get(conds: dict, name: str, key: str) -> float:
