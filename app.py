@@ -85,12 +85,14 @@ class Detector:
         configs: dict[str, dict] | None = None,
         op: OperatingPoint = ASVSPOOF5,
         fake_prior: float = SINGLE_RECORDING_PRIOR,
+        backend: str = "auto",
     ):
         self.choices = choices
         self.configs = configs or {}  # label -> --model-config overrides (the --checkpoint files given)
         self.device = pick_device(device)
         self.op = op  # the operating point of the binary verdict (--prior, --cost)
         self.fake_prior = fake_prior  # the prior of the three answers (--fake-prior; even odds)
+        self.backend = backend  # --backend: what runs the model (auto: onnxruntime for AASIST on a CPU)
         self._scorers: dict[tuple[str, str], Scorer] = {}
         self._lock = threading.Lock()  # Gradio runs events in threads; one forward pass at a time on a CPU
 
@@ -104,7 +106,11 @@ class Detector:
         if (label, "first 4.04 s") not in self._scorers:
             try:
                 scorer = Scorer.load(
-                    self.choices[label], device=self.device, model_config=self.configs.get(label), workers=0
+                    self.choices[label],
+                    device=self.device,
+                    model_config=self.configs.get(label),
+                    workers=0,
+                    backend=self.backend,
                 )
             except Exception as err:  # noqa: BLE001 - any load failure becomes a message on the page
                 raise ValueError(f"Could not load checkpoint {label!r}: {err}") from err
@@ -426,6 +432,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     cli.add_device(parser)
+    cli.add_backend(parser)
     cli.add_policy(parser, hop=False, single_recording=True)  # the page's choice starts there
     parser.add_argument(
         "--fake-prior",
@@ -462,7 +469,9 @@ def main(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {err}") from None
     given = {Path(spec).name if Path(spec).exists() else spec for spec in args.checkpoint}
     configs = {label: model_config for label in given if model_config}
-    detector = Detector(choices, args.device, configs, cli.operating_point(args), args.fake_prior)
+    detector = Detector(
+        choices, args.device, configs, cli.operating_point(args), args.fake_prior, backend=args.backend
+    )
     mode = "windows (mean)" if args.window else "whole clip" if args.whole_clip else "first 4.04 s"
     demo = build_app(detector, default, args.max_mb, args.max_seconds, mode, why)
     demo.queue(default_concurrency_limit=1)
