@@ -12,12 +12,10 @@ Every file is read with `torch.load(weights_only=True)`: no pickled code ever ru
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
 import os
-import pickle
 import re
 import sys
 from collections.abc import Mapping
@@ -25,13 +23,18 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 import antispoof.utils as utils
+from antispoof.checkpoints.reading import (  # noqa: F401 (read_safetensors: re-exported)
+    EXPECTED,
+    PROJECT_FORMAT,
+    read_checkpoint,
+    read_safetensors,
+)
 from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint
-from antispoof.networks import ARCHS, FAMILIES, NETWORKS, PUBLISHED, canonical_arch, config_for, detect
+from antispoof.networks import ARCHS, FAMILIES, NETWORKS, canonical_arch, config_for, detect
 from antispoof.networks.common import build_and_load, describe, short_list
 from antispoof.networks.keymaps import config_from_transformers, new_detector
 from antispoof.networks.wav2vec import wav2vec2_config
@@ -40,7 +43,6 @@ from antispoof.networks.wav2vec import wav2vec2_config
 # Saving and loading
 # --------------------------------------------------------------------------------------------------
 
-PROJECT_FORMAT = "ssl-aasist-project/1"
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -157,147 +159,6 @@ def save_checkpoint(
 # Loading
 # --------------------------------------------------------------------------------------------------
 
-_EXPECTED = f"expected one of: {PUBLISHED}, or this project's checkpoint (format {PROJECT_FORMAT!r})"
-
-
-def _data_only_globals() -> dict[str, Any]:
-    """Globals that only rebuild data (never run user code): the legacy fairseq argparse.Namespace, and
-    numpy arrays, scalars and dtypes (fairseq meters, numpy RNG states). Keyed by the name stored in the
-    pickle, under numpy 1 and numpy 2 module paths."""
-    core = np._core if hasattr(np, "_core") else np.core
-    allowed = {"argparse.Namespace": argparse.Namespace, "numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype}
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[f"{module}._reconstruct"] = core.multiarray._reconstruct
-        allowed[f"{module}.scalar"] = core.multiarray.scalar
-    for name in dir(np.dtypes):
-        if name.endswith("DType"):
-            allowed[f"numpy.dtypes.{name}"] = getattr(np.dtypes, name)
-    return allowed
-
-
-def _torch_load(path: Path, map_location) -> Any:
-    """torch.load(weights_only=True), never weights_only=False: pickled code is never run. Data-only globals
-    (argparse.Namespace of legacy fairseq checkpoints, numpy arrays/scalars) are allow-listed by name."""
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        try:
-            needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        except Exception:  # noqa: BLE001 - not a zip checkpoint: reported below
-            needed = None
-        allowed = _data_only_globals()
-        if needed and all(g in allowed for g in needed):
-            # All of them: numpy dtype classes are built inside the pickle without a global of their own.
-            try:
-                with torch.serialization.safe_globals([(obj, name) for name, obj in allowed.items()]):
-                    return torch.load(path, map_location=map_location, weights_only=True)
-            except Exception as again:  # noqa: BLE001 - e.g. truncated after the header
-                raise _unreadable(path, again) from again
-        if needed:
-            refused = [g for g in needed if g not in allowed]
-            raise ValueError(
-                f"{path} needs Python objects that could run code when unpickled "
-                f"({short_list(refused)}), so it is not loaded. {_EXPECTED}"
-            ) from None
-        raise _unreadable(path, err) from None
-    except Exception as err:  # noqa: BLE001 - truncated or non-PyTorch files fail in many ways
-        raise _unreadable(path, err) from err
-
-
-def _unreadable(path: Path, err: BaseException) -> ValueError:
-    first_line = str(err).splitlines()[0] if str(err) else ""
-    return ValueError(
-        f"{path} cannot be read as a PyTorch checkpoint ({type(err).__name__}: {first_line}); it is "
-        f"truncated or not a PyTorch file. {_EXPECTED}"
-    )
-
-
-def read_safetensors(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
-    """(tensors, metadata) of a .safetensors file, e.g. a Hugging Face `model.safetensors`.
-
-    The format holds no code and its reader checks that every tensor lies inside the file, so nothing is
-    allocated beyond what the file holds; a damaged file ends in a ValueError that says so.
-    """
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            header_len = int.from_bytes(f.read(8), "little")
-        if header_len > path.stat().st_size - 8:
-            raise ValueError(f"its header claims {header_len:,} bytes, more than the file holds")
-        with safe_open(path, framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a Mapping
-    except (SafetensorError, ValueError, OSError) as err:
-        raise ValueError(
-            f"{path} cannot be read as a safetensors file ({type(err).__name__}: {err}); it is truncated or "
-            "not a safetensors file"
-        ) from None
-    return tensors, metadata
-
-
-def _safetensors_description(path: Path, metadata: dict[str, str]) -> dict[str, Any] | None:
-    """The project description of a .safetensors file: from its metadata, else from the JSON beside it
-    (`<stem>.json`, or `config.json` in the same folder) when that JSON names the project format."""
-    if "format" in metadata:
-        try:
-            return {
-                k: json.loads(metadata[k])
-                for k in ("format", "arch", "config", "calibration")
-                if k in metadata
-            }
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: its metadata is not valid JSON ({err})") from None
-    for beside in (path.with_suffix(".json"), path.with_name("config.json")):
-        if beside.is_file():
-            try:
-                description = json.loads(beside.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise ValueError(f"{beside} (the config of {path.name}) is not valid JSON ({err})") from None
-            if isinstance(description, dict) and "format" in description:
-                return description
-    return None
-
-
-def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> Mapping:
-    """The contents of a checkpoint file, read without running any code: torch files with
-    `torch.load(weights_only=True)`, .safetensors files (a project export, or a bare state dict)."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        tensors, metadata = read_safetensors(path)
-        description = _safetensors_description(path, metadata)
-        if description is None:
-            return tensors
-        return {**description, "model": tensors}
-    contents = _torch_load(path, map_location)
-    if not isinstance(contents, Mapping):
-        raise ValueError(f"{path} holds {describe(contents)}; {_EXPECTED}")
-    for name, tensor in _tensors(contents):
-        claimed = tensor.numel() * tensor.element_size()
-        held = tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
-        if claimed > held:  # stride 0 (expanded) or overlapping strides: using it would allocate `claimed`
-            raise ValueError(
-                f"{path}: tensor {name!r} of shape {tuple(tensor.shape)} claims {claimed:,} bytes but its "
-                f"storage holds {held:,} (an expanded or overlapping view); not loaded. A saved model's "
-                "weights hold their own bytes: re-save them with tensor.contiguous()"
-            )
-    return contents
-
-
-def _tensors(obj: Any, name: str = ""):
-    """(dotted name, tensor) for every tensor inside nested dicts and lists."""
-    if isinstance(obj, Tensor):
-        yield name, obj
-    elif isinstance(obj, Mapping):
-        for key, value in obj.items():
-            yield from _tensors(value, f"{name}.{key}" if name else str(key))
-    elif isinstance(obj, (list, tuple)):
-        for i, value in enumerate(obj):
-            yield from _tensors(value, f"{name}.{i}")
-
-
 def _check_arch(requested: str | None, found: str, source: str) -> None:
     if requested is not None and canonical_arch(requested)[0] != found:
         raise ValueError(f"{source} holds a model of arch {found!r}, but arch={requested!r} was asked for")
@@ -307,7 +168,7 @@ def _load_project(state: Mapping, arch, overrides, source: str) -> nn.Module:
     """A project checkpoint's model, after its arch, config, weights and calibration were checked."""
     missing = [key for key in ("arch", "config", "model") if key not in state]
     if missing:
-        raise ValueError(f"{source}: the project checkpoint lacks {missing[0]!r}; {_EXPECTED}")
+        raise ValueError(f"{source}: the project checkpoint lacks {missing[0]!r}; {EXPECTED}")
     found = state["arch"]
     if not isinstance(found, str) or found not in ARCHS:
         raise ValueError(f"{source}: project checkpoint names an unknown arch {found!r} (known: {ARCHS})")
@@ -491,7 +352,7 @@ def load_model(
 
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise ValueError(f"{path} is a folder without config.json; {_EXPECTED}")
+            raise ValueError(f"{path} is a folder without config.json; {EXPECTED}")
         _check_arch(arch, "ssl_aasist", source)
         model = load_transformers(str(path), overrides, source)
         return _to_device(model, map_location), _info(model, "transformers", source)
@@ -549,7 +410,7 @@ def model_from_checkpoint(
     try:
         return _model_from_checkpoint(contents, source, arch, _config_overrides(config))
     except (TypeError, KeyError, AttributeError, IndexError) as err:  # a damaged file the checks above let by
-        raise ValueError(f"{source} is malformed ({type(err).__name__}: {err}); {_EXPECTED}") from err
+        raise ValueError(f"{source} is malformed ({type(err).__name__}: {err}); {EXPECTED}") from err
 
 
 def _model_from_checkpoint(contents: Mapping, source: str, arch: str | None, overrides: dict) -> tuple:
@@ -563,7 +424,7 @@ def _model_from_checkpoint(contents: Mapping, source: str, arch: str | None, ove
         return model, _info(model, "project", source, contents.get("calibration"))
     fmt = detect(contents)
     if fmt is None:
-        raise ValueError(f"{source} holds {describe(contents)}; {_EXPECTED}")
+        raise ValueError(f"{source} holds {describe(contents)}; {EXPECTED}")
     if arch is not None and canonical_arch(arch)[0] in fmt.starts:  # a front end for a new detector
         model = fmt.load(contents, overrides, source, arch=canonical_arch(arch)[0])
     else:
