@@ -33,11 +33,46 @@ from antispoof.audio.rawboost import ALGOS
 from antispoof.training.augment import AUGMENT_FAMILIES
 from antispoof.training.config import RECIPES, TrainConfig, recipe_values
 
+# A recipe flag left out is absent from the parsed flags (SUPPRESS); TrainConfig.with_recipe fills it.
+UNSET = argparse.SUPPRESS
+
 
 def recipe_help(key: str, text: str) -> str:
     """Help text naming each recipe's value: --help shows what --recipe would set, whatever is given."""
     values = ", ".join(f"{name} {recipe_values(name)[key]}" for name in sorted(RECIPES))
     return f"{text} (default from --recipe: {values})"
+
+
+def add_optimisation(p: argparse.ArgumentParser) -> None:
+    """The optimisation flags: --recipe and the settings it fills, the optimizer, schedule and loss."""
+    o = p.add_argument_group("optimisation")
+    o.add_argument(
+        "--recipe",
+        default="original",
+        choices=sorted(RECIPES),
+        help="fills the flags marked 'default from --recipe' that are not given: 'original' (the FoR run) or "
+        "'reference' (SSL_Anti-spoofing); the run prints the settings it used and stores them in args.json",
+    )
+    o.add_argument("--epochs", type=int, default=UNSET, help=recipe_help("epochs", "number of epochs"))
+    o.add_argument("--lr", type=float, default=UNSET, help=recipe_help("lr", "peak learning rate"))
+    o.add_argument("--optimizer", default="adam", choices=("adam", "adamw"), help="optimizer")
+    o.add_argument(
+        "--weight-decay",
+        type=float,
+        default=UNSET,
+        help=recipe_help("weight_decay", "weight decay (Adam: L2 penalty, as the reference)"),
+    )
+    o.add_argument("--loss", choices=("ce", "weighted-ce"), default=UNSET,
+                   help=recipe_help("loss", "plain or class-weighted cross-entropy"))  # fmt: skip
+    o.add_argument("--class-weights", type=float, nargs=2, default=[0.1, 0.9], metavar=("FAKE", "REAL"),
+                   help="weighted-ce weights of the fake and real classes")  # fmt: skip
+    o.add_argument(
+        "--eval-batch-size", type=int, default=None, help="validation/test batch (default: --batch-size)"
+    )
+    o.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    o.add_argument("--clip-grad", type=float, default=0.0, help="max gradient norm (0 = no clipping)")
+    o.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up, in optimizer steps")
+    o.add_argument("--schedule", default="constant", choices=("constant", "cosine"), help="lr after warm-up")
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
@@ -46,7 +81,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     io = p.add_argument_group("data and run folder")
     cli.add_data(io, help="dataset root (FoR: holds training|validation|testing)")
     io.add_argument("--train-split", default="training", help="split used for training")
-    io.add_argument("--val-split", default="validation", help="split that picks the best epoch and threshold")
+    io.add_argument(
+        "--val-split", default="validation", help="split that picks the best epoch and fits its calibration"
+    )
     io.add_argument("--test-split", default="testing", help="split scored once at the end ('none' to skip)")
     io.add_argument(
         "--out-dir", default="runs/fine_tune_for", help="run folder (checkpoints, history, test/)"
@@ -68,41 +105,13 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                    help="train the head only (SSL-AASIST, AntiDeepfake, SLS)")  # fmt: skip
     m.add_argument("--gradient-checkpointing", action="store_true", help="save front-end activation memory")
 
-    o = p.add_argument_group("optimisation")
-    o.add_argument(
-        "--recipe",
-        default="original",
-        choices=sorted(RECIPES),
-        help="fills the flags marked 'default from --recipe' that are not given: 'original' (the FoR run) or "
-        "'reference' (SSL_Anti-spoofing); the run prints the settings it used and stores them in args.json",
-    )
-    unset = argparse.SUPPRESS  # a recipe flag left out is filled from --recipe after parsing
-    o.add_argument("--epochs", type=int, default=unset, help=recipe_help("epochs", "number of epochs"))
-    o.add_argument("--lr", type=float, default=unset, help=recipe_help("lr", "peak learning rate"))
-    o.add_argument("--optimizer", default="adam", choices=("adam", "adamw"), help="optimizer")
-    o.add_argument(
-        "--weight-decay",
-        type=float,
-        default=unset,
-        help=recipe_help("weight_decay", "weight decay (Adam: L2 penalty, as the reference)"),
-    )
-    o.add_argument("--loss", choices=("ce", "weighted-ce"), default=unset,
-                   help=recipe_help("loss", "plain or class-weighted cross-entropy"))  # fmt: skip
-    o.add_argument("--class-weights", type=float, nargs=2, default=[0.1, 0.9], metavar=("FAKE", "REAL"),
-                   help="weighted-ce weights of the fake and real classes")  # fmt: skip
-    o.add_argument(
-        "--eval-batch-size", type=int, default=None, help="validation/test batch (default: --batch-size)"
-    )
-    o.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    o.add_argument("--clip-grad", type=float, default=0.0, help="max gradient norm (0 = no clipping)")
-    o.add_argument("--warmup-steps", type=int, default=0, help="linear warm-up, in optimizer steps")
-    o.add_argument("--schedule", default="constant", choices=("constant", "cosine"), help="lr after warm-up")
+    add_optimisation(p)
 
     a = p.add_argument_group("training clips")
     a.add_argument("--crop", default="head", choices=("head", "random"),
                    help="4 s window of longer training files: head (reference) or random")  # fmt: skip
     algos = ", ".join(f"{k} {v}" for k, v in ALGOS.items())
-    a.add_argument("--rawboost", type=int, choices=sorted(ALGOS), default=unset,
+    a.add_argument("--rawboost", type=int, choices=sorted(ALGOS), default=UNSET,
                    help=recipe_help("rawboost", f"RawBoost on the fly: {algos}"))  # fmt: skip
     a.add_argument("--augment", nargs="+", choices=sorted(AUGMENT_FAMILIES), default=None,
                    help="channel augmentation from stress.py's battery, on the fly: codec (MP3, AAC, Opus, "
@@ -113,7 +122,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     r = p.add_argument_group("run")
     cli.add_compute(
         r,
-        batch_size_default=unset,
+        batch_size_default=UNSET,
         batch_size_help=recipe_help("batch_size", "clips per training step and process"),
         seed=1234,  # workers: what the machine has (4 on 2 cores spent more system than user time)
     )

@@ -226,6 +226,15 @@ def render(run: an.Run, before: an.Run | None, attrs: dict, found: dict, figures
     md += ["", "## 1. Headline", ""] + [f"- {line}" for line in found["headline"]]
     md += ["", f"![score histograms per class and per group]({figures['scores']})", ""]
 
+    md += failures_section(run, attrs, found, figures) + confounds_section(found)
+    if before is not None:
+        md += render_change(run, before, found, figures)
+    return "\n".join(md) + "\n"
+
+
+def failures_section(run: an.Run, attrs: dict, found: dict, figures: dict) -> list[str]:
+    """Section 2 of report.md: per group, per audio attribute, and the files it gets most wrong."""
+    md = []
     md += ["## 2. Where it fails", "", "### Per group", ""]
     if found["groups"]:
         md += [
@@ -288,6 +297,12 @@ def render(run: an.Run, before: an.Run | None, attrs: dict, found: dict, figures
         )
         md.append("")
 
+    return md
+
+
+def confounds_section(found: dict) -> list[str]:
+    """Section 3 of report.md: can an attribute alone tell real from fake, and what is left without it."""
+    md = []
     md += ["## 3. Confound check", ""]
     md.append(
         "Can an attribute of the files alone tell real from fake? Its AUC alone (numbers in both directions, "
@@ -315,9 +330,7 @@ def render(run: an.Run, before: an.Run | None, attrs: dict, found: dict, figures
         rows,
     )
     md.append("")
-    if before is not None:
-        md += render_change(run, before, found, figures)
-    return "\n".join(md) + "\n"
+    return md
 
 
 def render_change(run: an.Run, before: an.Run, found: dict, figures: dict) -> list[str]:
