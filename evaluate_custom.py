@@ -1,7 +1,7 @@
 """Score a labelled real/fake dataset with a checkpoint and report AUC and EER (positive class = real).
 
     python evaluate_custom.py --data DIR --checkpoint la --out-dir runs/eval_la
-    python evaluate_custom.py --data ASVspoof2019/LA --format asvspoof2019 --split eval --checkpoint aasist \\
+    python evaluate_custom.py --data ASVspoof2019/LA --layout asvspoof2019 --split eval --checkpoint aasist \\
         --out-dir runs/aasist_la19
     torchrun --nproc_per_node 4 evaluate_custom.py --data DIR --checkpoint la --out-dir runs/eval_la
 

@@ -299,16 +299,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="chance that a recording is fake before listening, for the calibrated answer (0.5: even odds)",
     )
     cli.add_operating_point(parser)
-    parser.add_argument(
-        "--no-calibration", action="store_true", help="ignore the checkpoint's calibration (no answer then)"
-    )
-    parser.add_argument(
-        "--score-file",
-        type=Path,
-        default=None,
-        help="also write an ASVspoof 5 score file (filename<TAB>cm-score: the llr when calibrated, else the "
-        "score)",
-    )
+    cli.add_calibration_flags(parser, no_calibration="ignore the checkpoint's calibration (no answer then)")
     args = parser.parse_args(argv)
     if args.old_format is not None:
         parser.error(

@@ -1,15 +1,30 @@
 """The command-line flags the scripts share, defined once: a flag means the same thing in every script.
 
-    p = cli.parser(__doc__)
-    cli.add_data(p)                                   # --data, --format (the dataset layout)
+    p = cli.parser(__doc__)                           # the one HelpFormatter (defaults, docstring as written)
+    cli.add_data(p)                                   # --data, --layout (dataset layout; old name --format)
     cli.add_checkpoint(p, default="la")               # --checkpoint
     cli.add_model_config(p)                           # --model-config
-    cli.add_policy(p)                                 # --window, --hop, --max-duration
+    cli.add_policy(p)                                 # --window, --hop, --max-duration (+ the whole clip)
     cli.add_compute(p)                                # --device, --batch-size, --workers, --amp, --seed
+    cli.add_backend(p)                                # --backend
+    cli.add_operating_point(p)                        # --prior, --cost
+    cli.add_calibration_flags(p, no_calibration=...)  # --no-calibration, --score-file
+    cli.add_overwrite(p); cli.add_limit(p)            # --overwrite, --limit
+    cli.add_run(p, help=...)                          # RUN or --run RUN
     cli.add_wandb(p, default="disabled", project="ssl-aasist-eval")  # --wandb, --wandb-project
 
-A script may give a flag another default (fine_tune_for.py seeds with 1234, logs to wandb by default), never
-another meaning.
+A script may give a flag another default, never another meaning. Where defaults differ, the reason:
+- --checkpoint: la in evaluate_custom.py and fine_tune_for.py (the workflow's model: SSL-AASIST trained on
+  ASVspoof 2019 LA, the one the published numbers are about); aasist, or the strongest detector present, in
+  score.py and app.py (an answer on a CPU without a manual 1.2 GB download).
+- --seed: 1234 in fine_tune_for.py (SSL_Anti-spoofing's training seed: dropout, shuffling, RawBoost); 0 in
+  evaluation, where only the decoding workers draw random numbers and no score depends on them.
+- --wandb: auto in fine_tune_for.py (its result is a curve over epochs); disabled in evaluation (its result
+  is one line and metrics.json).
+- --workers: 4 in fine_tune_for.py (training clips are decoded and augmented on the fly); one per core
+  less one elsewhere.
+
+This module imports no torch (choices come from antispoof.constants), so every --help stays fast.
 """
 
 from __future__ import annotations
