@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--limit", type=int, default=None, help="only N files, spread over the dataset (smoke runs)"
     )
-    calibration.add_operating_point_args(p)
+    cli.add_operating_point(p)
     p.add_argument(
         "--no-calibration",
         action="store_true",
@@ -116,7 +116,7 @@ def main(args: argparse.Namespace) -> dict:
         return comparison
     set_seed(args.seed)
     try:
-        items = load_dataset(args.data, format=args.format, split=args.split)
+        items = load_dataset(args.data, format=args.layout, split=args.split)
         chosen = battery.select(battery.default_battery(args.noise), args.conditions)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {err}")
@@ -143,7 +143,7 @@ def main(args: argparse.Namespace) -> dict:
         )
     except (OSError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
         sys.exit(f"error: cannot load checkpoint {args.checkpoint}: {err}")
-    data = {"data": str(args.data), "format": args.format, "split": args.split, "limit": args.limit}
+    data = {"data": str(args.data), "layout": args.layout, "split": args.split, "limit": args.limit}
     record = run_record(
         scorer.model, scorer.info, checkpoint=args.checkpoint, settings=scorer.settings(), data=data
     )
@@ -178,7 +178,7 @@ def main(args: argparse.Namespace) -> dict:
         n_bootstrap=args.bootstrap,
         calibration=cal,
         calibration_source=where,
-        op=calibration.operating_point(args),
+        op=cli.operating_point(args),
         keep_audio=args.keep_audio,
         extra={"data": str(args.data)},
     )

@@ -38,7 +38,7 @@ RULES = [
 COMMAND_LINE = ("argparse", "antispoof.cli")
 # Readers of fairseq checkpoints, which pickle an argparse.Namespace: a data type there, not a command line.
 ARGPARSE_AS_DATA = {
-    "antispoof.checkpoints.files", "antispoof.checkpoints.formats", "antispoof.networks.keymaps",
+    "antispoof.checkpoints.files", "antispoof.checkpoints.reading", "antispoof.networks.keymaps",
 }  # fmt: skip
 
 
