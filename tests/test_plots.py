@@ -18,7 +18,7 @@ def figures(monkeypatch):
     def keep(fig, path):
         kept[path.name] = fig
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     return kept
 
 
