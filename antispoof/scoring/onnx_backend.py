@@ -256,7 +256,7 @@ def resolve_backend(model: nn.Module, backend: str, device: torch.device, amp: s
 def scoring_model(model: nn.Module, backend: str, device: torch.device, amp: str = "auto") -> nn.Module:
     """What scoring runs: the PyTorch model, or an onnxruntime session of it (`backend` onnx / onnx-int8).
 
-    "auto" picks onnxruntime on a CPU for AASIST in fp32 (the same scores within 1e-6, about 4x faster on 2
+    "auto" picks onnxruntime on a CPU for AASIST in fp32 (the same scores within 1e-5, about 2.6x faster on 2
     cores) and PyTorch otherwise: the full-size SSL-AASIST takes minutes to export and its int8 variant
     changes scores, so both are opt-in there (`--backend onnx`, `--backend onnx-int8`).
     """
