@@ -4,6 +4,7 @@ data let it score something other than spoofing, and (with --compare) what chang
     python analyse.py runs/custom_la                              # writes runs/custom_la/report.md
     python analyse.py runs/custom_for --compare runs/custom_la    # ... plus the change from the LA run
     python analyse.py runs/custom_la --data /new/home/of/custom   # the audio moved since the run
+    python analyse.py runs/stress --condition opus_12k --compare runs/stress   # one stress condition vs clean
 
 Reads RUN/scores.csv and RUN/metrics.json (evaluate_custom.py's outputs) and the audio files themselves
 (`audio.describe`: container, codec, sample rate, channels, duration, loudness, leading/trailing silence;
@@ -33,7 +34,18 @@ from antispoof.reports.report import write_report
 def build_parser() -> argparse.ArgumentParser:
     p = cli.parser(__doc__)
     cli.add_run(p, help="run folder with scores.csv and metrics.json (evaluate_custom.py)")
-    p.add_argument("--compare", type=Path, default=None, help="an earlier run folder to compare with")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        help="an earlier run folder to compare with (a stress-test run: its clean condition)",
+    )
+    p.add_argument(
+        "--condition",
+        default=None,
+        help="a stress-test run (stress.py) is analysed one condition at a time: which one "
+        "(report in RUN/analysis_CONDITION/)",
+    )
     p.add_argument(
         "--data", type=Path, default=None, help="where the audio is now, if it moved since the run"
     )
@@ -53,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> dict:
     """Write RUN/report.md and print its summary; returns the findings (confounds, diagnosis, ...)."""
     try:
-        return write_report(args.run, args.compare, args.data, args.workers)
+        return write_report(args.run, args.compare, args.data, args.workers, condition=args.condition)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {err}")
 

@@ -434,20 +434,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cli.add_device(parser)
     cli.add_backend(parser)
     cli.add_policy(parser, hop=False, single_recording=True)  # the page's choice starts there
-    parser.add_argument(
-        "--fake-prior",
-        type=float,
-        default=SINGLE_RECORDING_PRIOR,
-        help="chance that a recording is fake before listening, for the calibrated answer (0.5: even odds)",
-    )
+    cli.add_fake_prior(parser)
     cli.add_operating_point(parser)
     parser.add_argument("--max-mb", type=float, default=DEFAULT_MAX_MB, help="largest upload accepted")
     parser.add_argument(
         "--max-seconds", type=float, default=DEFAULT_MAX_SECONDS, help="longest clip accepted"
     )
     args = parser.parse_args(argv)
-    if not 0 < args.fake_prior < 1:
-        parser.error(f"--fake-prior must be strictly between 0 and 1, got {args.fake_prior}")
     return args
 
 

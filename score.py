@@ -55,9 +55,7 @@ from antispoof.audio.conditions import far_from_training
 from antispoof.audio.datasets import Item, list_audio_files, load_dataset, unique_files
 from antispoof.audio.decode import AudioError, load_audio
 from antispoof.checkpoints.cards import best_local_detector, card_lines, model_card
-from antispoof.checkpoints.files import parse_model_config
 from antispoof.scoring.decision import (
-    SINGLE_RECORDING_PRIOR,
     Decision,
     add_answers,
     is_scored,
@@ -292,12 +290,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cli.add_policy(parser, single_recording=True)
     cli.add_compute(parser, seed=None)
     cli.add_backend(parser)
-    parser.add_argument(
-        "--fake-prior",
-        type=float,
-        default=SINGLE_RECORDING_PRIOR,
-        help="chance that a recording is fake before listening, for the calibrated answer (0.5: even odds)",
-    )
+    cli.add_fake_prior(parser)
     cli.add_operating_point(parser)
     cli.add_calibration_flags(parser, no_calibration="ignore the checkpoint's calibration (no answer then)")
     args = parser.parse_args(argv)
@@ -306,8 +299,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"--format is now --output-format (--format is the dataset layout in the other scripts): "
             f"use --output-format {args.old_format}"
         )
-    if not 0 < args.fake_prior < 1:
-        parser.error(f"--fake-prior must be strictly between 0 and 1, got {args.fake_prior}")
     return args
 
 
@@ -316,19 +307,7 @@ def load_scorer(args: argparse.Namespace) -> tuple[Scorer, str]:
     why = "--checkpoint"
     if args.checkpoint is None:
         args.checkpoint, why = best_local_detector()
-    scorer = Scorer.load(
-        args.checkpoint,
-        device=args.device,
-        model_config=parse_model_config(args.model_config),
-        window=args.window,
-        hop_s=args.hop,
-        max_seconds=args.max_duration,
-        whole_clip=args.whole_clip,
-        amp=args.amp,
-        backend=args.backend,
-        batch_size=args.batch_size,
-        workers=args.workers,
-    )
+    scorer = cli.load_scorer(args)
     return scorer, why
 
 

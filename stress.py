@@ -33,12 +33,10 @@ from pathlib import Path
 
 from antispoof import cli
 from antispoof.audio import battery, battery_cache
-from antispoof.audio.datasets import load_dataset
-from antispoof.checkpoints.files import parse_model_config
+from antispoof.audio.datasets import load_dataset, spread
 from antispoof.evaluation import calibration
 from antispoof.runs import RunFolderError, prepare_run_dir, run_record
 from antispoof.scoring import stress
-from antispoof.scoring.setup import Scorer
 from antispoof.utils import set_seed, write_json
 
 
@@ -120,27 +118,12 @@ def main(args: argparse.Namespace) -> dict:
         chosen = battery.select(battery.default_battery(args.noise), args.conditions)
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f"error: {err}")
-    if args.limit is not None and args.limit < len(items):
-        step = len(items) / args.limit  # spread over the list, so both classes are in a smoke run
-        items = [items[int(k * step)] for k in range(args.limit)]
+    items = spread(items, args.limit)
     usable, skipped = battery.available(chosen)
     for name, why in skipped.items():
         print(f"skipped condition {name}: {why}", file=sys.stderr)
     try:
-        scorer = Scorer.load(
-            args.checkpoint,
-            device=args.device,
-            model_config=parse_model_config(args.model_config),
-            map_location="cpu",
-            window=args.window,
-            hop_s=args.hop,
-            max_seconds=args.max_duration,
-            whole_clip=args.whole_clip,
-            amp=args.amp,
-            backend=args.backend,
-            batch_size=args.batch_size,
-            workers=args.workers,
-        )
+        scorer = cli.load_scorer(args)
     except (OSError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
         sys.exit(f"error: cannot load checkpoint {args.checkpoint}: {err}")
     data = {"data": str(args.data), "layout": args.layout, "split": args.split, "limit": args.limit}

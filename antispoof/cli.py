@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 from antispoof.audio.datasets import FORMATS
-from antispoof.constants import AMP_CHOICES, BACKENDS, default_workers
+from antispoof.constants import AMP_CHOICES, BACKENDS, SINGLE_RECORDING_PRIOR, default_workers
 from antispoof.evaluation.metrics import ASVSPOOF5, OperatingPoint
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -202,6 +202,27 @@ def add_operating_point(p) -> None:
     )
 
 
+def add_fake_prior(p) -> None:
+    """--fake-prior: the prior of the three answers a single recording gets (score.py and app.py)."""
+    p.add_argument(
+        "--fake-prior",
+        type=open_probability,
+        default=SINGLE_RECORDING_PRIOR,
+        help="chance that a recording is fake before listening, for the calibrated answer (0.5: even odds)",
+    )
+
+
+def open_probability(text: str) -> float:
+    """argparse type: a probability strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text}")
+    return value
+
+
 def operating_point(args: argparse.Namespace) -> OperatingPoint:
     """The OperatingPoint of --prior / --cost; exits with the reason when they are invalid."""
     try:
@@ -300,16 +321,37 @@ def policy_origin(args: argparse.Namespace) -> str:
     return "--window" if args.window else "the model's reference policy, as published numbers are made"
 
 
+def load_scorer(args: argparse.Namespace, checkpoint: str | None = None):
+    """The Scorer that the shared flags describe (add_checkpoint, add_model_config, add_policy, add_device,
+    add_compute, add_backend), for `checkpoint` (default: --checkpoint). Raises the loaders' OSError /
+    ValueError / RuntimeError, whose messages say what to do."""
+    from antispoof.checkpoints.files import parse_model_config
+    from antispoof.scoring.setup import Scorer
+
+    return Scorer.load(
+        checkpoint or args.checkpoint,
+        device=args.device,
+        model_config=parse_model_config(args.model_config),
+        map_location="cpu",  # moved to the device when scoring starts
+        window=args.window,
+        hop_s=args.hop,
+        max_seconds=args.max_duration,
+        whole_clip=args.whole_clip,
+        amp=args.amp,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        workers=args.workers,
+    )
+
+
 def run_evaluation(args: argparse.Namespace) -> dict:
     """evaluate_custom.py: score a labelled set into a run folder (`evaluation_parser`'s flags); returns the
     metrics (rank 0) or {} (other torchrun ranks). Every refusal ends the run with its message."""
     import antispoof.distributed as dist
     import antispoof.scoring.scorefile as scorefile
     from antispoof.audio.datasets import load_dataset, spread
-    from antispoof.checkpoints.files import parse_model_config
     from antispoof.runs import RunFolderError
     from antispoof.scoring.evaluate import evaluate_run
-    from antispoof.scoring.setup import Scorer
     from antispoof.utils import atomic_write_text, init_wandb, raw_names_on_stdio, set_seed, write_json
 
     raw_names_on_stdio()
@@ -321,24 +363,7 @@ def run_evaluation(args: argparse.Namespace) -> dict:
         sys.exit(f"error: {err}")
     items = spread(items, args.limit)
     try:
-        model_config = parse_model_config(args.model_config)
-    except ValueError as err:
-        sys.exit(f"error: {err}")
-    try:
-        scorer = Scorer.load(
-            args.checkpoint,
-            device=args.device,
-            model_config=model_config,
-            map_location="cpu",  # moved to the device when scoring starts
-            window=args.window,
-            hop_s=args.hop,
-            max_seconds=args.max_duration,
-            whole_clip=args.whole_clip,
-            amp=args.amp,
-            backend=args.backend,
-            batch_size=args.batch_size,
-            workers=args.workers,
-        )
+        scorer = load_scorer(args)
     except (OSError, ValueError, RuntimeError) as err:  # the loaders' messages say what to do
         sys.exit(f"error: cannot load checkpoint {args.checkpoint}: {err}")
 

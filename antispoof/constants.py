@@ -9,6 +9,7 @@ DEFAULT_HOP = NB_SAMP // 2  # window hop for long files: 50 % overlap
 
 AMP_CHOICES = ("auto", "bf16", "fp16", "fp32")  # autocast: auto = bf16 on CUDA, fp32 elsewhere
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")  # what runs the model when scoring (onnx_backend.py)
+SINGLE_RECORDING_PRIOR = 0.5  # P(fake) of one recording before the detector is heard (scoring/decision.py)
 
 
 def default_workers() -> int:

@@ -136,14 +136,15 @@ def init_wandb(project: str, run_dir: str | os.PathLike, config: dict, mode: str
     kwargs.setdefault("settings", wandb.Settings(quiet=True))
     return wandb.init(project=project, dir=str(run_dir), config=config, mode=mode, **kwargs)
 
+
 __all__ = [
-    'set_seed',
-    'seed_worker',
-    'raw_names_on_stdio',
-    'pick_device',
-    'atomic_write_text',
-    'json_ready',
-    'json_text',
-    'write_json',
-    'init_wandb',
+    "set_seed",
+    "seed_worker",
+    "raw_names_on_stdio",
+    "pick_device",
+    "atomic_write_text",
+    "json_ready",
+    "json_text",
+    "write_json",
+    "init_wandb",
 ]

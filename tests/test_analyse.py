@@ -16,6 +16,7 @@ import soundfile as sf
 import analyse
 import antispoof.audio.decode as audio
 import antispoof.reports.analysis as analysis
+import antispoof.reports.attributes as attributes
 from antispoof.evaluation.metrics import metrics_from_rows
 from antispoof.reports.report import head_seconds
 from antispoof.runs import REPORT_FILES
@@ -291,9 +292,9 @@ def test_moved_audio_is_found_under_data(tmp_path):
     moved = tmp_path / "new/sample/real/x.flac"
     moved.parent.mkdir(parents=True)
     moved.write_bytes(b"")
-    assert analysis.resolve("data/sample/real/x.flac", tmp_path / "new") == moved
-    assert analysis.resolve("/old/home/sample/real/x.flac", tmp_path / "new/sample") == moved
-    assert analysis.resolve("data/sample/real/y.flac", tmp_path / "new") == Path("data/sample/real/y.flac")
+    assert attributes.resolve("data/sample/real/x.flac", tmp_path / "new") == moved
+    assert attributes.resolve("/old/home/sample/real/x.flac", tmp_path / "new/sample") == moved
+    assert attributes.resolve("data/sample/real/y.flac", tmp_path / "new") == Path("data/sample/real/y.flac")
 
 
 def test_duration_plot_marks_the_model_input_only_under_a_head_policy():

@@ -22,6 +22,7 @@ import antispoof.evaluation.calibration as calibration
 import antispoof.training.data as train_data
 import antispoof.training.loop as training
 import antispoof.training.state as train_state
+import antispoof.training.trainer as trainer
 import evaluate_custom
 import fine_tune_for
 from antispoof.audio.datasets import Item
@@ -289,7 +290,7 @@ def test_a_flipped_training_run_fails_the_direction_check(
 ):
     """Without the guard, the flip reproduces the original bug: the same run gives validation AUC < 0.5 (the
     mirror image of the correct run), so the AUC > 0.5 check of the correct run does test the direction."""
-    for module in (train_data, training):  # the training targets and the validation loss's
+    for module in (train_data, trainer):  # the training targets and the validation loss's
         monkeypatch.setattr(module, "LABEL_TO_INDEX", {"fake": REAL_INDEX, "real": FAKE_INDEX})
     monkeypatch.setattr(training, "check_label_convention", lambda mapping=None: None)
     flipped = run(toy_for, tmp_path / "run", tiny_init, "--wandb", "disabled", "--test-split", "none")
@@ -299,7 +300,7 @@ def test_a_flipped_training_run_fails_the_direction_check(
 
 
 def test_class_weights_follow_the_class_indices():
-    w = training.class_weights(fake_weight=0.1, real_weight=0.9)
+    w = trainer.class_weights(fake_weight=0.1, real_weight=0.9)
     assert w[REAL_INDEX] == pytest.approx(0.9) and w[FAKE_INDEX] == pytest.approx(0.1)
 
 
@@ -534,8 +535,8 @@ def test_recipe_is_shown_in_help_and_the_settings_it_filled_are_marked(capsys):
 
 
 def test_lr_schedule():
-    assert [training.lr_lambda(s, 4, 10, "constant") for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    cosine = [training.lr_lambda(s, 2, 10, "cosine") for s in range(11)]
+    assert [trainer.lr_lambda(s, 4, 10, "constant") for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    cosine = [trainer.lr_lambda(s, 2, 10, "cosine") for s in range(11)]
     assert (
         cosine[:3] == [0.5, 1.0, 1.0] and cosine[6] == pytest.approx(0.5) and cosine[10] == pytest.approx(0.0)
     )

@@ -1,7 +1,7 @@
 """stress.py and antispoof/scoring/stress.py: every condition is scored through score_items (the clean rows
 equal evaluate()'s scores of the same files), robustness.json / .png / report.md, the condition column in
-scores.csv (old files still read), a bad file's rows, a missing encoder, the cache reused by a second run,
-and --compare."""
+scores.csv (old files still read; analyse.py slices a run by it), a bad file's rows, a missing encoder, the
+cache reused by a second run, and --compare."""
 
 import dataclasses
 import json
@@ -9,11 +9,13 @@ import shutil
 
 import pytest
 
+import analyse
 import stress as stress_script
 from antispoof.audio import battery as cond
 from antispoof.audio import battery_cache
 from antispoof.audio.datasets import load_dataset
 from antispoof.evaluation import calibration
+from antispoof.reports.analysis import Run
 from antispoof.scoring import stress
 from antispoof.scoring.core import score_items
 from antispoof.scoring.evaluate import evaluate
@@ -103,6 +105,17 @@ def test_stress_scores_every_condition_through_score_items(tiny, four_and_a_brok
     report = (out / "report.md").read_text()
     assert "## Robustness to the channel" in report and "ghost (this ffmpeg has no" in report
     assert (out / "robustness.png").stat().st_size > 10_000
+
+    # analyse.py slices the run by its condition column: one condition, compared with the run's clean one
+    with pytest.raises(SystemExit, match="stress-test run .*pass --condition NAME, one of clean, mp3_32k"):
+        analyse.main(analyse.parse_args([str(out)]))
+    argv = [str(out), "--condition", "mp3_32k", "--compare", str(out), "--workers", "1"]
+    found = analyse.main(analyse.parse_args(argv))
+    sliced = (out / "analysis_mp3_32k" / "report.md").read_text()
+    assert "Condition `mp3_32k` of this stress-test run (MP3 (LAME) at 32 kbit/s)" in sliced
+    assert "## 4. Change from" in sliced and len(found["pair"]["paths"]) == 4  # the 4 readable files, paired
+    assert Run(out, "mp3_32k").metrics["eer"] == on_disk["conditions"]["mp3_32k"]["eer"]
+    assert "## Robustness to the channel" in (out / "report.md").read_text()  # the run's report is kept
 
 
 def test_calibration_fitted_on_clean_is_held_fixed(tiny):

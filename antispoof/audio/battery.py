@@ -93,11 +93,16 @@ def _codec(name: str, encoder: str, description: str, args: list[str], container
 
 def default_battery(noise_dir: str | os.PathLike | None = None) -> list[Condition]:
     """The default battery (BATTERY_VERSION); with `noise_dir`, three more conditions mix its files in."""
+    clean = Condition(
+        "clean", "clean", "clean", "the files as they are (the reference the others are compared to)"
+    )
+    return [clean, *codec_conditions(), *noise_conditions(noise_dir), *room_level_silence_conditions()]
+
+
+def codec_conditions() -> list[Condition]:
+    """Codecs at the bit rates of streaming, VoIP and voice notes, and telephone channels."""
     band = list(TELEPHONE_BAND_HZ)
-    battery = [
-        Condition(
-            "clean", "clean", "clean", "the files as they are (the reference the others are compared to)"
-        ),
+    return [
         _codec("mp3_32k", "libmp3lame", "MP3 (LAME) at 32 kbit/s", ["-b:a", "32k"], "mp3"),
         _codec("mp3_64k", "libmp3lame", "MP3 (LAME) at 64 kbit/s", ["-b:a", "64k"], "mp3"),
         _codec("mp3_128k", "libmp3lame", "MP3 (LAME) at 128 kbit/s", ["-b:a", "128k"], "mp3"),
@@ -137,6 +142,11 @@ def default_battery(noise_dir: str | os.PathLike | None = None) -> list[Conditio
         ),
         _codec("voip_g722", "g722", "wideband VoIP: G.722 at 16 kHz (64 kbit/s)", [], "g722"),
     ]
+
+
+def noise_conditions(noise_dir: str | os.PathLike | None) -> list[Condition]:
+    """White and speech-shaped noise at each SNR (seeded), and the files of `noise_dir` if given."""
+    battery = []
     for color in ("white", "speech"):
         for snr in SNRS_DB:
             what = "white noise" if color == "white" else "speech-shaped noise"
@@ -167,7 +177,12 @@ def default_battery(noise_dir: str | os.PathLike | None = None) -> list[Conditio
                     },
                 )
             )
-    battery += [
+    return battery
+
+
+def room_level_silence_conditions() -> list[Condition]:
+    """Reverberation (synthetic rooms), level changes and leading/trailing silence changes."""
+    return [
         Condition("reverb_rt03", "reverb", "reverb", "synthetic room, RT60 0.3 s (office)", {"rt60_s": 0.3}),
         Condition("reverb_rt08", "reverb", "reverb", "synthetic room, RT60 0.8 s (hall)", {"rt60_s": 0.8}),
         Condition("gain_m20db", "gain", "gain", "20 dB quieter", {"gain_db": -20.0}),
@@ -185,7 +200,6 @@ def default_battery(noise_dir: str | os.PathLike | None = None) -> list[Conditio
             {"top_db": 40.0},
         ),
     ]
-    return battery
 
 
 def select(battery: list[Condition], names: list[str] | None) -> list[Condition]:

@@ -44,7 +44,6 @@ from antispoof.networks.wav2vec import wav2vec2_config
 # --------------------------------------------------------------------------------------------------
 
 
-
 def _unwrap(model: nn.Module) -> nn.Module:
     """The plain model inside DistributedDataParallel / DataParallel / torch.compile wrappers."""
     while True:
@@ -158,6 +157,7 @@ def save_checkpoint(
 # --------------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------------
+
 
 def _check_arch(requested: str | None, found: str, source: str) -> None:
     if requested is not None and canonical_arch(requested)[0] != found:

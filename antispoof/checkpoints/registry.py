@@ -246,7 +246,7 @@ def _record_unverified(url: str, part: Path, dest: Path, length_known: bool) -> 
 
 
 def unverified_note(dest: str | Path) -> str:
-    """"" for a file with no download record; else why it is unverified, or that it changed since."""
+    """Empty for a file with no download record; else why it is unverified, or that it changed since."""
     try:
         record = json.loads(download_record(dest).read_text())
         now = Path(dest).stat().st_size

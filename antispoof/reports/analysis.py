@@ -9,20 +9,23 @@ the run's EER threshold (thresholds.py: one comparison everywhere).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import sys
+import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from antispoof.audio.decode import DESCRIBE_KEYS
-from antispoof.evaluation.metrics import compute_auc, metrics_by_group
+from antispoof.evaluation.metrics import (
+    ASVSPOOF5,
+    OperatingPoint,
+    compute_auc,
+    metrics_by_group,
+    metrics_from_rows,
+)
 from antispoof.evaluation.thresholds import is_real
+from antispoof.reports.attributes import channels_name
 from antispoof.scoring.scorefile import read_scores
-from antispoof.utils import atomic_write_text
 
 CONFOUND_AUC = 0.8  # an attribute that alone separates the classes this well gets a loud warning
 FEW_PAIRS = 100  # fewer real/fake pairs sharing a value than this: the stratified AUC is no evidence
@@ -34,7 +37,6 @@ SURVIVES = (
 )
 WORST_FILES = 5
 RESCORE = "re-run evaluate_custom.py --resume on the run (it rewrites metrics.json from scores.csv)"
-DURATION_TOLERANCE_S = 0.1  # decoders differ by a frame or two (MP3 padding); another file differs more
 
 # (key, title, kind, bin edges for numbers): what the report breaks the results down by.
 ATTRIBUTES = (
@@ -56,7 +58,6 @@ WHAT_IT_SCORES = {
     "lead_silence_s": "the silence",
     "trail_silence_s": "the silence",
 }
-RAW_KEYS = DESCRIBE_KEYS  # one column per attribute audio.describe reads
 
 
 # ---------------------------------------------------------------------------------------------------- runs
@@ -81,27 +82,41 @@ def checkpoint_label(checkpoint: str | None) -> str:
     return path.name
 
 
-class Run:
-    """A run folder: its scored rows (status ok), metrics.json, and the operating threshold."""
+def stress_conditions(folder: str | os.PathLike) -> list[str]:
+    """The conditions of a stress-test run (stress.py: scores.csv has a condition column), in order; [] for
+    an evaluation run."""
+    rows = read_scores(Path(folder) / "scores.csv") if (Path(folder) / "scores.csv").is_file() else []
+    return list(dict.fromkeys(r["condition"] for r in rows if r.get("condition")))
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-        for name in ("scores.csv", "metrics.json"):
-            if not (self.folder / name).is_file():
-                raise FileNotFoundError(
-                    f"{self.folder / name} not found: run evaluate_custom.py --out-dir {folder} first"
-                )
+
+class Run:
+    """A run folder: its scored rows (status ok), metrics.json, and the operating threshold.
+
+    A stress-test run (stress.py) is analysed one condition at a time: `condition` picks its rows, and the
+    metrics are computed from them as robustness.json's are (its operating point, calibration held fixed);
+    the report then goes to RUN/analysis_<condition>/ (RUN/report.md is the robustness report)."""
+
+    def __init__(self, folder: Path, condition: str | None = None):
+        self.folder = self.out_dir = Path(folder)
+        if not (self.folder / "scores.csv").is_file():
+            raise FileNotFoundError(
+                f"{self.folder / 'scores.csv'} not found: run evaluate_custom.py --out-dir {folder} first"
+            )
         self.all_rows = read_scores(self.folder / "scores.csv")
+        self.condition = condition
+        conditions = list(dict.fromkeys(r["condition"] for r in self.all_rows if r.get("condition")))
+        if conditions:
+            self.all_rows = self.condition_rows(conditions, condition)
+            self.out_dir = self.folder / f"analysis_{condition}"
+            self.metrics = self.condition_metrics()
+        elif condition is not None:
+            raise ValueError(f"--condition {condition}: {folder} is an evaluation run, not a stress-test run")
+        else:
+            self.metrics = self.read_metrics()
         self.rows = [r for r in self.all_rows if r["status"] == "ok" and r["label"] in ("real", "fake")]
-        try:
-            self.metrics = json.loads((self.folder / "metrics.json").read_text())
-        except (OSError, ValueError) as err:  # UnicodeDecodeError, JSONDecodeError
-            message = f"{self.folder}/metrics.json cannot be read as JSON ({err}): {RESCORE}"
-            raise ValueError(message) from None
-        if not isinstance(self.metrics, dict):
-            raise ValueError(f"{self.folder}/metrics.json is not an evaluation's metrics: {RESCORE}")
         self.record = read_run_record(self.folder)
         self.name = checkpoint_label(self.record.get("checkpoint") or self.metrics.get("checkpoint"))
+        self.name += f" [{condition}]" if condition else ""
         self.labels = np.array([r["label"] == "real" for r in self.rows], dtype=np.int64)  # 1 = real
         self.scores = np.array([r["score"] for r in self.rows], dtype=np.float64)
         self.p_fake = np.array([r["p_fake"] for r in self.rows], dtype=np.float64)
@@ -134,139 +149,50 @@ class Run:
             self.threshold = self.metrics.get("eer_threshold")
             self.threshold_source = "this run's EER threshold (chosen on these same files, so optimistic)"
 
+    def read_metrics(self) -> dict:
+        """metrics.json of an evaluation run; a missing or damaged one says how to rewrite it."""
+        path = self.folder / "metrics.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: run evaluate_custom.py --out-dir {self.folder} first")
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, ValueError) as err:  # UnicodeDecodeError, JSONDecodeError
+            raise ValueError(f"{path} cannot be read as JSON ({err}): {RESCORE}") from None
+        if not isinstance(metrics, dict):
+            raise ValueError(f"{path} is not an evaluation's metrics: {RESCORE}")
+        return metrics
+
+    def condition_rows(self, conditions: list[str], condition: str | None) -> list[dict]:
+        """The rows of one condition of a stress-test run; refuses a missing or unknown `condition`."""
+        if condition not in conditions:
+            what = "pass --condition NAME" if condition is None else f"it has no condition {condition!r}"
+            raise ValueError(
+                f"{self.folder} is a stress-test run (stress.py): {what}, one of {', '.join(conditions)} "
+                f"(--compare {self.folder} then compares with its clean condition)"
+            )
+        return [r for r in self.all_rows if r["condition"] == condition]
+
+    def condition_metrics(self) -> dict:
+        """A condition's metrics as metrics.json would hold them, under robustness.json's operating point
+        (the calibrated llr column, held fixed across conditions, gives the verdicts)."""
+        try:
+            result = json.loads((self.folder / "robustness.json").read_text())
+            op = OperatingPoint(**{k: result["operating_point"][k] for k in ("p_spoof", "c_miss", "c_fa")})
+            described = result["conditions"][self.condition]["description"]
+        except (OSError, ValueError, KeyError, TypeError):  # a run killed before robustness.json
+            op, described, result = ASVSPOOF5, None, {}
+        metrics = metrics_from_rows(self.all_rows, op=op)
+        metrics.update(
+            checkpoint=result.get("checkpoint"), condition=self.condition, condition_text=described
+        )
+        return metrics
+
     def verdict_real(self) -> np.ndarray:
         """Each file's verdict is real (thresholds.is_real, the rule score.py applies): score >= the stored
         threshold; on a calibrated run without one, LLR >= the Bayes threshold."""
         if self.metrics.get("threshold") is None and self.llr is not None:
             return is_real(self.llr, self.llr_threshold)
         return is_real(self.scores, self.threshold)
-
-
-def resolve(path: str, data: Path | None) -> Path:
-    """The file a scores.csv path names now: as written, or under --data (the path's tail below DIR)."""
-    p = Path(path)
-    if p.exists() or data is None:
-        return p
-    parts = p.parts[1:] if p.is_absolute() else p.parts
-    for k in range(len(parts)):  # data/sample/real/x.flac -> DIR/data/sample/real/x.flac, DIR/sample/..., ...
-        candidate = data.joinpath(*parts[k:])
-        if candidate.exists():
-            return candidate
-    return p
-
-
-def file_attributes(paths: list[str], data: Path | None, cache: Path, workers: int) -> dict[str, dict]:
-    """`audio.describe` of every path (cached in `cache` by path, size and mtime), plus "format" from it."""
-    import antispoof.audio.decode as audio
-
-    cached = read_cache(cache)
-    out, todo = {}, []
-    for path in dict.fromkeys(paths):
-        file = resolve(path, data)
-        stamp = f"{file.stat().st_size}:{file.stat().st_mtime_ns}" if file.is_file() else ""
-        row = cached.get(path)
-        if row and stamp and row.get("stamp") == stamp:
-            out[path] = row
-        elif stamp:
-            todo.append((path, file, stamp))
-        else:
-            out[path] = {**dict.fromkeys(RAW_KEYS), "error": "audio not found (pass --data DIR)", "stamp": ""}
-    if todo:
-        from multiprocessing import Pool
-
-        from tqdm import tqdm
-
-        files = [str(f) for _, f, _ in todo]
-        with Pool(workers) if workers > 1 else _InProcess() as pool:
-            described = list(
-                tqdm(
-                    pool.imap(audio.describe, files, chunksize=8),
-                    total=len(files),
-                    desc="reading audio attributes",
-                    unit="file",
-                    disable=len(files) < 50,
-                )
-            )
-        for (path, _, stamp), attrs in zip(todo, described, strict=True):
-            out[path] = {**attrs, "stamp": stamp}
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=("path", "stamp", *RAW_KEYS), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(
-            {"path": p, **{k: ("" if a.get(k) is None else a[k]) for k in ("stamp", *RAW_KEYS)}}
-            for p, a in out.items()
-        )
-        atomic_write_text(cache, buf.getvalue())
-    for attrs in out.values():
-        attrs["format"] = format_name(attrs)
-    return out
-
-
-class _InProcess:
-    """Pool stand-in for --workers 1 (no child processes)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def imap(self, fn, items, chunksize=1):
-        return map(fn, items)
-
-
-def read_cache(cache: Path) -> dict[str, dict]:
-    """The attributes cache (path -> typed attributes); {} with a note when it is damaged (a killed copy, an
-    edit), so that it is rebuilt from the audio instead of ending the analysis."""
-    if not cache.is_file():
-        return {}
-    try:
-        with open(cache, newline="", encoding="utf-8", errors="surrogateescape") as f:  # as written
-            return {r["path"]: _typed(r) for r in csv.DictReader(f)}
-    except (OSError, ValueError, KeyError, TypeError, csv.Error) as err:
-        note = f"note: {cache} is damaged ({type(err).__name__}: {err}); reading the audio again"
-        print(note, file=sys.stderr)
-        return {}
-
-
-def check_durations(rows: list[dict], attrs: dict[str, dict]) -> int:
-    """Mark the files whose duration now differs from the one scores.csv recorded when they were scored:
-    another file of the same name (a wrong --data) or a changed file. Their attributes describe something
-    else, so they get an error instead; returns how many."""
-    wrong = 0
-    for row in rows:
-        a = attrs.get(row["path"])
-        scored, now = row.get("duration_s"), (a or {}).get("duration_s")
-        if a is None or a.get("error") or scored is None or now is None:
-            continue
-        if abs(scored - now) > DURATION_TOLERANCE_S:
-            a.update(dict.fromkeys(RAW_KEYS), format=None)
-            a["error"] = f"not the scored file: {now:.2f} s now, {scored:.2f} s when scored (wrong --data?)"
-            wrong += 1
-    return wrong
-
-
-def _typed(row: dict) -> dict:
-    out = {k: (row.get(k) or None) for k in ("stamp", *RAW_KEYS)}
-    for k in ("sample_rate", "channels"):
-        out[k] = int(out[k]) if out[k] else None
-    for k in ("duration_s", "loudness_dbfs", "lead_silence_s", "trail_silence_s"):
-        out[k] = float(out[k]) if out[k] else None
-    return out
-
-
-def format_name(a: dict) -> str | None:
-    """'FLAC (pcm_16) at 16 kHz, mono': the container, codec, rate and channels in one phrase."""
-    if a.get("container") is None:
-        return None
-    text = a["container"].upper() + (f" ({a['codec']})" if a.get("codec") else "")
-    if a.get("sample_rate"):
-        text += f" at {a['sample_rate'] / 1000:g} kHz"
-    return text + (f", {channels_name(a['channels'])}" if a.get("channels") else "")
-
-
-def channels_name(n: int) -> str:
-    return {1: "mono", 2: "stereo"}.get(n, f"{n} channels")
 
 
 def attribute_value(key: str, kind: str, edges, attrs: dict):
@@ -340,7 +266,7 @@ def stratified_auc(labels: np.ndarray, scores: np.ndarray, strata: list) -> tupl
 
 
 def pairs_text(evidence: dict, share: str) -> str:
-    """"28 real/fake pairs (5 real and 13 fake files) share a value, 0.3 % of all pairs": counts, never a
+    """E.g. "28 real/fake pairs (5 real and 13 fake files) share a value, 0.3 % of all pairs": counts, never a
     rounded 0 %; few pairs are said to be no evidence."""
     text = (
         f"{evidence['pairs']:,} real/fake pairs ({evidence['real']} real and {evidence['fake']} fake files) "

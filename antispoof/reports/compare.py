@@ -162,77 +162,101 @@ def diagnose(before: Run, after: Run, pair: dict, changes: list[dict]) -> list[t
         )
     if a is None or b is None:
         return found
+    inversion = inversion_finding(a, b, relabelled / max(1, n), rho)
+    if inversion:
+        return [*found, ("inversion", inversion)]
+    found += [("domain_shift", text) for text in domain_shift_findings(changes)]
+    calibration = None if different else calibration_finding(before, after, pair, rho)
+    found += [("calibration", calibration)] if calibration else []
+    if all(kind in ("labels", "models") for kind, _ in found):
+        found.append(("change", change_finding(before, after, rho)))
+    return found
+
+
+def inversion_finding(a: float, b: float, relabelled_share: float, rho: float) -> str | None:
+    """A mirrored AUC, or one far below 0.5, and its most likely cause; None when neither."""
     mirrored = abs(b - (1 - a)) <= MIRROR_TOLERANCE and abs(a - 0.5) >= 0.2
-    if mirrored or b < 0.3:
-        if mirrored:
-            how = f"a mirrored AUC ({a:.3f} before, {b:.3f} after, and 1 - {a:.3f} = {1 - a:.3f})"
-        else:
-            how = f"an AUC far below 0.5 ({b:.3f}; with the direction flipped it would be {1 - b:.3f})"
-        if relabelled >= 0.9 * n and rho > 0.9:
-            cause = (
-                "the labels were inverted between the runs (the real and fake folders, or a CSV's label "
-                "column, swapped): the scores themselves barely changed"
-            )
-        elif rho < -0.9:
-            cause = (
-                f"the score direction flipped: the scores mirror the earlier ones (Spearman {rho:.2f} per "
-                "file), as from a checkpoint trained with real -> 0 or p_real read as p_fake"
-            )
-        else:
-            cause = (
-                "the model now ranks fakes above real files: the signature of a fine-tune that mapped "
-                "real -> 0 (see model.LABEL_TO_INDEX), not of overfitting, which pulls AUC towards 0.5"
-            )
-        found.append(("inversion", f"Label or score inversion: {how}. Most likely {cause}."))
-        return found
+    if not (mirrored or b < 0.3):
+        return None
+    if mirrored:
+        how = f"a mirrored AUC ({a:.3f} before, {b:.3f} after, and 1 - {a:.3f} = {1 - a:.3f})"
+    else:
+        how = f"an AUC far below 0.5 ({b:.3f}; with the direction flipped it would be {1 - b:.3f})"
+    if relabelled_share >= 0.9 and rho > 0.9:
+        cause = (
+            "the labels were inverted between the runs (the real and fake folders, or a CSV's label "
+            "column, swapped): the scores themselves barely changed"
+        )
+    elif rho < -0.9:
+        cause = (
+            f"the score direction flipped: the scores mirror the earlier ones (Spearman {rho:.2f} per "
+            "file), as from a checkpoint trained with real -> 0 or p_real read as p_fake"
+        )
+    else:
+        cause = (
+            "the model now ranks fakes above real files: the signature of a fine-tune that mapped "
+            "real -> 0 (see model.LABEL_TO_INDEX), not of overfitting, which pulls AUC towards 0.5"
+        )
+    return f"Label or score inversion: {how}. Most likely {cause}."
+
+
+def domain_shift_findings(changes: list[dict]) -> list[str]:
+    """Each group that collapsed while the rest of the files held."""
+    found = []
     for c in changes:
         if None in (c["change"], c["rest_before"], c["rest_after"]):
             continue
         if c["change"] <= -COLLAPSE_DROP and c["rest_after"] - c["rest_before"] >= -REST_STABLE:
             found.append(
-                (
-                    "domain_shift",
-                    f"Domain shift: {c['subset']} collapsed (AUC {c['before']:.3f} -> "
-                    f"{c['after']:.3f}) while the other files held (AUC {c['rest_before']:.3f} -> "
-                    f"{c['rest_after']:.3f}): the new model no longer covers files like these; training "
-                    "data unlike them is the usual cause.",
-                )
+                f"Domain shift: {c['subset']} collapsed (AUC {c['before']:.3f} -> "
+                f"{c['after']:.3f}) while the other files held (AUC {c['rest_before']:.3f} -> "
+                f"{c['rest_after']:.3f}): the new model no longer covers files like these; training "
+                "data unlike them is the usual cause."
             )
+    return found
+
+
+def calibration_finding(before: Run, after: Run, pair: dict, rho: float) -> str | None:
+    """Ranking kept while the per-file map after = slope * before + offset is not the identity (one
+    network only: two networks' scores live on scales of their own)."""
+    a, b = before.metrics["auc"], after.metrics["auc"]
     same = pair["label_before"] == pair["label_after"]
     x, z = pair["before"][same], pair["after"][same]
-    if not different and len(x) > 2 and abs(b - a) <= 0.02 and rho >= 0.9 and np.ptp(x) > 0 and np.ptp(z) > 0:
-        # Ranking kept; is the per-file map after = slope * before + offset, and not the identity?
-        slope, offset = np.polyfit(x, z, 1)
-        fit = 1 - float(np.var(z - (slope * x + offset)) / np.var(z))
-        shift = float(np.median(z - x))
-        if fit >= 0.9 and (abs(slope - 1) >= 0.2 or abs(shift) >= 0.5 * float(np.std(x))):
-            how = (
-                f"every score moved by about {shift:+.3f}"
-                if abs(slope - 1) < 0.2
-                else f"the scores were rescaled (after = {slope:.2f} x before {offset:+.2f}, R^2 {fit:.2f})"
-            )
-            ta, tb = before.metrics.get("eer_threshold"), after.metrics.get("eer_threshold")
-            text = (
-                f"Calibration change: {how} while the ranking held (AUC {a:.3f} -> {b:.3f}, Spearman "
-                f"{rho:.2f}): the model separates the classes as before, but a fixed threshold now means "
-                f"something else (EER threshold {ta:.3f} -> {tb:.3f}); {calibration_advice(after)}"
-            )
-            found.append(("calibration", text))
-    if all(kind in ("labels", "models") for kind, _ in found):
-        ci_a, ci_b = before.metrics.get("auc_ci95"), after.metrics.get("auc_ci95")
-        noise = ""
-        if ci_a and ci_b:
-            overlap = ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1]
-            noise = (
-                " The 95 % intervals overlap: the change is within what resampling the same files gives."
-                if overlap
-                else " The 95 % intervals do not overlap: the change is beyond resampling noise."
-            )
-        moved = f"rose from {a:.3f} to {b:.3f}" if b > a else f"fell from {a:.3f} to {b:.3f}"
-        moved = moved if round(a, 3) != round(b, 3) else f"stayed at {b:.3f}"
-        text = f"No single cause stands out: AUC {moved} (per-file scores: Spearman {rho:.2f}).{noise}"
-        found.append(("change", text))
-    return found
+    if not (len(x) > 2 and abs(b - a) <= 0.02 and rho >= 0.9 and np.ptp(x) > 0 and np.ptp(z) > 0):
+        return None
+    slope, offset = np.polyfit(x, z, 1)
+    fit = 1 - float(np.var(z - (slope * x + offset)) / np.var(z))
+    shift = float(np.median(z - x))
+    if fit < 0.9 or (abs(slope - 1) < 0.2 and abs(shift) < 0.5 * float(np.std(x))):
+        return None
+    how = (
+        f"every score moved by about {shift:+.3f}"
+        if abs(slope - 1) < 0.2
+        else f"the scores were rescaled (after = {slope:.2f} x before {offset:+.2f}, R^2 {fit:.2f})"
+    )
+    ta, tb = before.metrics.get("eer_threshold"), after.metrics.get("eer_threshold")
+    return (
+        f"Calibration change: {how} while the ranking held (AUC {a:.3f} -> {b:.3f}, Spearman "
+        f"{rho:.2f}): the model separates the classes as before, but a fixed threshold now means "
+        f"something else (EER threshold {ta:.3f} -> {tb:.3f}); {calibration_advice(after)}"
+    )
+
+
+def change_finding(before: Run, after: Run, rho: float) -> str:
+    """How the AUC moved, and whether the 95 % intervals say it is more than resampling noise."""
+    a, b = before.metrics["auc"], after.metrics["auc"]
+    ci_a, ci_b = before.metrics.get("auc_ci95"), after.metrics.get("auc_ci95")
+    noise = ""
+    if ci_a and ci_b:
+        overlap = ci_a[0] <= ci_b[1] and ci_b[0] <= ci_a[1]
+        noise = (
+            " The 95 % intervals overlap: the change is within what resampling the same files gives."
+            if overlap
+            else " The 95 % intervals do not overlap: the change is beyond resampling noise."
+        )
+    moved = f"rose from {a:.3f} to {b:.3f}" if b > a else f"fell from {a:.3f} to {b:.3f}"
+    moved = moved if round(a, 3) != round(b, 3) else f"stayed at {b:.3f}"
+    return f"No single cause stands out: AUC {moved} (per-file scores: Spearman {rho:.2f}).{noise}"
 
 
 def calibration_advice(after: Run) -> str:

@@ -58,7 +58,7 @@ def save_all(rows: list[dict], out_dir: str | os.PathLike, metrics: dict) -> lis
 
 
 def subject(metrics: dict) -> str:
-    """"AASIST.pth on sample_custom": which model scored which data, for every figure's title."""
+    """E.g. "AASIST.pth on sample_custom": which model scored which data, for every figure's title."""
     model = Path(str(metrics.get("checkpoint") or "?"))
     if model.name in ("best.pt", "last.pt") and model.parent.name:
         model = Path(model.parent.name) / model.name

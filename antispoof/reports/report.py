@@ -5,18 +5,8 @@
 It analyses an evaluation run as a reviewer would: what the numbers mean, where the detector fails, whether
 the data let it score something other than spoofing, and (with a comparison run) what changed and why.
 
-Reads RUN/scores.csv and RUN/metrics.json (evaluate_custom.py's outputs) and the audio files themselves
-(`audio.describe`: container, codec, sample rate, channels, duration, loudness, leading/trailing silence;
-cached in RUN/attributes.csv). Writes RUN/report.md (Markdown; its figures RUN/report_*.png beside it) and
-prints the summary: the headline, any confound warning, and with --compare the diagnosis.
-
-report.md: 1. headline (AUC, EER, the operating threshold as errors per 100 files, minDCF/actDCF/Cllr when
-metrics.json has them, the polarity check); 2. where it fails (per group, per audio attribute, the files it
-gets most wrong); 3. confound check (how well each attribute alone separates real from fake, and how much of
-the detector's separation survives with the attribute held fixed); 4. with --compare, the change: metrics
-side by side, per group and attribute, files whose verdict flipped, and the diagnosis the numbers support.
-Positive class = real, higher score = more real; verdicts at the operating threshold (the calibrated LLR's
-Bayes threshold on a calibrated run, else the run's EER threshold).
+What it reads and what report.md's four sections hold: analyse.py's docstring (its --help). The numbers
+come from analysis.py (breakdowns, confounds) and compare.py (the change); this module lays them out.
 """
 
 from __future__ import annotations
@@ -28,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import antispoof.reports.analysis as an
+import antispoof.reports.attributes as attributes
 import antispoof.reports.compare as cmp
 from antispoof.audio.decode import SAMPLE_RATE
 from antispoof.evaluation.metric_table import METRICS
@@ -41,18 +32,27 @@ def write_report(
     compare: str | os.PathLike | None = None,
     data: str | os.PathLike | None = None,
     workers: int = 1,
+    condition: str | None = None,
 ) -> dict:
     """Write RUN/report.md (and its figures), print its summary, return the findings (confounds, diagnosis,
     ...). `compare`: an earlier run folder (section 4); `data`: where the audio is now, if it moved;
-    `workers`: processes reading the audio attributes. FileNotFoundError / ValueError (a damaged
-    metrics.json or scores.csv, a run without AUC/EER) when the run cannot be reported on."""
-    run = an.Run(run_dir)
-    before = an.Run(compare) if compare is not None else None
+    `workers`: processes reading the audio attributes; `condition`: the condition of a stress-test run
+    (stress.py) to analyse, into RUN/analysis_<condition>/report.md (a stress run given as `compare` is
+    compared through its clean condition). FileNotFoundError / ValueError (a damaged metrics.json or
+    scores.csv, a run without AUC/EER) when the run cannot be reported on."""
+    run = an.Run(run_dir, condition)
+    before = None
+    if compare is not None:
+        before = an.Run(compare, "clean" if an.stress_conditions(compare) else None)
     if run.metrics.get("auc") is None or run.threshold is None:
         raise ValueError(f"{run.folder}/metrics.json has no AUC/EER (it needs scored real and fake files)")
     paths = [r["path"] for r in run.rows] + ([r["path"] for r in before.rows] if before else [])
-    attrs = an.file_attributes(paths, data, run.folder / "attributes.csv", workers)
-    moved = an.check_durations(run.rows + (before.rows if before else []), attrs)
+    attrs = attributes.file_attributes(paths, data, run.folder / "attributes.csv", workers)
+    # A condition such as silence_pad changes the duration on purpose: only unconditioned rows are checked.
+    unconditioned = [
+        r for r in run.rows + (before.rows if before else []) if r.get("condition") in (None, "clean")
+    ]
+    moved = attributes.check_durations(unconditioned, attrs)
     if moved:
         print(
             f"warning: {moved} file(s) found now are not the scored ones (their duration differs from "
@@ -78,7 +78,8 @@ def write_report(
         )
     figures = write_figures(run, before, attrs, found)
     report = render(run, before, attrs, found, figures)
-    atomic_write_text(run.folder / "report.md", report)
+    run.out_dir.mkdir(exist_ok=True)
+    atomic_write_text(run.out_dir / "report.md", report)
     print(summary(run, found))
     return found
 
@@ -163,7 +164,7 @@ def ci(lo_hi, scale: float = 1.0, spec: str = ".3f") -> str:
 
 # ---------------------------------------------------------------------------------------------- figures
 def write_figures(run: an.Run, before: an.Run | None, attrs: dict, found: dict) -> dict[str, str]:
-    """The report's PNGs in the run folder; returns {what: file name}."""
+    """The report's PNGs beside report.md; returns {what: file name}."""
     import antispoof.reports.plots as plots
 
     out = {}
@@ -181,12 +182,12 @@ def write_figures(run: an.Run, before: an.Run | None, attrs: dict, found: dict) 
             )
         )
     subject = plots.subject(run.metrics)  # the model and the data, in every figure's title
-    plots.plot_score_panels(panels, run.threshold, run.folder / "report_scores.png", subject)
+    plots.plot_score_panels(panels, run.threshold, run.out_dir / "report_scores.png", subject)
     out["scores"] = "report_scores.png"
     durations = np.array([attrs[r["path"]].get("duration_s") or np.nan for r in run.rows], dtype=np.float64)
     known = np.isfinite(durations) & (durations > 0)
     if known.any():
-        path = run.folder / "report_duration.png"
+        path = run.out_dir / "report_duration.png"
         plots.plot_score_vs_duration(
             durations[known], run.scores[known], run.labels[known], run.threshold, path,
             input_seconds=head_seconds(run.metrics.get("policy")), subject=plots.subject(run.metrics),
@@ -194,7 +195,7 @@ def write_figures(run: an.Run, before: an.Run | None, attrs: dict, found: dict) 
         out["duration"] = path.name
     if before is not None and len(found["pair"]["paths"]):
         pair = found["pair"]
-        path = run.folder / "report_change.png"
+        path = run.out_dir / "report_change.png"
         plots.plot_before_after(
             pair["before"], pair["after"], pair["label_after"], (before.threshold, run.threshold), path,
             subject=f"{before.name} -> {run.name} on {plots.subject(run.metrics).split(' on ', 1)[-1]}",
@@ -205,12 +206,14 @@ def write_figures(run: an.Run, before: an.Run | None, attrs: dict, found: dict) 
 
 # ----------------------------------------------------------------------------------------------- report
 
+
 def head_seconds(policy: str | None) -> float | None:
     """Seconds of each file the model sees under a "head n=N" policy (InputPolicy.describe); None for
     windows, whole files or a run that does not say."""
     if not policy or not policy.startswith("head n="):
         return None
     return int(policy.split()[1].removeprefix("n=")) / SAMPLE_RATE
+
 
 def render(run: an.Run, before: an.Run | None, attrs: dict, found: dict, figures: dict) -> str:
     """report.md: plain Markdown (tables, bullets, images), readable on GitHub and in a terminal."""
@@ -220,6 +223,14 @@ def render(run: an.Run, before: an.Run | None, attrs: dict, found: dict, figures
         f"Checkpoint `{m.get('checkpoint', '?')}` on `{m.get('data', '?')}`; positive class = real, higher "
         f"score = more real; a file is called real when its score is at or above {run.threshold:.3f}."
     )
+    if run.condition:
+        what = m.get("condition_text") or "see robustness.json"
+        md += [
+            "",
+            f"Condition `{run.condition}` of this stress-test run ({what}): every file as the detector heard "
+            "it after the condition; the audio attributes below are those of the original files. The run's "
+            "robustness report is `../report.md`.",
+        ]
     scoring = m.get("score_definition") or m.get("policy") or m.get("aggregation")
     if scoring:
         md += ["", f"Scoring: {scoring}."]
@@ -469,5 +480,5 @@ def summary(run: an.Run, found: dict) -> str:
             f"note: the attributes of {found['unreadable']} files could not be read (missing audio? "
             "pass --data DIR); RUN/attributes.csv says why"
         )
-    lines.append(f"report: {run.folder / 'report.md'}")
+    lines.append(f"report: {run.out_dir / 'report.md'}")
     return "\n".join(lines)

@@ -253,15 +253,8 @@ def score_items(
     overlap); under "whole" up to `policy.max_seconds`, and the model's attention over the whole file grows
     with the square of its length, so lower --max-duration, --batch-size or --workers for long files.
     """
-    items = [Item(str(i), None) if isinstance(i, (str, os.PathLike)) else i for i in items]
+    items = checked_items(items, batch_size, amp)
     paths = [i.path for i in items]
-    if len(set(paths)) != len(paths):
-        dup = next(p for p, n in Counter(paths).items() if n > 1)
-        raise ValueError(f"{dup} is listed more than once: every file is scored once, keyed by its path")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if amp not in AMP_CHOICES:
-        raise ValueError(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
     policy = policy or policy_for(model)
     kind = score_kind(model)
     device = dist.device(device) if isinstance(device, str) else torch.device(device)
@@ -281,10 +274,8 @@ def score_items(
         worker_init_fn=seed_worker,
     )
     model = model.to(device).eval()
-    if compile:
-        forward = torch.compile(model, dynamic=False)
-    else:
-        forward = scoring_model(model, backend, device, amp)  # the model itself for backend "torch"
+    # torch.compile, or the backend's model (the model itself for backend "torch")
+    forward = torch.compile(model, dynamic=False) if compile else scoring_model(model, backend, device, amp)
 
     show = progress and dist.is_main()
     bar = tqdm(total=len(items) - len(done), unit="file", desc=desc, disable=not show, dynamic_ncols=True)
@@ -309,6 +300,21 @@ def score_items(
     if writer:
         writer.finish(rows)
     return rows
+
+
+def checked_items(items: list, batch_size: int, amp: str) -> list[Item]:
+    """score_items' arguments checked: paths become unlabelled Items; a path listed twice is refused (rows
+    are keyed by path)."""
+    items = [Item(str(i), None) if isinstance(i, (str, os.PathLike)) else i for i in items]
+    paths = [i.path for i in items]
+    if len(set(paths)) != len(paths):
+        dup = next(p for p, n in Counter(paths).items() if n > 1)
+        raise ValueError(f"{dup} is listed more than once: every file is scored once, keyed by its path")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
+    return items
 
 
 def precision(device: torch.device, amp: str) -> str:

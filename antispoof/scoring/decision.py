@@ -13,6 +13,7 @@ from pathlib import Path
 
 from torch import nn
 
+from antispoof.constants import SINGLE_RECORDING_PRIOR
 from antispoof.evaluation.metrics import ASVSPOOF5, OperatingPoint
 from antispoof.evaluation.thresholds import is_real, score_at_llr
 from antispoof.networks import InputPolicy
@@ -166,7 +167,6 @@ def add_verdicts(rows: list[dict], decision: Decision) -> list[dict]:
 # A single recording gets one of three answers, from its calibrated LLR and a prior the user can set. The
 # prior is even odds by default: nothing is known about one recording before listening to it (evaluation
 # keeps ASVspoof 5's operating point, Pspoof 0.05, for the binary verdicts it counts).
-SINGLE_RECORDING_PRIOR = 0.5  # P(fake) before the detector is heard
 BAND_ODDS = 9.0  # "likely" needs posterior odds of at least 9 to 1 (a posterior probability of 0.9)
 ANSWERS = ("likely fake", "inconclusive", "likely real")
 
