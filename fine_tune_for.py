@@ -30,6 +30,7 @@ import argparse
 
 import antispoof.cli as cli
 from antispoof.audio.rawboost import ALGOS
+from antispoof.constants import loader_workers
 from antispoof.training.augment import AUGMENT_FAMILIES
 from antispoof.training.config import RECIPES, TrainConfig, recipe_values
 
@@ -124,7 +125,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         r,
         batch_size_default=UNSET,
         batch_size_help=recipe_help("batch_size", "clips per training step and process"),
-        seed=1234,  # workers: what the machine has (4 on 2 cores spent more system than user time)
+        workers=loader_workers(),  # what the machine has (4 on 2 cores spent more system than user time)
+        seed=1234,
     )
     cli.add_wandb(r, default="auto", project="ssl-aasist-for")
     r.add_argument("--quiet", action="store_true", help="no progress bars")

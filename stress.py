@@ -34,6 +34,7 @@ from pathlib import Path
 from antispoof import cli
 from antispoof.audio import battery, battery_cache
 from antispoof.audio.datasets import load_dataset, spread
+from antispoof.constants import loader_workers
 from antispoof.evaluation import calibration
 from antispoof.runs import RunFolderError, prepare_run_dir, run_record
 from antispoof.scoring import stress
@@ -70,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--encode-workers",
         type=int,
-        default=cli.default_workers() + 1,
+        default=loader_workers() + 1,
         help="processes applying the conditions (0 = in this process)",
     )
     p.add_argument("--keep-audio", action="store_true", help="copy the conditioned audio into OUT/audio/")

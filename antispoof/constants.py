@@ -12,6 +12,17 @@ BACKENDS = ("auto", "torch", "onnx", "onnx-int8")  # what runs the model when sc
 SINGLE_RECORDING_PRIOR = 0.5  # P(fake) of one recording before the detector is heard (scoring/decision.py)
 
 
-def default_workers() -> int:
-    """Decoding worker processes: one core is left for the main process, at most 8."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+def default_workers(cores: int | None = None) -> int:
+    """Decoding processes beside scoring: none on a machine of 2 cores or fewer, where a decoding process
+    takes CPU from the model's two threads (measured with benchmark_scoring.py's `workers0` arm: on 2 cores
+    in-process decoding scored AASIST 1.6x and full-size SSL-AASIST 1.08x as fast as 1 worker); else one
+    core is left for the main process, at most 8."""
+    cores = cores or os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores - 1)
+
+
+def loader_workers(cores: int | None = None) -> int:
+    """DataLoader processes for fine-tuning (decoding, cropping, RawBoost and codec augmentation run beside
+    the training step): one core is left for the main process, at most 8."""
+    cores = cores or os.cpu_count() or 1
+    return max(0, min(8, cores - 1))

@@ -108,10 +108,10 @@ def test_fine_tuning_on_a_small_machine(tmp_path):
     import os
 
     import antispoof.training.loop as loop
-    from antispoof.scoring.core import default_workers
+    from antispoof.constants import loader_workers
 
     args = fine_tune_for.parse_args(["--data", str(tmp_path), "--out-dir", str(tmp_path / "run")])
-    assert args.workers == default_workers() == max(0, min(8, (os.cpu_count() or 1) - 1))
+    assert args.workers == loader_workers() == max(0, min(8, (os.cpu_count() or 1) - 1))
     assert loop.dropped_note(240, 238, 14)[0].startswith("  each epoch trains on 238 of the 240 training")
     assert loop.dropped_note(240, 240, 14) == []
     eta = loop.run_eta(per_epoch_s=120, epochs_left=3, test_s=30)
@@ -121,3 +121,14 @@ def test_fine_tuning_on_a_small_machine(tmp_path):
         assert run.settings.quiet
     finally:
         run.finish()
+
+
+def test_scoring_decodes_in_process_on_two_cores():
+    # Seen failing: 1 decoding process on 2 cores took CPU from the model (benchmark_scoring.py's workers0
+    # arm: AASIST 1.6x, SSL-AASIST 1.08x as fast without it); TrainConfig defaulted to 4 loader workers.
+    from antispoof.constants import default_workers, loader_workers
+    from antispoof.training.config import TrainConfig
+
+    assert [default_workers(cores) for cores in (1, 2, 3, 4, 16)] == [0, 0, 2, 3, 8]
+    assert [loader_workers(cores) for cores in (1, 2, 3, 16)] == [0, 1, 2, 8]
+    assert TrainConfig(data="x").workers == loader_workers()

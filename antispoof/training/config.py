@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from antispoof.constants import loader_workers
+
 # Presets for settings the user did not give (fine_tune_for.py --recipe).
 RECIPES = {
     # The original FoR fine-tuning run: 5 epochs of plain cross-entropy at lr 5e-5.
@@ -59,7 +61,7 @@ class TrainConfig:
     augment: list[str] | None = None  # channel augmentation families (training.augment.AUGMENT_FAMILIES)
     augment_prob: float = 0.5  # share of clips --augment changes
     device: str = "auto"
-    workers: int = 4
+    workers: int = field(default_factory=loader_workers)  # DataLoader processes: what the machine has
     amp: str = "auto"
     seed: int = 1234
     wandb: str = "auto"  # auto | online | offline | disabled
