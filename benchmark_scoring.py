@@ -12,7 +12,8 @@ batch scored), then timed in turn, --rounds times (naive, pipeline, variants, pe
 - pipeline: `score_items` as evaluate_custom.py runs it with these flags (DataLoader decoding workers,
   batches of --batch-size, --backend, --amp, --compile);
 - each of --variants: the pipeline with another backend or precision: `torch` (PyTorch fp32), `torch-bf16`
-  (bf16 autocast), `onnx` (onnxruntime fp32), `onnx-int8` (onnxruntime, int8 MatMul weights);
+  (bf16 autocast), `onnx` (onnxruntime fp32), `onnx-int8` (onnxruntime, int8 MatMul weights), `workers0`
+  (the pipeline's backend and precision, decoding in the scoring process instead of --workers processes);
 - peak: (2048 x 2048) matmuls in fp32 and bf16, the machine's practical peak, measured under the same load.
 Each row gives files/s and the speed-up over the naive loop of the same round (median [min-max] over the
 rounds), the FLOP rate it reaches (FLOPs per clip from torch's FLOP counter on one clip) as a fraction of the
@@ -55,11 +56,12 @@ from antispoof.scoring.onnx_backend import OnnxDetector, resolve_backend, scorin
 from antispoof.utils import pick_device
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "sample"  # ships with the repository
-VARIANTS = {  # name -> (backend, amp)
-    "torch": ("torch", "fp32"),
-    "torch-bf16": ("torch", "bf16"),
-    "onnx": ("onnx", "fp32"),
-    "onnx-int8": ("onnx-int8", "fp32"),
+VARIANTS = {  # name -> (backend, amp, decoding workers); None: the pipeline's own
+    "torch": ("torch", "fp32", None),
+    "torch-bf16": ("torch", "bf16", None),
+    "onnx": ("onnx", "fp32", None),
+    "onnx-int8": ("onnx-int8", "fp32", None),
+    "workers0": (None, None, 0),  # the pipeline, decoding in the scoring process (no DataLoader worker)
 }
 EER_BOUND = 0.5  # points: a mode that moves EER more than this is not a default
 ONE_SHOT = ("profile", "layer-drift")  # arms run once, after the timed rounds
@@ -138,7 +140,9 @@ def arm_setup(args: argparse.Namespace):
         benchmark.naive_scores(model, paths[:1], device)  # warm-up
         info.update(batch_size=1, backend="torch", amp="fp32", setup_s=time.perf_counter() - start)
         return info, lambda: {"scores": benchmark.naive_scores(model, paths, device)}
-    backend, amp = VARIANTS.get(args.arm, (args.backend, args.amp))
+    backend, amp, workers = VARIANTS.get(args.arm, (None, None, None))
+    backend, amp = backend or args.backend, amp or args.amp
+    info["workers"] = args.workers if workers is None else workers
     info["backend"] = resolve_backend(model, backend, device, amp)  # what "auto" resolved to
     info["amp"] = amp if amp != "auto" else ("bf16" if device.type == "cuda" else "fp32")
     runner = scoring_model(model, backend, device, amp)  # the ONNX export (once per weights) happens here
@@ -147,7 +151,7 @@ def arm_setup(args: argparse.Namespace):
         # other arms stay warm beside this one. Hashing the weights to find the graph is setup, not timed.
         del model
         gc.collect()
-    opts = dict(batch_size=args.batch_size, workers=args.workers, device=device, amp=amp, backend=backend)
+    opts = dict(batch_size=args.batch_size, workers=info["workers"], device=device, amp=amp, backend=backend)
     opts.update(compile=args.compile and args.arm == "pipeline", progress=False)
     score_items(runner, [Item(p) for p in paths[: args.batch_size]], **opts)  # compile, warm-up
     info.update(batch_size=args.batch_size, setup_s=time.perf_counter() - start)
@@ -256,7 +260,7 @@ def print_table(s: dict) -> None:
     )
     for arm, r in s["rows"].items():
         name = f"{arm} (b{r['batch_size']}, {r['backend']}, {r['amp']}"
-        name += ", librosa.load)" if arm == "naive" else f", {s['workers']} workers)"
+        name += ", librosa.load)" if arm == "naive" else f", {r['workers']} workers)"
         f, x = r["files_per_s"], r["speedup"]
         frac = "n/a" if r["fraction_of_peak"] is None else f"{100 * r['fraction_of_peak']:.0f} %"
         deer = "" if r["eer_change_points"] is None else f"{r['eer_change_points']:+.2f}"

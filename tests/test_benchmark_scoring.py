@@ -18,12 +18,14 @@ def test_arms_run_interleaved_in_warm_processes(tiny_checkpoint, audio_dir, caps
     )  # arms on one thread each: less CPU spent waiting on a busy CPU
     args = B.parse_args(
         ["--checkpoint", str(tiny_checkpoint), "--data", str(audio_dir / "sample_custom"), "--files", "2",
-         "--batch-size", "2", "--workers", "0", "--peak-seconds", "0.02"]
+         "--batch-size", "2", "--workers", "1", "--variants", "workers0", "--peak-seconds", "0.02"]
     )  # fmt: skip
     s = B.main(args)
 
     assert s["rounds"] == 3 and len(s["load"]) == 3 and s["files"] == 2
-    assert list(s["rows"]) == ["naive", "pipeline"]
+    assert list(s["rows"]) == ["naive", "pipeline", "workers0"]
+    assert (s["rows"]["pipeline"]["workers"], s["rows"]["workers0"]["workers"]) == (1, 0)
+    assert s["rows"]["workers0"]["max_abs_score_diff"] < 1e-2  # the same scores, decoded in-process
     naive, pipeline = s["rows"]["naive"], s["rows"]["pipeline"]
     assert naive["speedup"] == {"median": 1.0, "min": 1.0, "max": 1.0, "n": 3}
     assert pipeline["backend"] == "torch" and pipeline["amp"] == "fp32"  # auto, for SSL-AASIST on a CPU
@@ -35,7 +37,7 @@ def test_arms_run_interleaved_in_warm_processes(tiny_checkpoint, audio_dir, caps
     # the same clips (real and fake ones) and the same weights: the same scores, batched or not
     assert pipeline["max_abs_score_diff"] < 1e-2 and pipeline["eer_change_points"] is not None
     out = capsys.readouterr().out
-    assert "GFLOP per clip" in out and "before->after each round" in out
+    assert "GFLOP per clip" in out and "before->after each round" in out and "fp32, 0 workers)" in out
     assert "positive = real, higher score = more real" in out
 
 
