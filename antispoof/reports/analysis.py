@@ -182,9 +182,8 @@ class Run:
         except (OSError, ValueError, KeyError, TypeError):  # a run killed before robustness.json
             op, described, result = ASVSPOOF5, None, {}
         metrics = metrics_from_rows(self.all_rows, op=op)
-        metrics.update(
-            checkpoint=result.get("checkpoint"), condition=self.condition, condition_text=described
-        )
+        metrics.update(checkpoint=result.get("checkpoint"), data=result.get("data"))
+        metrics.update(condition=self.condition, condition_text=described)
         return metrics
 
     def verdict_real(self) -> np.ndarray:

@@ -468,6 +468,9 @@ def num(v, spec: str) -> str:
 def summary(run: an.Run, found: dict) -> str:
     """What is printed: the headline, loud confound warnings, the diagnosis, where the report is."""
     lines = [line.replace("**", "") for line in found["headline"]]
+    if run.condition:
+        note = f"Condition {run.condition} of a stress-test run: scores of the conditioned audio; "
+        lines.insert(0, note + "the audio attributes below are the original files'")
     warnings = [
         f"CONFOUND WARNING ({c['title']}): {c['message']}" for c in found["confounds"] if c.get("message")
     ]
