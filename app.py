@@ -380,7 +380,8 @@ def build_app(
             + (", even odds" if detector.fake_prior == 0.5 else "")
             + "). A detector can be wrong: read what it says about itself below the answer.\n\n"
             + (
-                f"Detector selected: **{default}**, {public_message(why, detector)}."
+                f"Detector at start: **{default}**, {public_message(why, detector)}; the Detector list "
+                "picks another, and each answer names the detector that gave it."
                 if default and why
                 else ""
             ),

@@ -187,7 +187,7 @@ def spliced_clip(audio_dir, tmp_path_factory) -> tuple[Path, float]:
 def test_page_offers_the_given_checkpoint_and_those_in_pretrained(page):
     expect(page.locator("#checkpoint input")).to_have_value("AASIST.pth")  # --checkpoint comes first
     expect(page.locator("#status")).to_contain_text("Upload or record")
-    expect(page.locator("#intro")).to_contain_text("Detector selected: AASIST.pth, given with --checkpoint")
+    expect(page.locator("#intro")).to_contain_text("Detector at start: AASIST.pth, given with --checkpoint")
     expect(page.locator("#intro")).to_contain_text("P(fake) = 0.5, even odds")
     page.locator("#checkpoint input").click()
     options = page.get_by_role("option")  # their text starts with a check-mark glyph (shown when selected)
