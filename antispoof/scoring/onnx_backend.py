@@ -36,8 +36,8 @@ from antispoof.networks import REFERENCE_HEAD
 OPSET = 17
 # `--backend auto` runs these architectures in onnxruntime on a CPU because there it measured faster than
 # PyTorch fp32 in the same benchmark_scoring.py run (README, Performance): AASIST and AASIST-L, exported in
-# seconds. Full-size SSL-AASIST also measured faster in onnxruntime fp32 (1.4x PyTorch's batch-4 pipeline,
-# 1.2x the naive loop, on a 2-core Xeon), but its one-off export takes minutes and ~6 GB, more than a short
+# seconds. Full-size SSL-AASIST also measured faster in onnxruntime fp32 (1.45x PyTorch's batch-4 pipeline,
+# 1.22x the naive loop, on a 2-core Xeon), but its one-off export takes ~30 s and 6.5 GB, more than a short
 # run saves: opt-in (`--backend onnx`). Families not measured (AntiDeepfake, SLS, ...) stay on PyTorch.
 # Add an architecture only with a measurement.
 ONNX_FASTER_ON_CPU = ("aasist",)
@@ -256,9 +256,10 @@ def resolve_backend(model: nn.Module, backend: str, device: torch.device, amp: s
 def scoring_model(model: nn.Module, backend: str, device: torch.device, amp: str = "auto") -> nn.Module:
     """What scoring runs: the PyTorch model, or an onnxruntime session of it (`backend` onnx / onnx-int8).
 
-    "auto" picks onnxruntime on a CPU for AASIST in fp32 (the same scores within 1e-5, about 2.6x faster on 2
-    cores) and PyTorch otherwise: the full-size SSL-AASIST takes minutes to export and its int8 variant
-    changes scores, so both are opt-in there (`--backend onnx`, `--backend onnx-int8`).
+    "auto" picks onnxruntime on a CPU for AASIST in fp32 (the same scores within 1e-5, about 4x PyTorch's
+    batched pipeline on 2 cores) and PyTorch otherwise: full-size SSL-AASIST gains 1.45x in onnxruntime
+    but its one-off export takes ~30 s and 6.5 GB, and int8 changes scores, so both are opt-in there
+    (`--backend onnx`, `--backend onnx-int8`; README, Performance).
     """
     if isinstance(model, OnnxDetector):
         return model
