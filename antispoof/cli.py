@@ -150,11 +150,12 @@ def add_compute(
     """--device, --batch-size, --workers, --amp and, unless `seed` is None (nothing random), --seed."""
     add_device(p)
     p.add_argument("--batch-size", type=int, default=batch_size_default, help=batch_size_help)
+    rule = "on <= 2 cores none (they would take CPU from the model), else " if workers is None else ""
     p.add_argument(
         "--workers",
         type=int,
         default=default_workers() if workers is None else workers,
-        help="audio decoding processes (0 = decode in the main process)",
+        help=f"audio decoding processes (0 = in the main process); {rule}one per core but one, at most 8",
     )
     p.add_argument(
         "--amp", default="auto", choices=AMP_CHOICES, help="autocast: auto = bf16 on CUDA, none elsewhere"
