@@ -3,12 +3,12 @@
     rows = score_items(model, items, out_csv="run/scores.csv")  # any items; labels may be None
     metrics = evaluate(model, items, "run")  # labelled items: scores.csv, metrics.json, plots
 
-Pipeline: a `torch.utils.data.DataLoader` decodes files in worker processes (`audio.load_audio`), the main
-process runs batches through the model (bf16 autocast on CUDA, fp32 on CPU unless asked, optional
-`torch.compile`), and every finished batch is appended to scores.csv (scorefile.py) and flushed, so an
-interrupted run keeps what it scored and `resume=True` scores only the rest. Under `torchrun` the files are
-sharded across ranks and rank 0 gathers each round of batches and writes the file (nothing scored twice,
-nothing lost).
+Pipeline: a `torch.utils.data.DataLoader` decodes files (`audio.load_audio`; in worker processes, or in
+the main process with workers=0, the default on <= 2 cores), the main process runs batches through the
+model (bf16 autocast on CUDA, fp32 on CPU unless asked, optional `torch.compile`), and every finished batch
+is appended to scores.csv (scorefile.py) and flushed, so an interrupted run keeps what it scored and
+`resume=True` scores only the rest. Under `torchrun` the files are sharded across ranks and rank 0 gathers
+each round of batches and writes the file (nothing scored twice, nothing lost).
 
 What the model sees per file is its input policy (`model.InputPolicy`): the model's own `default_policy`
 unless the caller passes another (`policy_for(model, window=True)` for the scripts' --window):
@@ -30,6 +30,11 @@ softmax(logits)[:, FAKE_INDEX] for every model. Every row, scores.csv and metric
 (`InputPolicy.describe()`) and the score kind. `status` is "ok" or the reason the file was skipped. The
 verdict rule that score.py and app.py apply is in decision.py; `evaluate` (scores.csv -> metrics.json) in
 evaluate.py.
+
+Memory of `score_items`: a step holds `batch_size` files; at most (2 * workers + 1) steps are in flight. Under
+"head" a file is n_samples (258 kB); under "windows" up to 2 x `policy.max_seconds` of float32 audio (50 %
+overlap); under "whole" up to `policy.max_seconds`, and the model's attention over the whole file grows with
+the square of its length, so lower --max-duration, --batch-size or --workers for long files.
 """
 
 from __future__ import annotations
@@ -246,12 +251,7 @@ def score_items(
     `onnx_backend.scoring_model`). `desc`: the progress bar's label. Under torchrun, call it on every rank
     with the same items: rank 0 returns all rows and writes the CSV, other ranks return [].
     `decoded`: {path: `load_audio(path, return_info=True)`} of files the caller has decoded already (with a
-    `max_duration` at least the policy's), used instead of decoding them again.
-
-    Memory: a step holds `batch_size` files; at most (2 * workers + 1) steps are in flight. Under "head" a
-    file is n_samples (258 kB); under "windows" up to 2 x `policy.max_seconds` of float32 audio (50 %
-    overlap); under "whole" up to `policy.max_seconds`, and the model's attention over the whole file grows
-    with the square of its length, so lower --max-duration, --batch-size or --workers for long files.
+    `max_duration` at least the policy's), used instead of decoding them again. Memory: module docstring.
     """
     items = checked_items(items, batch_size, amp)
     paths = [i.path for i in items]
