@@ -21,8 +21,9 @@ A script may give a flag another default, never another meaning. Where defaults 
   evaluation, where only the decoding workers draw random numbers and no score depends on them.
 - --wandb: auto in fine_tune_for.py (its result is a curve over epochs); disabled in evaluation (its result
   is one line and metrics.json).
-- --workers: 4 in fine_tune_for.py (training clips are decoded and augmented on the fly); one per core
-  less one elsewhere.
+- --workers: one per core but one (at most 8) in fine_tune_for.py, where training clips are decoded and
+  augmented on the fly; the same for scoring, except none on machines of 2 cores or fewer, where a decoding
+  process took CPU from the model (constants.default_workers).
 
 This module imports no torch (choices come from antispoof.constants), so every --help stays fast.
 """

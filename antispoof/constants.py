@@ -18,7 +18,7 @@ def default_workers(cores: int | None = None) -> int:
     in-process decoding scored AASIST 1.6x and full-size SSL-AASIST 1.08x as fast as 1 worker); else one
     core is left for the main process, at most 8."""
     cores = cores or os.cpu_count() or 1
-    return 0 if cores <= 2 else min(8, cores - 1)
+    return 0 if cores <= 2 else loader_workers(cores)
 
 
 def loader_workers(cores: int | None = None) -> int:

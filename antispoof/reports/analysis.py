@@ -10,7 +10,6 @@ the run's EER threshold (thresholds.py: one comparison everywhere).
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -82,29 +81,26 @@ def checkpoint_label(checkpoint: str | None) -> str:
     return path.name
 
 
-def stress_conditions(folder: str | os.PathLike) -> list[str]:
-    """The conditions of a stress-test run (stress.py: scores.csv has a condition column), in order; [] for
-    an evaluation run."""
-    rows = read_scores(Path(folder) / "scores.csv") if (Path(folder) / "scores.csv").is_file() else []
-    return list(dict.fromkeys(r["condition"] for r in rows if r.get("condition")))
-
-
 class Run:
     """A run folder: its scored rows (status ok), metrics.json, and the operating threshold.
 
     A stress-test run (stress.py) is analysed one condition at a time: `condition` picks its rows, and the
     metrics are computed from them as robustness.json's are (its operating point, calibration held fixed);
-    the report then goes to RUN/analysis_<condition>/ (RUN/report.md is the robustness report)."""
+    the report then goes to RUN/analysis_<condition>/ (RUN/report.md is the robustness report).
+    `clean_if_stress`: read a stress run through its clean condition when no `condition` is given (the
+    earlier run of a comparison); an evaluation run is read as it is."""
 
-    def __init__(self, folder: Path, condition: str | None = None):
+    def __init__(self, folder: Path, condition: str | None = None, *, clean_if_stress: bool = False):
         self.folder = self.out_dir = Path(folder)
         if not (self.folder / "scores.csv").is_file():
             raise FileNotFoundError(
                 f"{self.folder / 'scores.csv'} not found: run evaluate_custom.py --out-dir {folder} first"
             )
         self.all_rows = read_scores(self.folder / "scores.csv")
-        self.condition = condition
         conditions = list(dict.fromkeys(r["condition"] for r in self.all_rows if r.get("condition")))
+        if conditions and condition is None and clean_if_stress:
+            condition = "clean"
+        self.condition = condition
         if conditions:
             self.all_rows = self.condition_rows(conditions, condition)
             self.out_dir = self.folder / f"analysis_{condition}"

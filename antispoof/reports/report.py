@@ -41,9 +41,7 @@ def write_report(
     compared through its clean condition). FileNotFoundError / ValueError (a damaged metrics.json or
     scores.csv, a run without AUC/EER) when the run cannot be reported on."""
     run = an.Run(run_dir, condition)
-    before = None
-    if compare is not None:
-        before = an.Run(compare, "clean" if an.stress_conditions(compare) else None)
+    before = an.Run(compare, clean_if_stress=True) if compare is not None else None
     if run.metrics.get("auc") is None or run.threshold is None:
         raise ValueError(f"{run.folder}/metrics.json has no AUC/EER (it needs scored real and fake files)")
     paths = [r["path"] for r in run.rows] + ([r["path"] for r in before.rows] if before else [])

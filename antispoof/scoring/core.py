@@ -56,7 +56,7 @@ import antispoof.distributed as dist
 from antispoof.audio.datasets import Item
 from antispoof.audio.decode import SAMPLE_RATE, AudioError, AudioInfo, is_silent, load_audio, pad_or_crop
 from antispoof.audio.decode import windows as cut_windows
-from antispoof.constants import AMP_CHOICES, default_workers  # noqa: F401 (AMP_CHOICES: re-exported)
+from antispoof.constants import AMP_CHOICES, default_workers
 from antispoof.networks import FAKE_INDEX, REAL_INDEX, REFERENCE_HEAD, InputPolicy
 from antispoof.scoring.onnx_backend import scoring_model
 from antispoof.scoring.scorefile import ScoreWriter
