@@ -79,16 +79,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cli.add_compute(p)
     cli.add_backend(p)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
-    p.add_argument(
-        "--limit", type=int, default=None, help="only N files, spread over the dataset (smoke runs)"
-    )
+    cli.add_limit(p)
     cli.add_operating_point(p)
     p.add_argument(
         "--no-calibration",
         action="store_true",
         help="ignore the checkpoint's calibration: fit one on the clean condition instead",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out-dir")
+    cli.add_overwrite(p)
     p.add_argument(
         "--compare",
         nargs=2,
