@@ -17,6 +17,7 @@ import torch
 from torch.testing import assert_close
 
 import antispoof.checkpoints.files as C
+import antispoof.checkpoints.reading as reading
 import antispoof.networks as M
 import export
 import score
@@ -382,7 +383,7 @@ def test_safetensors_export_loads_everywhere_a_checkpoint_is_read(golden, aasist
         assert_close(loaded(aasist_io[0][:1]), aasist_io[1]["AASIST-L"]["logits"][:1], **TOL)
 
     # Without metadata, the JSON beside the file describes it; a bare state dict is detected as usual.
-    tensors, _ = C.read_safetensors(path)
+    tensors, _ = reading.read_safetensors(path)
     from safetensors.torch import save_file
 
     save_file(tensors, tmp_path / "export" / "bare.safetensors")

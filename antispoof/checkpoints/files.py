@@ -27,12 +27,7 @@ import torch
 from torch import Tensor, nn
 
 import antispoof.utils as utils
-from antispoof.checkpoints.reading import (  # noqa: F401 (read_safetensors: re-exported)
-    EXPECTED,
-    PROJECT_FORMAT,
-    read_checkpoint,
-    read_safetensors,
-)
+from antispoof.checkpoints.reading import EXPECTED, PROJECT_FORMAT, read_checkpoint
 from antispoof.checkpoints.registry import REGISTRY, resolve_checkpoint
 from antispoof.networks import ARCHS, FAMILIES, NETWORKS, canonical_arch, config_for, detect
 from antispoof.networks.common import build_and_load, describe, short_list
