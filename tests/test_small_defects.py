@@ -82,6 +82,20 @@ def test_export_with_malformed_model_config_says_so(golden, tmp_path):
         export.main(export.parse_args(argv))
 
 
+def test_fine_tuning_with_malformed_model_config_says_so(audio_dir, tmp_path):
+    # Seen failing: json.JSONDecodeError traceback (training parsed --model-config with its own json.loads).
+    sample = audio_dir / "sample_custom"
+    for split in ("training", "validation", "testing"):
+        for label in ("real", "fake"):
+            (tmp_path / "for" / split / label).mkdir(parents=True)
+            src = sorted((sample / label).iterdir())[0]
+            (tmp_path / "for" / split / label / src.name).symlink_to(src)
+    argv = ["--data", str(tmp_path / "for"), "--out-dir", str(tmp_path / "run"), "--checkpoint", "aasist",
+            "--model-config", "{bad", "--wandb", "disabled"]  # fmt: skip
+    with pytest.raises(SystemExit, match="--model-config '{bad' is neither a JSON object nor a JSON file"):
+        fine_tune_for.main(fine_tune_for.parse_args(argv))
+
+
 def test_a_list_on_stdin_keeps_names_as_find_writes_them(tmp_path, monkeypatch):
     # Seen failing: '#1.wav' was read as a comment and ' spaced.wav' lost its leading space.
     for name in ("#1.wav", " spaced.wav", "plain.wav"):

@@ -22,7 +22,6 @@ Label convention (networks): index 1 = real (bona fide), index 0 = fake (spoof).
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -41,10 +40,15 @@ import antispoof.evaluation.metric_table as metric_table
 import antispoof.reports.plots as plots
 import antispoof.runs as runs
 import antispoof.utils as utils
-from antispoof.checkpoints.files import load_model_or_exit, model_from_checkpoint, read_checkpoint
+from antispoof.checkpoints.files import (
+    load_model_or_exit,
+    model_from_checkpoint,
+    parse_model_config,
+    read_checkpoint,
+)
 from antispoof.networks import FAKE_INDEX, REAL_INDEX
 from antispoof.scoring.setup import Scorer
-from antispoof.training.config import RECIPES, TrainConfig, settings_text  # noqa: F401 (RECIPES: re-exported)
+from antispoof.training.config import TrainConfig, settings_text
 from antispoof.training.data import build_loaders, check_label_convention, load_split
 from antispoof.training.state import (
     History,
@@ -73,10 +77,10 @@ def load_initial_model(config: TrainConfig, source: str | Path) -> tuple[nn.Modu
     """(model, info, training state): from --checkpoint for a new run (empty state), or from the run's own
     last.pt for --resume (its weights and its "training" state, read once). --model-config overrides apply,
     then --freeze-frontend / --gradient-checkpointing."""
-    overrides = None
-    if config.model_config:
-        text = config.model_config
-        overrides = json.loads(Path(text).read_text() if Path(text).is_file() else text)
+    try:
+        overrides = parse_model_config(config.model_config)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     if config.resume:
         try:
             contents = read_checkpoint(source)
